@@ -1,0 +1,119 @@
+"""Catalog tables. Keys are ULIDs (time-ordered strings); times are UTC."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Column, LargeBinary, String, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+from ulid import ULID
+
+from pipeline.catalog.types import BigInt, UTCDateTime, utcnow
+
+
+def new_id() -> str:
+    return str(ULID())
+
+
+class SightingStatus:
+    PENDING = "pending"
+    STORED = "stored"
+    DUPLICATE = "duplicate"
+    FAILED = "failed"
+    IGNORED = "ignored"
+    FINAL = (STORED, DUPLICATE, FAILED, IGNORED)
+
+
+class Disposition:
+    PENDING = "pending"
+    MOVED = "moved"
+    DELETED = "deleted"
+    KEPT = "kept"
+    QUARANTINED = "quarantined"
+    GONE = "gone"
+
+
+class Dock(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=255)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Item(SQLModel, table=True):
+    """One piece of evidence: one unique content, however often it arrived."""
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=26)
+    sha256: str = Field(max_length=64, unique=True, index=True)
+    size: int = Field(sa_type=BigInt)
+    digests: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    original_name: str = Field(sa_type=Text)
+    original_name_raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    media_kind: str = Field(max_length=16)
+    dock_id: str = Field(foreign_key="dock.id", max_length=255, index=True)
+    status: str = Field(default="stored", max_length=32, index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    fixity_status: str | None = Field(default=None, max_length=16)
+    fixity_checked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Sighting(SQLModel, table=True):
+    """One arrival of a file at a dock (or from the command line). Duplicates add sightings."""
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=26)
+    dock_id: str = Field(foreign_key="dock.id", max_length=255, index=True)
+    source_path: str = Field(sa_type=Text)
+    source_path_raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    path_key: str = Field(max_length=64, index=True)  # sha256 of the raw path
+    size: int = Field(sa_type=BigInt)
+    mtime_ns: int = Field(sa_type=BigInt)
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    status: str = Field(default=SightingStatus.PENDING, max_length=16, index=True)
+    item_id: str | None = Field(default=None, foreign_key="item.id", max_length=26, index=True)
+    error: str | None = Field(default=None, sa_type=Text)
+    disposition: str = Field(default=Disposition.PENDING, max_length=16, index=True)
+    disposed_path: str | None = Field(default=None, sa_type=Text)
+    source_policy: str = Field(default="move", max_length=8)
+    # sha256 of the source path while the sighting is open; unique, so one path is never taken twice.
+    active_key: str | None = Field(default=None, sa_column=Column(String(64), unique=True, nullable=True))
+    lease_owner: str | None = Field(default=None, max_length=255)
+    lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    queued_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    attempts: int = 0
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class StageRun(SQLModel, table=True):
+    """Status of one processing stage for one item; the reconciler reads these."""
+
+    __table_args__ = (UniqueConstraint("item_id", "stage"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigInt)
+    item_id: str = Field(foreign_key="item.id", max_length=26, index=True)
+    stage: str = Field(max_length=32)
+    status: str = Field(max_length=16, index=True)
+    attempts: int = 0
+    error: str | None = Field(default=None, sa_type=Text)
+    tool: str | None = Field(default=None, max_length=255)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class CustodyEvent(SQLModel, table=True):
+    """Append-only, hash-chained. ``prev_hash`` is unique, so the chain can never fork."""
+
+    seq: int | None = Field(default=None, primary_key=True, sa_type=BigInt)
+    at: datetime = Field(sa_type=UTCDateTime, index=True)
+    actor: str = Field(max_length=255)
+    action: str = Field(max_length=64, index=True)
+    target: str = Field(max_length=255, index=True)
+    tool: str | None = Field(default=None, max_length=255)
+    details: str = Field(sa_type=Text)
+    prev_hash: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
+    hash: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
+
+
+class FixityCheck(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigInt)
+    item_id: str = Field(foreign_key="item.id", max_length=26, index=True)
+    checked_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    outcome: str = Field(max_length=16)
+    found_sha256: str | None = Field(default=None, max_length=64)
+    error: str | None = Field(default=None, sa_type=Text)

@@ -1,0 +1,1 @@
+"""Getting files in: the watcher, intake (copy + hash + catalogue) and source disposal."""

@@ -1,0 +1,598 @@
+"""Intake: copy each arrived file once into the store while hashing it, catalogue it, and only then
+move or delete the source.
+
+Every arrival is first a *sighting* row (written by the watcher or the ``ingest`` command). Intake
+works on sighting IDs and is idempotent: a sighting that is finished is reported as it is, one that
+another worker holds (its lease is alive) is left alone, and one whose worker died (lease ran out) is
+taken over. The order of durable steps is what keeps evidence safe:
+
+1. the stored copy is written, read back and compared, and flushed to disk;
+2. the item and the sighting are committed to the catalog, with their custody events, and the
+   planned destination of the source is recorded;
+3. the source is moved to ``processed/<dock>/`` (or deleted, or kept, by policy) and that is recorded.
+
+A crash between any two steps leaves a state the next attempt finishes without loss or duplication.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from pipeline import __version__
+from pipeline.catalog.db import session_scope
+from pipeline.catalog.models import Disposition, Dock, Item, Sighting, SightingStatus, StageRun
+from pipeline.catalog.types import utcnow
+from pipeline.custody import CustodyLog
+from pipeline.errors import IntakeError, PipelineError, SourceChangedError
+from pipeline.ingest.kinds import guess_kind
+from pipeline.ingest.names import path_key, readable
+from pipeline.storage.base import ObjectStore, StoredObject
+
+TOOL = f"evidence-pipeline {__version__}"
+BATCH_WORKERS = 2
+
+
+@dataclass(frozen=True)
+class IntakeContext:
+    """Everything intake needs; built once from the settings by the caller."""
+
+    engine: Engine
+    store: ObjectStore
+    actor: str
+    inbox_dir: Path
+    processed_dir: Path
+    quarantine_dir: Path
+    algorithms: tuple[str, ...] = ()
+    lease_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """A file seen at a dock (or named on the command line), before it has a sighting."""
+
+    path: bytes
+    dock: str
+    policy: str  # move | delete | keep
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    sighting: str | None
+    path: str
+    dock: str
+    status: str  # stored | duplicate | ignored | failed | pending | busy
+    item: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+    error: str | None = None
+    disposition: str | None = None
+    disposed_path: str | None = None
+
+    def as_json(self) -> dict[str, object]:
+        data: dict[str, object] = {
+            "path": self.path,
+            "dock": self.dock,
+            "sighting": self.sighting,
+            "item": self.item,
+            "sha256": self.sha256,
+            "size": self.size,
+            "status": self.status,
+            "disposition": self.disposition,
+        }
+        if self.disposed_path:
+            data["disposed_path"] = self.disposed_path
+        if self.error:
+            data["error"] = self.error
+        return data
+
+
+# --------------------------------------------------------------------------------------------------
+# Sightings
+
+
+def ensure_docks(session: Session, docks: Iterable[str]) -> None:
+    wanted = set(docks)
+    known = set(session.exec(select(Dock.id).where(col(Dock.id).in_(wanted))).all())
+    for dock in sorted(wanted - known):
+        session.add(Dock(id=dock))
+    session.flush()
+
+
+def open_sightings(
+    ctx: IntakeContext, arrivals: Sequence[Arrival], *, skip_seen: bool = False
+) -> list[Sighting | None]:
+    """Record arrivals as pending sightings, one transaction for the lot.
+
+    A path that already has an open sighting (being taken in, or its source not yet disposed of)
+    gets ``None``: the same file is never taken twice at once. With ``skip_seen`` (the watcher), so
+    does a file already taken in from the same path with the same size and mtime (a dock whose
+    policy keeps sources, or a source whose move was cut short).
+    """
+    if not arrivals:
+        return []
+    for attempt in range(3):
+        try:
+            with session_scope(ctx.engine) as session:
+                return _open_sightings(session, ctx, arrivals, skip_seen)
+        except IntegrityError:
+            # Another process opened one of these paths in between; look again.
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _open_sightings(
+    session: Session, ctx: IntakeContext, arrivals: Sequence[Arrival], skip_seen: bool
+) -> list[Sighting | None]:
+    keys = [path_key(arrival.path) for arrival in arrivals]
+    taken = set(session.exec(select(Sighting.active_key).where(col(Sighting.active_key).in_(keys))).all())
+    seen: set[tuple[str, int, int]] = set()
+    if skip_seen:
+        rows = session.exec(
+            select(Sighting.path_key, Sighting.size, Sighting.mtime_ns).where(
+                col(Sighting.path_key).in_(keys),
+                col(Sighting.status).in_([SightingStatus.STORED, SightingStatus.DUPLICATE]),
+            )
+        ).all()
+        seen = {(key, size, mtime) for key, size, mtime in rows}
+    ensure_docks(session, (arrival.dock for arrival in arrivals))
+    log = CustodyLog(session, ctx.actor)
+    out: list[Sighting | None] = []
+    for arrival, key in zip(arrivals, keys, strict=True):
+        if key in taken:
+            out.append(None)
+            continue
+        try:
+            st = os.lstat(arrival.path)
+            size, mtime_ns = st.st_size, st.st_mtime_ns
+        except OSError:
+            size, mtime_ns = 0, 0  # vanished already: intake reports it
+        if (key, size, mtime_ns) in seen:
+            out.append(None)
+            continue
+        taken.add(key)
+        sighting = Sighting(
+            dock_id=arrival.dock,
+            source_path=readable(arrival.path),
+            source_path_raw=arrival.path,
+            path_key=key,
+            size=size,
+            mtime_ns=mtime_ns,
+            source_policy=arrival.policy,
+            active_key=key,
+        )
+        session.add(sighting)
+        session.flush()
+        log.record(
+            "received",
+            f"sighting:{sighting.id}",
+            {"dock": arrival.dock, "path": sighting.source_path, "size": size},
+            tool=TOOL,
+        )
+        out.append(sighting)
+    return out
+
+
+def mark_queued(engine: Engine, sighting_ids: Sequence[str]) -> None:
+    with session_scope(engine) as session:
+        now = utcnow()
+        for sighting in session.exec(select(Sighting).where(col(Sighting.id).in_(sighting_ids))).all():
+            sighting.queued_at = now
+            session.add(sighting)
+
+
+# --------------------------------------------------------------------------------------------------
+# Intake
+
+
+@dataclass
+class _Work:
+    """One sighting's progress through a batch."""
+
+    id: str
+    path: bytes
+    shown: str
+    dock: str
+    policy: str
+    stored: StoredObject | None = None
+    size: int = 0
+    mtime_ns: int = 0
+    name: bytes = b""
+    failure: str | None = None
+    quarantine: bool = False
+    changed: bool = False
+    result: IntakeResult | None = None
+    disposed_to: bytes | None = None
+
+
+def intake(ctx: IntakeContext, sighting_ids: Sequence[str], *, worker: str) -> list[IntakeResult]:
+    """Take in the given sightings; returns one result per ID, in order."""
+    claimed, finished, to_dispose = _claim(ctx, sighting_ids, worker)
+    if claimed:
+        durable_each = len(claimed) == 1
+        if durable_each:
+            _copy_one(ctx, claimed[0], worker, durable=True)
+        else:
+            with ThreadPoolExecutor(BATCH_WORKERS) as pool:
+                list(pool.map(lambda work: _copy_one(ctx, work, worker, durable=False), claimed))
+            if any(work.stored for work in claimed):
+                ctx.store.sync()
+        _catalogue(ctx, claimed, worker)
+        to_dispose.extend(work for work in claimed if work.result and work.result.status != "pending")
+    _dispose(ctx, to_dispose)
+    by_id = {work.id: work.result for work in [*claimed, *to_dispose] if work.result}
+    by_id.update(finished)
+    return [by_id.get(sid) or IntakeResult(sid, "", "", "busy", error="taken over by another worker")
+            for sid in sighting_ids]
+
+
+def _result_of(sighting: Sighting, item: Item | None) -> IntakeResult:
+    return IntakeResult(
+        sighting=sighting.id,
+        path=sighting.source_path,
+        dock=sighting.dock_id,
+        status=sighting.status,
+        item=sighting.item_id,
+        sha256=item.sha256 if item else None,
+        size=item.size if item else sighting.size,
+        error=sighting.error,
+        disposition=sighting.disposition,
+        disposed_path=sighting.disposed_path,
+    )
+
+
+def _work_of(sighting: Sighting) -> _Work:
+    return _Work(
+        id=sighting.id,
+        path=sighting.source_path_raw,
+        shown=sighting.source_path,
+        dock=sighting.dock_id,
+        policy=sighting.source_policy,
+        size=sighting.size,
+        mtime_ns=sighting.mtime_ns,
+    )
+
+
+def _claim(
+    ctx: IntakeContext, sighting_ids: Sequence[str], worker: str
+) -> tuple[list[_Work], dict[str, IntakeResult], list[_Work]]:
+    claimed: list[_Work] = []
+    finished: dict[str, IntakeResult] = {}
+    to_dispose: list[_Work] = []
+    with session_scope(ctx.engine) as session:
+        now = utcnow()
+        rows = session.exec(
+            select(Sighting).where(col(Sighting.id).in_(sighting_ids)).with_for_update()
+        ).all()
+        for sighting in rows:
+            item = session.get(Item, sighting.item_id) if sighting.item_id else None
+            if sighting.status in SightingStatus.FINAL:
+                if sighting.disposition == Disposition.PENDING:
+                    work = _work_of(sighting)
+                    work.result = _result_of(sighting, item)
+                    work.disposed_to = os.fsencode(sighting.disposed_path) if sighting.disposed_path else None
+                    work.quarantine = sighting.status == SightingStatus.FAILED
+                    to_dispose.append(work)
+                else:
+                    finished[sighting.id] = _result_of(sighting, item)
+                continue
+            if sighting.lease_until and sighting.lease_owner != worker and sighting.lease_until > now:
+                finished[sighting.id] = IntakeResult(
+                    sighting.id, sighting.source_path, sighting.dock_id, "busy",
+                    error=f"being taken in by {sighting.lease_owner}",
+                )
+                continue
+            sighting.lease_owner = worker
+            sighting.lease_until = now + timedelta(seconds=ctx.lease_seconds)
+            sighting.attempts += 1
+            sighting.updated_at = now
+            session.add(sighting)
+            claimed.append(_work_of(sighting))
+    missing = set(sighting_ids) - {w.id for w in claimed} - set(finished) - {w.id for w in to_dispose}
+    for sid in missing:
+        finished[sid] = IntakeResult(sid, "", "", "failed", error=f"no sighting {sid} in the catalog")
+    return claimed, finished, to_dispose
+
+
+def _renew_lease(ctx: IntakeContext, sighting_id: str, worker: str) -> None:
+    with session_scope(ctx.engine) as session:
+        sighting = session.get(Sighting, sighting_id, with_for_update=True)
+        if sighting is None or sighting.lease_owner != worker:
+            raise IntakeError(sighting_id, "lease lost to another worker; stopping this copy")
+        sighting.lease_until = utcnow() + timedelta(seconds=ctx.lease_seconds)
+        session.add(sighting)
+
+
+def _open_source(path: bytes) -> int:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except FileNotFoundError as exc:
+        raise IntakeError(readable(path), "vanished before it could be read") from exc
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise IntakeError(readable(path), "is a symbolic link; only regular files are taken in") from exc
+        raise IntakeError(readable(path), f"cannot be read: {exc.strerror}") from exc
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise IntakeError(readable(path), "is not a regular file")
+    return fd
+
+
+def _copy_one(ctx: IntakeContext, work: _Work, worker: str, *, durable: bool) -> None:
+    """Copy one source into the store. Sets ``work.stored`` or ``work.failure``; never raises."""
+    work.name = os.path.basename(work.path)
+    try:
+        fd = _open_source(work.path)
+    except IntakeError as exc:
+        work.failure = exc.reason
+        work.quarantine = os.path.lexists(work.path)
+        return
+    try:
+        before = os.fstat(fd)
+        work.size, work.mtime_ns = before.st_size, before.st_mtime_ns
+        if before.st_size == 0:
+            work.failure = "zero-byte file: nothing was recorded, not catalogued as evidence"
+            work.quarantine = True
+            return
+        stored = ctx.store.put(
+            fd,
+            algorithms=ctx.algorithms,
+            durable=durable,
+            heartbeat=lambda _offset: _renew_lease(ctx, work.id, worker),
+        )
+        after = os.fstat(fd)
+        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns) or (
+            stored.size != before.st_size
+        ):
+            raise SourceChangedError(work.shown, "changed while it was being copied (still being written)")
+        work.stored = stored
+    except SourceChangedError:
+        work.changed = True
+    except OSError as exc:
+        work.failure = f"read failed: {exc.strerror or exc}"
+        work.quarantine = True
+    except PipelineError as exc:
+        work.failure = str(exc)
+    finally:
+        os.close(fd)
+
+
+def _catalogue(ctx: IntakeContext, batch: list[_Work], worker: str) -> None:
+    for attempt in range(3):
+        try:
+            with session_scope(ctx.engine) as session:
+                _catalogue_in(session, ctx, batch, worker)
+            return
+        except IntegrityError:
+            # Another worker catalogued the same content at the same moment: now it is a duplicate.
+            if attempt == 2:
+                raise
+
+
+def _catalogue_in(session: Session, ctx: IntakeContext, batch: list[_Work], worker: str) -> None:
+    log = CustodyLog(session, ctx.actor)
+    now = utcnow()
+    ids = [work.id for work in batch]
+    sightings = {
+        s.id: s for s in session.exec(select(Sighting).where(col(Sighting.id).in_(ids)).with_for_update()).all()
+    }
+    digests = [work.stored.sha256 for work in batch if work.stored]
+    items = {i.sha256: i for i in session.exec(select(Item).where(col(Item.sha256).in_(digests))).all()}
+    for work in batch:
+        sighting = sightings.get(work.id)
+        if sighting is None or sighting.lease_owner != worker or sighting.status != SightingStatus.PENDING:
+            work.result = None  # taken over by another worker; it reports the outcome
+            continue
+        sighting.lease_owner = None
+        sighting.lease_until = None
+        sighting.updated_at = now
+        sighting.size, sighting.mtime_ns = work.size or sighting.size, work.mtime_ns or sighting.mtime_ns
+        target = f"sighting:{sighting.id}"
+        if work.changed:
+            sighting.queued_at = None  # the reconciler queues it again once it has been quiet
+            sighting.error = "changed while being copied; will be taken in again once complete"
+            session.add(sighting)
+            log.record("intake-deferred", target, {"path": work.shown, "reason": sighting.error}, tool=TOOL)
+            work.result = _result_of(sighting, None)
+            continue
+        if work.failure is not None or work.stored is None:
+            sighting.status = SightingStatus.FAILED
+            sighting.error = work.failure or "not stored"
+            work.disposed_to = _planned(ctx, work, quarantine=True) if work.quarantine else None
+            if work.disposed_to is None:
+                gone = not os.path.lexists(work.path)
+                sighting.disposition = Disposition.GONE if gone else Disposition.KEPT
+                sighting.active_key = None
+            sighting.disposed_path = readable(work.disposed_to) if work.disposed_to else None
+            session.add(sighting)
+            log.record("intake-failed", target, {"path": work.shown, "dock": work.dock, "reason": sighting.error},
+                       tool=TOOL)
+            work.result = _result_of(sighting, None)
+            continue
+        stored = work.stored
+        item = items.get(stored.sha256)
+        if item is None:
+            name = work.name
+            item = Item(
+                sha256=stored.sha256,
+                size=stored.size,
+                digests=dict(stored.digests),
+                original_name=readable(name),
+                original_name_raw=name,
+                media_kind=guess_kind(readable(name), stored.head),
+                dock_id=work.dock,
+                created_at=now,
+            )
+            session.add(item)
+            session.flush()
+            items[item.sha256] = item
+            session.add(StageRun(item_id=item.id, stage="intake", status="done", tool=TOOL, updated_at=now))
+            sighting.status = SightingStatus.STORED
+            log.record(
+                "ingested",
+                f"item:{item.id}",
+                {
+                    "sha256": item.sha256,
+                    "size": item.size,
+                    "digests": item.digests,
+                    "original_name": item.original_name,
+                    "dock": work.dock,
+                    "source": work.shown,
+                    "sighting": sighting.id,
+                    "store": ctx.store.name,
+                    "key": stored.key,
+                    "verified": "read back and compared while copying",
+                    "worker": worker,
+                    **({"store_repaired": True} if stored.repaired else {}),
+                },
+                tool=TOOL,
+            )
+        else:
+            missing = {k: v for k, v in stored.digests.items() if k not in item.digests}
+            if missing:
+                item.digests = {**item.digests, **missing}
+                session.add(item)
+            sighting.status = SightingStatus.DUPLICATE
+            log.record(
+                "duplicate-received",
+                f"item:{item.id}",
+                {"sha256": item.sha256, "dock": work.dock, "source": work.shown, "sighting": sighting.id},
+                tool=TOOL,
+            )
+        sighting.item_id = item.id
+        sighting.error = None
+        work.disposed_to = _planned(ctx, work, quarantine=False)
+        if work.disposed_to is None:
+            sighting.disposition = Disposition.KEPT if work.policy == "keep" else Disposition.PENDING
+            if work.policy == "keep":
+                sighting.active_key = None
+        sighting.disposed_path = readable(work.disposed_to) if work.disposed_to else None
+        session.add(sighting)
+        work.result = _result_of(sighting, item)
+
+
+def _relative_to_dock(ctx: IntakeContext, path: bytes, dock: str) -> bytes:
+    dock_dir = os.path.join(os.fsencode(ctx.inbox_dir), os.fsencode(dock))
+    if path.startswith(dock_dir + b"/"):
+        return path[len(dock_dir) + 1 :]
+    return os.path.basename(path)
+
+
+def _planned(ctx: IntakeContext, work: _Work, *, quarantine: bool) -> bytes | None:
+    """Where the source goes: a path under processed/ or quarantine/, or None (delete or keep)."""
+    if quarantine:
+        if work.policy == "keep":
+            return None
+        root = ctx.quarantine_dir
+    else:
+        if work.policy != "move":
+            return None
+        root = ctx.processed_dir
+    target = os.path.join(os.fsencode(root), os.fsencode(work.dock), _relative_to_dock(ctx, work.path, work.dock))
+    if os.path.lexists(target):
+        stem, dot, suffix = os.path.basename(target).rpartition(b".")
+        unique = (stem + b"." + work.id.encode() + dot + suffix) if stem else (target + b"." + work.id.encode())
+        target = os.path.join(os.path.dirname(target), os.path.basename(unique))
+    return target
+
+
+def _dispose(ctx: IntakeContext, batch: list[_Work]) -> None:
+    """Move, delete or keep each source as its catalogued sighting says; record what happened."""
+    outcomes: dict[str, tuple[str, str | None]] = {}
+    for work in batch:
+        if work.result is None or work.result.status == "pending":
+            continue
+        if work.result.disposition not in (None, Disposition.PENDING):
+            continue
+        outcomes[work.id] = _dispose_one(work)
+    if not outcomes:
+        return
+    with session_scope(ctx.engine) as session:
+        log = CustodyLog(session, ctx.actor)
+        for sighting in session.exec(select(Sighting).where(col(Sighting.id).in_(list(outcomes)))).all():
+            disposition, note = outcomes[sighting.id]
+            if disposition == Disposition.PENDING:
+                sighting.error = note  # retried by the reconciler; the path stays claimed meanwhile
+            else:
+                sighting.disposition = disposition
+                sighting.active_key = None
+                if disposition not in (Disposition.MOVED, Disposition.QUARANTINED):
+                    sighting.disposed_path = None
+                if note:
+                    sighting.error = f"{sighting.error}; {note}" if sighting.error else note
+            sighting.updated_at = utcnow()
+            session.add(sighting)
+            log.record(
+                f"source-{disposition}",
+                f"sighting:{sighting.id}",
+                {"path": sighting.source_path, "to": sighting.disposed_path, **({"note": note} if note else {})},
+                tool=TOOL,
+            )
+    for work in batch:
+        if work.id in outcomes and work.result is not None:
+            disposition, note = outcomes[work.id]
+            kept_path = disposition in (Disposition.MOVED, Disposition.QUARANTINED)
+            work.result = replace(
+                work.result,
+                disposition=disposition,
+                disposed_path=work.result.disposed_path if kept_path else None,
+                error=f"{work.result.error}; {note}" if work.result.error and note else work.result.error or note,
+            )
+
+
+def _dispose_one(work: _Work) -> tuple[str, str | None]:
+    assert work.result is not None
+    failed = work.result.status == SightingStatus.FAILED
+    target = work.disposed_to
+    if not os.path.lexists(work.path):
+        if target is not None and os.path.lexists(target):
+            return (Disposition.QUARANTINED if failed else Disposition.MOVED), None  # done before a crash
+        return Disposition.GONE, "source no longer in place"
+    if not failed:
+        try:
+            now = os.lstat(work.path)
+        except OSError as exc:
+            return Disposition.PENDING, f"cannot check source before disposal: {exc.strerror}"
+        if work.size and (now.st_size, now.st_mtime_ns) != (work.size, work.mtime_ns):
+            return Disposition.KEPT, "source changed after it was stored; left in place for review"
+    if target is None:
+        if work.policy == "delete" and not failed:
+            try:
+                os.unlink(work.path)
+            except OSError as exc:
+                return Disposition.PENDING, f"cannot delete source: {exc.strerror}"
+            return Disposition.DELETED, None
+        return Disposition.KEPT, None
+    try:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.rename(work.path, target)
+        with contextlib.suppress(OSError):
+            _sync_dir(os.path.dirname(target))
+    except OSError as exc:
+        return Disposition.PENDING, f"cannot move source: {exc.strerror}"
+    return (Disposition.QUARANTINED if failed else Disposition.MOVED), None
+
+
+def _sync_dir(path: bytes) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def lease_expired(sighting: Sighting, now: datetime) -> bool:
+    return sighting.lease_until is None or sighting.lease_until <= now

@@ -1,0 +1,81 @@
+"""The reconciler: the catalog, not the broker, decides what still needs doing.
+
+Run at start-up and periodically. It finds sightings whose intake never started (message lost),
+whose worker died (lease ran out), or whose source still waits to be moved, and hands them back to
+the queue. Messages repeated this way are harmless: intake is idempotent.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import Engine, or_
+from sqlmodel import col, select
+
+from pipeline.catalog.db import session_scope
+from pipeline.catalog.models import Disposition, Sighting, SightingStatus
+from pipeline.catalog.types import utcnow
+from pipeline.ingest.intake import mark_queued
+from pipeline.storage.base import ObjectStore
+
+Enqueue = Callable[[Sequence[str]], None]
+
+
+@dataclass(frozen=True)
+class ReconcileReport:
+    requeued: int
+    partials_removed: int
+
+
+def due_sightings(engine: Engine, *, stale_after: float, quiet_period: float, limit: int = 5000) -> list[str]:
+    now = utcnow()
+    stale = now - timedelta(seconds=stale_after)
+    with session_scope(engine) as session:
+        rows = session.exec(
+            select(Sighting)
+            .where(
+                or_(
+                    col(Sighting.status) == SightingStatus.PENDING,
+                    col(Sighting.disposition) == Disposition.PENDING,
+                ),
+                or_(col(Sighting.lease_until).is_(None), col(Sighting.lease_until) <= now),
+                or_(col(Sighting.queued_at).is_(None), col(Sighting.queued_at) <= stale),
+            )
+            .order_by(col(Sighting.received_at))
+            .limit(limit)
+        ).all()
+    due = []
+    quiet_ns = quiet_period * 1e9
+    for sighting in rows:
+        if sighting.status == SightingStatus.PENDING:
+            # A file that changed while being copied is retried only once it has been quiet again.
+            try:
+                mtime = os.lstat(sighting.source_path_raw).st_mtime_ns
+            except OSError:
+                mtime = 0
+            if mtime and now.timestamp() * 1e9 - mtime < quiet_ns:
+                continue
+        due.append(sighting.id)
+    return due
+
+
+def reconcile(
+    engine: Engine,
+    store: ObjectStore,
+    enqueue: Enqueue,
+    *,
+    stale_after: float,
+    quiet_period: float,
+    lease_seconds: float,
+    batch: int = 64,
+) -> ReconcileReport:
+    due = due_sightings(engine, stale_after=stale_after, quiet_period=quiet_period)
+    for start in range(0, len(due), batch):
+        chunk = due[start : start + batch]
+        enqueue(chunk)  # a broker outage raises here and the sightings stay due
+        mark_queued(engine, chunk)
+    removed = store.remove_partials(older_than=max(lease_seconds * 2, 60.0))
+    return ReconcileReport(len(due), removed)

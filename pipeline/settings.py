@@ -1,0 +1,136 @@
+"""One settings object for the CLI, the workers, the watcher and the web alike.
+
+Defaults live in ``config/settings.toml`` (data, not code); ``EVIDENCE_*`` environment variables
+override them. ``EVIDENCE_CONFIG`` names another defaults file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "config" / "settings.toml"
+
+SourcePolicy = Literal["move", "delete", "keep"]
+
+
+def _defaults_file() -> Path:
+    return Path(os.environ.get("EVIDENCE_CONFIG", DEFAULTS_FILE))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EVIDENCE_", extra="ignore", frozen=True)
+
+    environment: Literal["development", "production"] = "development"
+    home: Path = Path("evidence-data")
+    database_url: str = ""
+    broker_url: str = ""
+    queue_prefix: str = "evidence"
+    source_policy: SourcePolicy = "move"
+    external_source_policy: SourcePolicy = "keep"
+    extra_digests: list[str] = Field(default_factory=list)
+    quiet_period: float = Field(5.0, ge=0)
+    rescan_interval: float = Field(60.0, gt=0)
+    watch_polling: bool = False
+    poll_interval: float = Field(2.0, gt=0)
+    ignore_patterns: list[str] = Field(default_factory=list)
+    lease_seconds: float = Field(60.0, gt=0)
+    stale_after: float = Field(300.0, gt=0)
+    reconcile_interval: float = Field(30.0, gt=0)
+    copy_chunk_size: int = Field(1 << 20, ge=4096, le=64 << 20)
+    worker_concurrency: int = Field(2, ge=1)
+    actor: str = ""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=_defaults_file())
+        return (init_settings, env_settings, toml)
+
+    @field_validator("extra_digests")
+    @classmethod
+    def _known_digests(cls, names: list[str]) -> list[str]:
+        normalized = [name.lower() for name in names]
+        unknown = [name for name in normalized if name not in hashlib.algorithms_available]
+        if unknown:
+            raise ValueError(f"digest(s) not offered by this Python's hashlib: {', '.join(unknown)}")
+        return [name for name in dict.fromkeys(normalized) if name != "sha256"]
+
+    @model_validator(mode="after")
+    def _safe_outside_development(self) -> Settings:
+        if self.environment == "production":
+            problems = []
+            if not self.home.is_absolute():
+                problems.append("home must be an absolute path (a relative data directory follows the cwd)")
+            if self.quiet_period < 1:
+                problems.append("quiet_period below 1 s takes files that docks are still writing")
+            if self.lease_seconds < 10:
+                problems.append("lease_seconds below 10 s hands live intakes to a second worker")
+            if problems:
+                raise ValueError("unsafe production settings: " + "; ".join(problems))
+        return self
+
+    # Derived locations: one place decides the layout of the data directory.
+    @cached_property
+    def home_dir(self) -> Path:
+        return self.home.expanduser().absolute()
+
+    @property
+    def inbox_dir(self) -> Path:
+        return self.home_dir / "inbox"
+
+    @property
+    def processed_dir(self) -> Path:
+        return self.home_dir / "processed"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.home_dir / "quarantine"
+
+    @property
+    def store_dir(self) -> Path:
+        return self.home_dir / "store"
+
+    @property
+    def queue_dir(self) -> Path:
+        return self.home_dir / "queue"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home_dir / 'catalog.sqlite3'}"
+
+    @property
+    def effective_actor(self) -> str:
+        if self.actor:
+            return self.actor
+        try:
+            import getpass
+
+            return getpass.getuser()
+        except (KeyError, OSError):
+            return f"uid:{os.getuid()}"
+
+    def ensure_dirs(self) -> None:
+        for directory in (self.inbox_dir, self.processed_dir, self.quarantine_dir, self.store_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+
+
+def load_settings(**overrides: object) -> Settings:
+    return Settings(**overrides)  # type: ignore[arg-type]
