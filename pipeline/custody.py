@@ -78,8 +78,14 @@ class CustodyLog:
             at=at, actor=who, action=action, target=target, tool=tool, details=body, prev_hash=prev_hash
         )
         event = CustodyEvent(
-            at=at, actor=who, action=action, target=target, tool=tool, details=body,
-            prev_hash=prev_hash, hash=sealed,
+            at=at,
+            actor=who,
+            action=action,
+            target=target,
+            tool=tool,
+            details=body,
+            prev_hash=prev_hash,
+            hash=sealed,
         )
         self.session.add(event)
         self.session.flush()
@@ -121,8 +127,13 @@ def check_chain(session: Session) -> ChainReport:
     for event in _events(session):
         seq = event.seq or 0
         if event.prev_hash != prev:
-            return ChainReport(count, prev, seq, "link to the previous event is broken (an event was deleted, "
-                               "inserted or reordered before this one)")
+            return ChainReport(
+                count,
+                prev,
+                seq,
+                "link to the previous event is broken (an event was deleted, "
+                "inserted or reordered before this one)",
+            )
         expected = event_hash(
             at=event.at,
             actor=event.actor,
@@ -133,7 +144,9 @@ def check_chain(session: Session) -> ChainReport:
             prev_hash=event.prev_hash,
         )
         if expected != event.hash:
-            return ChainReport(count, prev, seq, "contents do not match the event's seal (the row was edited)")
+            return ChainReport(
+                count, prev, seq, "contents do not match the event's seal (the row was edited)"
+            )
         prev = event.hash
         count += 1
     return ChainReport(count, prev)

@@ -234,8 +234,10 @@ def intake(ctx: IntakeContext, sighting_ids: Sequence[str], *, worker: str) -> l
     _dispose(ctx, to_dispose)
     by_id = {work.id: work.result for work in [*claimed, *to_dispose] if work.result}
     by_id.update(finished)
-    return [by_id.get(sid) or IntakeResult(sid, "", "", "busy", error="taken over by another worker")
-            for sid in sighting_ids]
+    return [
+        by_id.get(sid) or IntakeResult(sid, "", "", "busy", error="taken over by another worker")
+        for sid in sighting_ids
+    ]
 
 
 def _result_of(sighting: Sighting, item: Item | None) -> IntakeResult:
@@ -290,7 +292,10 @@ def _claim(
                 continue
             if sighting.lease_until and sighting.lease_owner != worker and sighting.lease_until > now:
                 finished[sighting.id] = IntakeResult(
-                    sighting.id, sighting.source_path, sighting.dock_id, "busy",
+                    sighting.id,
+                    sighting.source_path,
+                    sighting.dock_id,
+                    "busy",
                     error=f"being taken in by {sighting.lease_owner}",
                 )
                 continue
@@ -387,7 +392,8 @@ def _catalogue_in(session: Session, ctx: IntakeContext, batch: list[_Work], work
     now = utcnow()
     ids = [work.id for work in batch]
     sightings = {
-        s.id: s for s in session.exec(select(Sighting).where(col(Sighting.id).in_(ids)).with_for_update()).all()
+        s.id: s
+        for s in session.exec(select(Sighting).where(col(Sighting.id).in_(ids)).with_for_update()).all()
     }
     digests = [work.stored.sha256 for work in batch if work.stored]
     items = {i.sha256: i for i in session.exec(select(Item).where(col(Item.sha256).in_(digests))).all()}
@@ -418,8 +424,12 @@ def _catalogue_in(session: Session, ctx: IntakeContext, batch: list[_Work], work
                 sighting.active_key = None
             sighting.disposed_path = readable(work.disposed_to) if work.disposed_to else None
             session.add(sighting)
-            log.record("intake-failed", target, {"path": work.shown, "dock": work.dock, "reason": sighting.error},
-                       tool=TOOL)
+            log.record(
+                "intake-failed",
+                target,
+                {"path": work.shown, "dock": work.dock, "reason": sighting.error},
+                tool=TOOL,
+            )
             work.result = _result_of(sighting, None)
             continue
         stored = work.stored
@@ -501,10 +511,14 @@ def _planned(ctx: IntakeContext, work: _Work, *, quarantine: bool) -> bytes | No
         if work.policy != "move":
             return None
         root = ctx.processed_dir
-    target = os.path.join(os.fsencode(root), os.fsencode(work.dock), _relative_to_dock(ctx, work.path, work.dock))
+    target = os.path.join(
+        os.fsencode(root), os.fsencode(work.dock), _relative_to_dock(ctx, work.path, work.dock)
+    )
     if os.path.lexists(target):
         stem, dot, suffix = os.path.basename(target).rpartition(b".")
-        unique = (stem + b"." + work.id.encode() + dot + suffix) if stem else (target + b"." + work.id.encode())
+        unique = (
+            (stem + b"." + work.id.encode() + dot + suffix) if stem else (target + b"." + work.id.encode())
+        )
         target = os.path.join(os.path.dirname(target), os.path.basename(unique))
     return target
 
@@ -538,7 +552,11 @@ def _dispose(ctx: IntakeContext, batch: list[_Work]) -> None:
             log.record(
                 f"source-{disposition}",
                 f"sighting:{sighting.id}",
-                {"path": sighting.source_path, "to": sighting.disposed_path, **({"note": note} if note else {})},
+                {
+                    "path": sighting.source_path,
+                    "to": sighting.disposed_path,
+                    **({"note": note} if note else {}),
+                },
                 tool=TOOL,
             )
     for work in batch:
@@ -549,7 +567,9 @@ def _dispose(ctx: IntakeContext, batch: list[_Work]) -> None:
                 work.result,
                 disposition=disposition,
                 disposed_path=work.result.disposed_path if kept_path else None,
-                error=f"{work.result.error}; {note}" if work.result.error and note else work.result.error or note,
+                error=f"{work.result.error}; {note}"
+                if work.result.error and note
+                else work.result.error or note,
             )
 
 

@@ -3,10 +3,34 @@
 from __future__ import annotations
 
 VIDEO = frozenset(
-    "mp4 m4v mov qt avi mts m2ts ts mxf dv mkv webm mpg mpeg vob wmv flv 3gp asf h264 h265 264 265".split()
+    [
+        "mp4",
+        "m4v",
+        "mov",
+        "qt",
+        "avi",
+        "mts",
+        "m2ts",
+        "ts",
+        "mxf",
+        "dv",
+        "mkv",
+        "webm",
+        "mpg",
+        "mpeg",
+        "vob",
+        "wmv",
+        "flv",
+        "3gp",
+        "asf",
+        "h264",
+        "h265",
+        "264",
+        "265",
+    ]
 )
-AUDIO = frozenset("wav bwf mp3 flac aac m4a ogg opus wma amr aif aiff".split())
-IMAGE = frozenset("jpg jpeg heic heif png tif tiff dng webp bmp gif".split())
+AUDIO = frozenset(["wav", "bwf", "mp3", "flac", "aac", "m4a", "ogg", "opus", "wma", "amr", "aif", "aiff"])
+IMAGE = frozenset(["jpg", "jpeg", "heic", "heif", "png", "tif", "tiff", "dng", "webp", "bmp", "gif"])
 
 _MAGIC: tuple[tuple[int, bytes, str], ...] = (
     (4, b"ftyp", "video"),  # ISO BMFF (MP4/MOV/HEIC refined by brand below)

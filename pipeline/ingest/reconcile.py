@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import Engine, or_
+from sqlalchemy import Engine, and_, or_
 from sqlmodel import col, select
 
 from pipeline.catalog.db import session_scope
@@ -30,19 +30,45 @@ class ReconcileReport:
     partials_removed: int
 
 
-def due_sightings(engine: Engine, *, stale_after: float, quiet_period: float, limit: int = 5000) -> list[str]:
+def due_sightings(
+    engine: Engine, *, stale_after: float, quiet_period: float, lease_seconds: float, limit: int = 5000
+) -> list[str]:
+    """Sightings to hand to a worker again:
+
+    - pending and leased, but the lease ran out: the worker died mid-copy;
+    - pending, never leased, and queued long ago or never: the message was lost;
+    - catalogued, but the source still waits to be moved or deleted: cut short after the commit.
+    """
     now = utcnow()
     stale = now - timedelta(seconds=stale_after)
+    grace = now - timedelta(seconds=lease_seconds)
+    pending = col(Sighting.status) == SightingStatus.PENDING
     with session_scope(engine) as session:
         rows = session.exec(
             select(Sighting)
             .where(
                 or_(
-                    col(Sighting.status) == SightingStatus.PENDING,
-                    col(Sighting.disposition) == Disposition.PENDING,
-                ),
-                or_(col(Sighting.lease_until).is_(None), col(Sighting.lease_until) <= now),
-                or_(col(Sighting.queued_at).is_(None), col(Sighting.queued_at) <= stale),
+                    and_(
+                        pending,
+                        col(Sighting.lease_until).is_not(None),
+                        col(Sighting.lease_until) <= now,
+                        or_(
+                            col(Sighting.queued_at).is_(None),
+                            col(Sighting.queued_at) <= col(Sighting.lease_until),
+                            col(Sighting.queued_at) <= stale,
+                        ),
+                    ),
+                    and_(
+                        pending,
+                        col(Sighting.lease_until).is_(None),
+                        or_(col(Sighting.queued_at).is_(None), col(Sighting.queued_at) <= stale),
+                    ),
+                    and_(
+                        col(Sighting.status) != SightingStatus.PENDING,
+                        col(Sighting.disposition) == Disposition.PENDING,
+                        col(Sighting.updated_at) <= grace,
+                    ),
+                )
             )
             .order_by(col(Sighting.received_at))
             .limit(limit)
@@ -72,7 +98,9 @@ def reconcile(
     lease_seconds: float,
     batch: int = 64,
 ) -> ReconcileReport:
-    due = due_sightings(engine, stale_after=stale_after, quiet_period=quiet_period)
+    due = due_sightings(
+        engine, stale_after=stale_after, quiet_period=quiet_period, lease_seconds=lease_seconds
+    )
     for start in range(0, len(due), batch):
         chunk = due[start : start + batch]
         enqueue(chunk)  # a broker outage raises here and the sightings stay due

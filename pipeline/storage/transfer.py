@@ -166,7 +166,9 @@ def hashing_copy(
     return Transfer(offset, {name: h.hexdigest() for name, h in hashers.items()}, head)
 
 
-def hash_file(path: str | os.PathLike[str], algorithms: Sequence[str] = (), chunk_size: int = 1 << 20) -> Transfer:
+def hash_file(
+    path: str | os.PathLike[str], algorithms: Sequence[str] = (), chunk_size: int = 1 << 20
+) -> Transfer:
     """Digest a file as it is on disk now (fixity checks)."""
     hashers = new_hashers(algorithms)
     buf = bytearray(chunk_size)

@@ -1,0 +1,502 @@
+"""The ``evidence`` command. The only module that prints.
+
+Every reporting command takes ``--json`` (one JSON object per line on stdout) and exits non-zero
+when any input failed. People get a progress bar on stderr and a summary line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import click
+from pydantic import ValidationError
+from sqlmodel import col, or_, select
+
+from pipeline.catalog.db import session_scope
+from pipeline.catalog.models import CustodyEvent, Item, Sighting, StageRun
+from pipeline.custody import CustodyLog, check_chain
+from pipeline.errors import PipelineError
+from pipeline.fixity import run_fixity
+from pipeline.ingest.intake import TOOL, IntakeContext, IntakeResult, intake, mark_queued, open_sightings
+from pipeline.ingest.names import readable
+from pipeline.ingest.scan import Skipped, arrival_for, walk
+from pipeline.runtime import intake_context, open_catalog, open_store, process_name
+from pipeline.settings import Settings, load_settings
+
+BATCH = 128
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ValidationError as exc:
+        raise click.ClickException(f"invalid settings: {exc}") from exc
+
+
+def _emit(as_json: bool, data: dict[str, Any], human: str) -> None:
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, default=str))
+    else:
+        click.echo(human)
+
+
+def _progress(total: int, as_json: bool, label: str) -> Any:
+    show = not as_json and sys.stderr.isatty() and total > 1
+    return click.progressbar(length=total, label=label, file=sys.stderr if show else open(os.devnull, "w"))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="evidence-pipeline")
+def main() -> None:
+    """Evidence media pipeline: verified intake, catalog and custody log."""
+    logging.basicConfig(
+        level=os.environ.get("EVIDENCE_LOG_LEVEL", "WARNING"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+# ---------------------------------------------------------------------------------------------- ingest
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("--dock", help="Dock to record the files under (default: the inbox folder, or 'manual').")
+@click.option(
+    "--source-policy",
+    type=click.Choice(["move", "delete", "keep"]),
+    help="What to do with each source once stored (default: the dock policy inside the inbox, "
+    "'keep' for files from elsewhere).",
+)
+@click.option("--enqueue", is_flag=True, help="Hand the files to the workers instead of taking them in here.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def ingest(
+    paths: Sequence[str], dock: str | None, source_policy: str | None, enqueue: bool, as_json: bool
+) -> None:
+    """Take in files or folders: copy, hash, verify, catalogue, then dispose of the sources."""
+    settings = _settings()
+    ctx = intake_context(settings)
+    arrivals, early = _collect(paths, settings, dock, source_policy)
+    statuses: Counter[str] = Counter()
+    for result in early:
+        statuses[result.status] += 1
+        _emit_result(as_json, result)
+    with _progress(len(arrivals), as_json, "ingesting") as bar:
+        for start in range(0, len(arrivals), BATCH):
+            batch = arrivals[start : start + BATCH]
+            for result in _ingest_batch(ctx, batch, enqueue):
+                statuses[result.status] += 1
+                _emit_result(as_json, result)
+            bar.update(len(batch))
+    if not as_json:
+        click.echo(
+            ", ".join(f"{n} {status}" for status, n in sorted(statuses.items())) or "nothing to do", err=True
+        )
+    if statuses["failed"]:
+        sys.exit(1)
+
+
+def _collect(
+    paths: Sequence[str], settings: Settings, dock: str | None, policy: str | None
+) -> tuple[list[Any], list[IntakeResult]]:
+    arrivals = []
+    early: list[IntakeResult] = []
+    for given in paths:
+        raw = os.fsencode(given)
+        if not os.path.lexists(raw):
+            early.append(
+                IntakeResult(
+                    None, os.path.abspath(given), dock or "", "failed", error="no such file or directory"
+                )
+            )
+            continue
+        for entry in walk(raw, settings.ignore_patterns):
+            if isinstance(entry, Skipped):
+                early.append(
+                    IntakeResult(
+                        None, readable(os.path.abspath(entry.path)), dock or "", "ignored", error=entry.reason
+                    )
+                )
+                continue
+            arrivals.append(
+                arrival_for(
+                    entry,
+                    inbox=settings.inbox_dir,
+                    dock=dock,
+                    policy=policy or settings.source_policy,
+                    external_policy=policy or settings.external_source_policy,
+                )
+            )
+    return arrivals, early
+
+
+def _ingest_batch(ctx: IntakeContext, batch: list[Any], enqueue: bool) -> Iterator[IntakeResult]:
+    sightings = open_sightings(ctx, batch)
+    for arrival, sighting in zip(batch, sightings, strict=True):
+        if sighting is None:
+            yield IntakeResult(
+                None,
+                readable(arrival.path),
+                arrival.dock,
+                "ignored",
+                error="already being taken in (an open sighting holds this path)",
+            )
+    ids = [s.id for s in sightings if s is not None]
+    if not ids:
+        return
+    if enqueue:
+        from workers.tasks import enqueue_intake
+
+        enqueue_intake(ids)
+        mark_queued(ctx.engine, ids)
+        for s in sightings:
+            if s is not None:
+                yield IntakeResult(s.id, s.source_path, s.dock_id, "queued", size=s.size)
+        return
+    yield from intake(ctx, ids, worker=process_name("ingest"))
+
+
+def _emit_result(as_json: bool, result: IntakeResult) -> None:
+    detail = result.sha256[:16] if result.sha256 else (result.error or "")
+    _emit(
+        as_json,
+        result.as_json(),
+        f"{result.status:<9} {detail:<16} {result.path}"
+        + (f"  ({result.error})" if result.error and result.sha256 else ""),
+    )
+
+
+# ----------------------------------------------------------------------------------------------- items
+def _item_json(item: Item) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "sha256": item.sha256,
+        "size": item.size,
+        "original_name": item.original_name,
+        "dock": item.dock_id,
+        "status": item.status,
+        "media_kind": item.media_kind,
+        "digests": item.digests,
+        "created_at": item.created_at.isoformat(),
+        "fixity": item.fixity_status,
+    }
+
+
+@main.command()
+@click.option("--dock", help="Only items first received at this dock.")
+@click.option("--status", help="Only items with this status.")
+@click.option("--kind", "media_kind", type=click.Choice(["video", "audio", "image", "other"]))
+@click.option("--limit", type=click.IntRange(min=0), default=0, help="At most this many (0: all).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def items(dock: str | None, status: str | None, media_kind: str | None, limit: int, as_json: bool) -> None:
+    """List catalogued items, oldest first."""
+    engine = open_catalog(_settings())
+    with session_scope(engine) as session:
+        query = select(Item).order_by(col(Item.created_at), col(Item.id))
+        if dock:
+            query = query.where(Item.dock_id == dock)
+        if status:
+            query = query.where(Item.status == status)
+        if media_kind:
+            query = query.where(Item.media_kind == media_kind)
+        if limit:
+            query = query.limit(limit)
+        for item in session.exec(query):
+            _emit(
+                as_json,
+                _item_json(item),
+                f"{item.id}  {item.sha256[:16]}  {item.size:>12}  {item.dock_id:<12} {item.status:<8} "
+                f"{item.original_name}",
+            )
+
+
+@main.command()
+@click.argument("ident")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def item(ident: str, as_json: bool) -> None:
+    """Show one item (by ID or SHA-256, or a unique prefix of either) with its history.
+
+    Looking is a retrieval: it is recorded in the custody log.
+    """
+    settings = _settings()
+    engine = open_catalog(settings)
+    with session_scope(engine) as session:
+        matches = (
+            session.exec(
+                select(Item)
+                .where(
+                    or_(col(Item.id).startswith(ident.upper()), col(Item.sha256).startswith(ident.lower()))
+                )
+                .limit(2)
+            ).all()
+            if len(ident) >= 6
+            else []
+        )
+        if len(matches) != 1:
+            reason = "no item matches" if not matches else "more than one item matches"
+            raise click.ClickException(f"{reason} {ident!r}")
+        found = matches[0]
+        sightings = session.exec(
+            select(Sighting).where(Sighting.item_id == found.id).order_by(col(Sighting.received_at))
+        ).all()
+        stages = session.exec(select(StageRun).where(StageRun.item_id == found.id)).all()
+        CustodyLog(session, settings.effective_actor).record(
+            "viewed", f"item:{found.id}", {"via": "cli"}, tool=TOOL
+        )
+        events = session.exec(
+            select(CustodyEvent)
+            .where(CustodyEvent.target == f"item:{found.id}")
+            .order_by(col(CustodyEvent.seq))
+        ).all()
+        data = _item_json(found)
+        data["sightings"] = [
+            {
+                "id": s.id,
+                "dock": s.dock_id,
+                "path": s.source_path,
+                "size": s.size,
+                "status": s.status,
+                "received_at": s.received_at.isoformat(),
+                "disposition": s.disposition,
+                "disposed_path": s.disposed_path,
+            }
+            for s in sightings
+        ]
+        data["stages"] = {s.stage: s.status for s in stages}
+        data["store_key"] = open_store(settings).key(found.sha256)
+        data["events"] = [
+            {
+                "seq": e.seq,
+                "at": e.at.isoformat(),
+                "actor": e.actor,
+                "action": e.action,
+                "details": json.loads(e.details),
+            }
+            for e in events
+        ]
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, default=str))
+        return
+    for key in (
+        "id",
+        "sha256",
+        "size",
+        "original_name",
+        "media_kind",
+        "dock",
+        "status",
+        "created_at",
+        "store_key",
+        "fixity",
+    ):
+        click.echo(f"{key:>14}: {data[key]}")
+    for name, value in data["digests"].items():
+        click.echo(f"{name:>14}: {value}")
+    click.echo("\nsightings:")
+    for s in data["sightings"]:
+        click.echo(
+            f"  {s['received_at']}  {s['dock']:<12} {s['status']:<9} {s['disposition']:<11} {s['path']}"
+        )
+    click.echo("\ncustody:")
+    for e in data["events"]:
+        click.echo(f"  #{e['seq']:<6} {e['at']}  {e['actor']:<24} {e['action']}")
+
+
+# ----------------------------------------------------------------------------------------------- audit
+@main.group()
+def audit() -> None:
+    """The custody log."""
+
+
+@audit.command("verify")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def audit_verify(as_json: bool) -> None:
+    """Recompute the hash chain; name the first event where it breaks."""
+    engine = open_catalog(_settings())
+    with session_scope(engine) as session:
+        report = check_chain(session)
+    data = {
+        "ok": report.ok,
+        "events": report.events,
+        "head": report.head,
+        "broken_at": report.broken_at,
+        "reason": report.reason,
+    }
+    if report.ok:
+        _emit(as_json, data, f"custody log intact: {report.events} events, head {report.head}")
+        return
+    _emit(
+        as_json,
+        data,
+        f"custody log BROKEN at event {report.broken_at}: {report.reason} "
+        f"({report.events} events before it verified)",
+    )
+    sys.exit(1)
+
+
+# ---------------------------------------------------------------------------------------------- fixity
+@main.command()
+@click.argument("ids", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def fixity(ids: Sequence[str], as_json: bool) -> None:
+    """Re-hash every stored object (or the given items) and name each that no longer matches."""
+    settings = _settings()
+    engine = open_catalog(settings)
+    with session_scope(engine) as session:
+        total = len(ids) or len(session.exec(select(Item.id)).all())
+    outcomes: Counter[str] = Counter()
+    with _progress(total, as_json, "checking") as bar:
+        for result in run_fixity(engine, open_store(settings), actor=settings.effective_actor, items=ids):
+            outcomes[result.outcome] += 1
+            bar.update(1)
+            if as_json or not result.ok:
+                _emit(
+                    as_json,
+                    result.as_json(),
+                    f"{result.outcome.upper()}: item {result.item} {result.key}: {result.error}",
+                )
+    if not as_json:
+        click.echo(
+            f"{outcomes['ok']} ok, {outcomes['mismatch']} altered, {outcomes['missing']} missing", err=True
+        )
+    if outcomes["mismatch"] or outcomes["missing"]:
+        sys.exit(1)
+
+
+# --------------------------------------------------------------------------------------------- running
+@main.command()
+@click.option("--concurrency", type=click.IntRange(min=1), help="Worker processes (default: setting).")
+@click.option("--beat", is_flag=True, help="Also schedule the periodic reconciler (one per cluster).")
+@click.option("--loglevel", default="INFO", show_default=True)
+def worker(concurrency: int | None, beat: bool, loglevel: str) -> None:
+    """Run a Celery worker on the intake and maintenance queues."""
+    settings = _settings()
+    settings.ensure_dirs()
+    open_catalog(settings)
+    from workers.app import STAGES, app, queue_name
+
+    argv = [
+        "worker",
+        "--loglevel",
+        loglevel,
+        "--without-mingle",
+        "--without-gossip",
+        "--concurrency",
+        str(concurrency or settings.worker_concurrency),
+        "--queues",
+        ",".join(queue_name(settings, stage) for stage in STAGES),
+        "--hostname",
+        f"evidence-{os.getpid()}@%h",
+    ]
+    if beat:
+        argv += ["--beat", "--schedule", str(settings.home_dir / "beat-schedule")]
+    app.worker_main(argv)
+
+
+def _run_watcher(settings: Settings, stop: threading.Event, with_reconciler: bool) -> None:
+    from pipeline.ingest.reconcile import reconcile
+    from pipeline.ingest.watcher import Watcher
+    from workers.tasks import enqueue_intake
+
+    ctx = intake_context(settings, actor=process_name("watcher"))
+    watcher = Watcher(
+        ctx,
+        enqueue_intake,
+        quiet_period=settings.quiet_period,
+        rescan_interval=settings.rescan_interval,
+        ignore_patterns=settings.ignore_patterns,
+        source_policy=settings.source_policy,
+        polling=settings.watch_polling,
+        poll_interval=settings.poll_interval,
+    )
+
+    def reconcile_loop() -> None:
+        while not stop.is_set():
+            try:
+                reconcile(
+                    ctx.engine,
+                    ctx.store,
+                    enqueue_intake,
+                    stale_after=settings.stale_after,
+                    quiet_period=settings.quiet_period,
+                    lease_seconds=settings.lease_seconds,
+                )
+            except Exception:
+                logging.getLogger("evidence.reconcile").exception("reconcile pass failed; retrying later")
+            stop.wait(settings.reconcile_interval)
+
+    if with_reconciler:
+        threading.Thread(target=reconcile_loop, name="reconciler", daemon=True).start()
+    watcher.run(stop)
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+
+
+@main.command()
+@click.option(
+    "--reconcile/--no-reconcile",
+    default=True,
+    show_default=True,
+    help="Also run the reconciler in this process.",
+)
+def watch(reconcile: bool) -> None:
+    """Watch inbox/<dock>/ folders and hand complete files to the workers."""
+    settings = _settings()
+    settings.ensure_dirs()
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    click.echo(f"watching {settings.inbox_dir}", err=True)
+    _run_watcher(settings, stop, with_reconciler=reconcile)
+
+
+@main.command()
+@click.option("--concurrency", type=click.IntRange(min=1), help="Worker processes (default: setting).")
+def serve(concurrency: int | None) -> None:
+    """Everything in one command: watcher, reconciler and workers (embedded default: no servers)."""
+    settings = _settings()
+    settings.ensure_dirs()
+    open_catalog(settings)
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    worker_cmd = [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "worker",
+        "--loglevel",
+        "WARNING",
+        "--concurrency",
+        str(concurrency or settings.worker_concurrency),
+    ]
+    workers = subprocess.Popen(worker_cmd, start_new_session=True)
+    click.echo(
+        f"serving: inbox {settings.inbox_dir}, catalog {settings.effective_database_url}, "
+        f"broker {settings.broker_url or 'embedded file queue'}",
+        err=True,
+    )
+    try:
+        _run_watcher(settings, stop, with_reconciler=True)
+    finally:
+        workers.terminate()
+        try:
+            workers.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(workers.pid, signal.SIGKILL)
+            workers.wait()
+
+
+def run() -> None:
+    try:
+        main(standalone_mode=True)
+    except PipelineError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)

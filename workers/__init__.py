@@ -1,0 +1,1 @@
+"""The Celery app and thin task adapters around pipeline functions."""

@@ -1,0 +1,75 @@
+"""The Celery application.
+
+Embedded default: kombu's file-system transport under ``$EVIDENCE_HOME/queue`` (no server).
+Cluster: ``EVIDENCE_BROKER_URL=redis://…``. Either way messages carry only sighting/item IDs, are
+acknowledged late and rejected when a worker is lost; the reconciler in the catalog re-enqueues
+whatever a lost message or a dead worker left undone.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from pipeline.settings import Settings, load_settings
+
+STAGES = ("intake", "maintenance")
+
+
+def queue_name(settings: Settings, stage: str) -> str:
+    return f"{settings.queue_prefix}.{stage}"
+
+
+def broker_settings(settings: Settings) -> tuple[str, dict[str, object]]:
+    if settings.broker_url:
+        options: dict[str, object] = {"visibility_timeout": 3600}
+        if settings.broker_url.startswith(("redis://", "rediss://")):
+            options["global_keyprefix"] = f"{settings.queue_prefix}:"
+        return settings.broker_url, options
+    folder = settings.queue_dir
+    for sub in ("messages", "processed"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    return "filesystem://", {
+        "data_folder_in": str(folder / "messages"),
+        "data_folder_out": str(folder / "messages"),
+        "processed_folder": str(folder / "processed"),
+        "store_processed": False,
+    }
+
+
+def make_app(settings: Settings) -> Celery:
+    app = Celery("evidence", set_as_current=True)
+    broker, options = broker_settings(settings)
+    queues = {stage: queue_name(settings, stage) for stage in STAGES}
+    app.conf.update(
+        broker_url=broker,
+        broker_transport_options=options,
+        broker_connection_retry_on_startup=True,
+        task_serializer="json",
+        accept_content=["json"],
+        result_backend=None,
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_queues=[Queue(name, routing_key=name) for name in queues.values()],
+        task_default_queue=queues["intake"],
+        task_routes={
+            "evidence.intake": {"queue": queues["intake"], "routing_key": queues["intake"]},
+            "evidence.reconcile": {"queue": queues["maintenance"], "routing_key": queues["maintenance"]},
+        },
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        # The file-system transport has no fan-out for remote control; the catalog is the control plane.
+        worker_enable_remote_control=bool(settings.broker_url),
+        beat_schedule={
+            "reconcile": {"task": "evidence.reconcile", "schedule": settings.reconcile_interval},
+        },
+    )
+    app.conf.evidence_settings = settings
+    return app
+
+
+app = make_app(load_settings())
+
+import workers.tasks  # noqa: E402,F401  (registers the tasks on the app)

@@ -1,0 +1,74 @@
+"""Task adapters: load settings and context once per process, call the pipeline, record nothing
+themselves (the pipeline functions record their own outcomes in the catalog)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cache
+from typing import Any
+
+from celery import Task
+from celery.signals import worker_process_init, worker_ready
+
+from pipeline.catalog.db import dispose_engines
+from pipeline.errors import TransientError
+from pipeline.ingest.intake import IntakeContext, intake
+from pipeline.ingest.reconcile import reconcile
+from pipeline.runtime import intake_context, process_name
+from pipeline.settings import Settings
+from workers.app import app
+
+
+def _settings() -> Settings:
+    return app.conf.evidence_settings  # type: ignore[no-any-return]
+
+
+@cache
+def _context() -> IntakeContext:
+    return intake_context(_settings(), actor=process_name("worker"))
+
+
+def enqueue_intake(sighting_ids: Sequence[str]) -> None:
+    intake_task.apply_async(args=[list(sighting_ids)])
+
+
+@app.task(
+    name="evidence.intake",
+    bind=True,
+    autoretry_for=(TransientError,),
+    retry_backoff=True,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=None,
+)
+def intake_task(self: Task, sighting_ids: list[str]) -> dict[str, Any]:
+    results = intake(_context(), sighting_ids, worker=process_name("worker"))
+    return {"statuses": [result.status for result in results]}
+
+
+@app.task(name="evidence.reconcile", autoretry_for=(TransientError,), retry_backoff=True, max_retries=5)
+def reconcile_task() -> dict[str, int]:
+    settings = _settings()
+    ctx = _context()
+    report = reconcile(
+        ctx.engine,
+        ctx.store,
+        enqueue_intake,
+        stale_after=settings.stale_after,
+        quiet_period=settings.quiet_period,
+        lease_seconds=settings.lease_seconds,
+    )
+    return {"requeued": report.requeued, "partials_removed": report.partials_removed}
+
+
+@worker_process_init.connect
+def _fresh_connections(**_: Any) -> None:
+    """A forked pool process must not reuse the parent's database connections."""
+    dispose_engines()
+    _context.cache_clear()
+
+
+@worker_ready.connect
+def _reconcile_on_start(**_: Any) -> None:
+    """After a crash or restart, queue again whatever the catalog says is unfinished."""
+    reconcile_task.apply_async()
