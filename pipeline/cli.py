@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -26,13 +26,14 @@ from pipeline.catalog.models import CustodyEvent, Item, Sighting, StageRun
 from pipeline.custody import CustodyLog, check_chain
 from pipeline.errors import PipelineError
 from pipeline.fixity import run_fixity
-from pipeline.ingest.intake import TOOL, IntakeContext, IntakeResult, intake, mark_queued, open_sightings
+from pipeline.ingest.batch import ingest_arrivals
+from pipeline.ingest.intake import TOOL, Arrival, IntakeContext, IntakeResult, mark_queued, open_sightings
 from pipeline.ingest.names import readable
 from pipeline.ingest.scan import Skipped, arrival_for, walk
 from pipeline.runtime import intake_context, open_catalog, open_store, process_name
 from pipeline.settings import Settings, load_settings
 
-BATCH = 128
+BATCH = 500
 
 
 def _settings() -> Settings:
@@ -76,9 +77,7 @@ def main() -> None:
 )
 @click.option("--enqueue", is_flag=True, help="Hand the files to the workers instead of taking them in here.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-def ingest(
-    paths: Sequence[str], dock: str | None, source_policy: str | None, enqueue: bool, as_json: bool
-) -> None:
+def ingest(paths: Sequence[str], dock: str | None, source_policy: str | None, enqueue: bool, as_json: bool) -> None:
     """Take in files or folders: copy, hash, verify, catalogue, then dispose of the sources."""
     settings = _settings()
     ctx = intake_context(settings)
@@ -87,17 +86,18 @@ def ingest(
     for result in early:
         statuses[result.status] += 1
         _emit_result(as_json, result)
+    if enqueue:
+        outcomes = (_enqueue_batch(ctx, arrivals[i : i + BATCH]) for i in range(0, len(arrivals), BATCH))
+    else:
+        outcomes = ingest_arrivals(settings, ctx, arrivals, batch=BATCH)
     with _progress(len(arrivals), as_json, "ingesting") as bar:
-        for start in range(0, len(arrivals), BATCH):
-            batch = arrivals[start : start + BATCH]
-            for result in _ingest_batch(ctx, batch, enqueue):
+        for results in outcomes:
+            for result in results:
                 statuses[result.status] += 1
                 _emit_result(as_json, result)
-            bar.update(len(batch))
+            bar.update(len(results))
     if not as_json:
-        click.echo(
-            ", ".join(f"{n} {status}" for status, n in sorted(statuses.items())) or "nothing to do", err=True
-        )
+        click.echo(", ".join(f"{n} {status}" for status, n in sorted(statuses.items())) or "nothing to do", err=True)
     if statuses["failed"]:
         sys.exit(1)
 
@@ -111,17 +111,13 @@ def _collect(
         raw = os.fsencode(given)
         if not os.path.lexists(raw):
             early.append(
-                IntakeResult(
-                    None, os.path.abspath(given), dock or "", "failed", error="no such file or directory"
-                )
+                IntakeResult(None, os.path.abspath(given), dock or "", "failed", error="no such file or directory")
             )
             continue
         for entry in walk(raw, settings.ignore_patterns):
             if isinstance(entry, Skipped):
                 early.append(
-                    IntakeResult(
-                        None, readable(os.path.abspath(entry.path)), dock or "", "ignored", error=entry.reason
-                    )
+                    IntakeResult(None, readable(os.path.abspath(entry.path)), dock or "", "ignored", error=entry.reason)
                 )
                 continue
             arrivals.append(
@@ -136,30 +132,22 @@ def _collect(
     return arrivals, early
 
 
-def _ingest_batch(ctx: IntakeContext, batch: list[Any], enqueue: bool) -> Iterator[IntakeResult]:
-    sightings = open_sightings(ctx, batch)
-    for arrival, sighting in zip(batch, sightings, strict=True):
-        if sighting is None:
-            yield IntakeResult(
-                None,
-                readable(arrival.path),
-                arrival.dock,
-                "ignored",
-                error="already being taken in (an open sighting holds this path)",
-            )
-    ids = [s.id for s in sightings if s is not None]
-    if not ids:
-        return
-    if enqueue:
-        from workers.tasks import enqueue_intake
+def _enqueue_batch(ctx: IntakeContext, batch: list[Arrival]) -> list[IntakeResult]:
+    from workers.tasks import enqueue_intake
 
+    opened = open_sightings(ctx, batch)
+    ids = [s.id for s in opened if s is not None]
+    if ids:
         enqueue_intake(ids)
         mark_queued(ctx.engine, ids)
-        for s in sightings:
-            if s is not None:
-                yield IntakeResult(s.id, s.source_path, s.dock_id, "queued", size=s.size)
-        return
-    yield from intake(ctx, ids, worker=process_name("ingest"))
+    return [
+        IntakeResult(s.id, s.path, s.dock, "queued", size=s.size)
+        if s is not None
+        else IntakeResult(
+            None, readable(a.path), a.dock, "ignored", error="already being taken in (an open sighting holds this path)"
+        )
+        for a, s in zip(batch, opened, strict=True)
+    ]
 
 
 def _emit_result(as_json: bool, result: IntakeResult) -> None:
@@ -230,9 +218,7 @@ def item(ident: str, as_json: bool) -> None:
         matches = (
             session.exec(
                 select(Item)
-                .where(
-                    or_(col(Item.id).startswith(ident.upper()), col(Item.sha256).startswith(ident.lower()))
-                )
+                .where(or_(col(Item.id).startswith(ident.upper()), col(Item.sha256).startswith(ident.lower())))
                 .limit(2)
             ).all()
             if len(ident) >= 6
@@ -246,13 +232,9 @@ def item(ident: str, as_json: bool) -> None:
             select(Sighting).where(Sighting.item_id == found.id).order_by(col(Sighting.received_at))
         ).all()
         stages = session.exec(select(StageRun).where(StageRun.item_id == found.id)).all()
-        CustodyLog(session, settings.effective_actor).record(
-            "viewed", f"item:{found.id}", {"via": "cli"}, tool=TOOL
-        )
+        CustodyLog(session, settings.effective_actor).record("viewed", f"item:{found.id}", {"via": "cli"}, tool=TOOL)
         events = session.exec(
-            select(CustodyEvent)
-            .where(CustodyEvent.target == f"item:{found.id}")
-            .order_by(col(CustodyEvent.seq))
+            select(CustodyEvent).where(CustodyEvent.target == f"item:{found.id}").order_by(col(CustodyEvent.seq))
         ).all()
         data = _item_json(found)
         data["sightings"] = [
@@ -300,9 +282,7 @@ def item(ident: str, as_json: bool) -> None:
         click.echo(f"{name:>14}: {value}")
     click.echo("\nsightings:")
     for s in data["sightings"]:
-        click.echo(
-            f"  {s['received_at']}  {s['dock']:<12} {s['status']:<9} {s['disposition']:<11} {s['path']}"
-        )
+        click.echo(f"  {s['received_at']}  {s['dock']:<12} {s['status']:<9} {s['disposition']:<11} {s['path']}")
     click.echo("\ncustody:")
     for e in data["events"]:
         click.echo(f"  #{e['seq']:<6} {e['at']}  {e['actor']:<24} {e['action']}")
@@ -334,8 +314,7 @@ def audit_verify(as_json: bool) -> None:
     _emit(
         as_json,
         data,
-        f"custody log BROKEN at event {report.broken_at}: {report.reason} "
-        f"({report.events} events before it verified)",
+        f"custody log BROKEN at event {report.broken_at}: {report.reason} ({report.events} events before it verified)",
     )
     sys.exit(1)
 
@@ -362,9 +341,7 @@ def fixity(ids: Sequence[str], as_json: bool) -> None:
                     f"{result.outcome.upper()}: item {result.item} {result.key}: {result.error}",
                 )
     if not as_json:
-        click.echo(
-            f"{outcomes['ok']} ok, {outcomes['mismatch']} altered, {outcomes['missing']} missing", err=True
-        )
+        click.echo(f"{outcomes['ok']} ok, {outcomes['mismatch']} altered, {outcomes['missing']} missing", err=True)
     if outcomes["mismatch"] or outcomes["missing"]:
         sys.exit(1)
 

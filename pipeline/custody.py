@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import insert, text
 from sqlmodel import Session, col, select
 
 from pipeline.catalog.db import LOCK_CUSTODY
@@ -43,21 +43,28 @@ def event_hash(
 class CustodyLog:
     """Appends events inside the caller's transaction, so each commits with the change it records.
 
-    The lock and the chain head are taken once per transaction; create one per session.
+    Use as a context manager around the work of one transaction: the lock and the chain head are
+    taken once, and the events are inserted together, in chain order, when the block ends.
     """
 
     def __init__(self, session: Session, actor: str) -> None:
         self.session = session
         self.actor = actor
         self._head: str | None = None
+        self._rows: list[dict[str, Any]] = []
+
+    def __enter__(self) -> CustodyLog:
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is None:
+            self.flush()
 
     def _current_head(self) -> str:
         if self._head is None:
             if self.session.get_bind().dialect.name == "postgresql":
                 self.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_CUSTODY})
-            last = self.session.exec(
-                select(CustodyEvent.hash).order_by(col(CustodyEvent.seq).desc()).limit(1)
-            ).first()
+            last = self.session.exec(select(CustodyEvent.hash).order_by(col(CustodyEvent.seq).desc()).limit(1)).first()
             self._head = last or GENESIS
         return self._head
 
@@ -69,7 +76,8 @@ class CustodyLog:
         *,
         tool: str | None = None,
         actor: str | None = None,
-    ) -> CustodyEvent:
+    ) -> str:
+        """Seal one event onto the chain; returns its hash."""
         prev_hash = self._current_head()
         at = utcnow()
         who = actor or self.actor
@@ -77,20 +85,27 @@ class CustodyLog:
         sealed = event_hash(
             at=at, actor=who, action=action, target=target, tool=tool, details=body, prev_hash=prev_hash
         )
-        event = CustodyEvent(
-            at=at,
-            actor=who,
-            action=action,
-            target=target,
-            tool=tool,
-            details=body,
-            prev_hash=prev_hash,
-            hash=sealed,
+        self._rows.append(
+            {
+                "at": at,
+                "actor": who,
+                "action": action,
+                "target": target,
+                "tool": tool,
+                "details": body,
+                "prev_hash": prev_hash,
+                "hash": sealed,
+            }
         )
-        self.session.add(event)
-        self.session.flush()
         self._head = sealed
-        return event
+        return sealed
+
+    def flush(self) -> None:
+        """Insert the events recorded so far (one statement; rows keep their order, so ``seq``
+        follows the chain)."""
+        if self._rows:
+            self.session.execute(insert(CustodyEvent), self._rows)
+            self._rows = []
 
 
 @dataclass(frozen=True)
@@ -109,10 +124,7 @@ def _events(session: Session, batch: int = 5000) -> Iterator[CustodyEvent]:
     last_seq = -1
     while True:
         rows = session.exec(
-            select(CustodyEvent)
-            .where(col(CustodyEvent.seq) > last_seq)
-            .order_by(col(CustodyEvent.seq))
-            .limit(batch)
+            select(CustodyEvent).where(col(CustodyEvent.seq) > last_seq).order_by(col(CustodyEvent.seq)).limit(batch)
         ).all()
         if not rows:
             return
@@ -131,8 +143,7 @@ def check_chain(session: Session) -> ChainReport:
                 count,
                 prev,
                 seq,
-                "link to the previous event is broken (an event was deleted, "
-                "inserted or reordered before this one)",
+                "link to the previous event is broken (an event was deleted, inserted or reordered before this one)",
             )
         expected = event_hash(
             at=event.at,
@@ -144,9 +155,7 @@ def check_chain(session: Session) -> ChainReport:
             prev_hash=event.prev_hash,
         )
         if expected != event.hash:
-            return ChainReport(
-                count, prev, seq, "contents do not match the event's seal (the row was edited)"
-            )
+            return ChainReport(count, prev, seq, "contents do not match the event's seal (the row was edited)")
         prev = event.hash
         count += 1
     return ChainReport(count, prev)
@@ -162,7 +171,5 @@ def verify_chain(session: Session) -> ChainReport:
 
 def events_for(session: Session, target: str) -> list[CustodyEvent]:
     return list(
-        session.exec(
-            select(CustodyEvent).where(CustodyEvent.target == target).order_by(col(CustodyEvent.seq))
-        ).all()
+        session.exec(select(CustodyEvent).where(CustodyEvent.target == target).order_by(col(CustodyEvent.seq))).all()
     )

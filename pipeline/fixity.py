@@ -57,9 +57,7 @@ def check_object(store: ObjectStore, item_id: str, sha256: str, size: int) -> Fi
     except FileNotFoundError:
         return FixityResult(item_id, sha256, key, "missing", error="stored object is missing")
     except OSError as exc:
-        return FixityResult(
-            item_id, sha256, key, "missing", error=f"stored object unreadable: {exc.strerror}"
-        )
+        return FixityResult(item_id, sha256, key, "missing", error=f"stored object unreadable: {exc.strerror}")
     if found != sha256 or found_size != size:
         return FixityResult(
             item_id,

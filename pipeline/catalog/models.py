@@ -71,6 +71,7 @@ class Sighting(SQLModel, table=True):
     error: str | None = Field(default=None, sa_type=Text)
     disposition: str = Field(default=Disposition.PENDING, max_length=16, index=True)
     disposed_path: str | None = Field(default=None, sa_type=Text)
+    disposed_path_raw: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     source_policy: str = Field(default="move", max_length=8)
     # sha256 of the source path while the sighting is open; unique, so one path is never taken twice.
     active_key: str | None = Field(default=None, sa_column=Column(String(64), unique=True, nullable=True))

@@ -21,18 +21,17 @@ import errno
 import os
 import stat
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from pipeline import __version__
 from pipeline.catalog.db import session_scope
-from pipeline.catalog.models import Disposition, Dock, Item, Sighting, SightingStatus, StageRun
+from pipeline.catalog.models import Disposition, Dock, Item, Sighting, SightingStatus, StageRun, new_id
 from pipeline.catalog.types import utcnow
 from pipeline.custody import CustodyLog
 from pipeline.errors import IntakeError, PipelineError, SourceChangedError
@@ -41,7 +40,6 @@ from pipeline.ingest.names import path_key, readable
 from pipeline.storage.base import ObjectStore, StoredObject
 
 TOOL = f"evidence-pipeline {__version__}"
-BATCH_WORKERS = 2
 
 
 @dataclass(frozen=True)
@@ -102,17 +100,25 @@ class IntakeResult:
 # Sightings
 
 
+@dataclass(frozen=True)
+class Opened:
+    """A sighting just recorded, waiting for intake."""
+
+    id: str
+    path: str
+    dock: str
+    size: int
+
+
 def ensure_docks(session: Session, docks: Iterable[str]) -> None:
     wanted = set(docks)
     known = set(session.exec(select(Dock.id).where(col(Dock.id).in_(wanted))).all())
-    for dock in sorted(wanted - known):
-        session.add(Dock(id=dock))
-    session.flush()
+    if wanted - known:
+        now = utcnow()
+        session.execute(insert(Dock), [{"id": dock, "created_at": now} for dock in sorted(wanted - known)])
 
 
-def open_sightings(
-    ctx: IntakeContext, arrivals: Sequence[Arrival], *, skip_seen: bool = False
-) -> list[Sighting | None]:
+def open_sightings(ctx: IntakeContext, arrivals: Sequence[Arrival], *, skip_seen: bool = False) -> list[Opened | None]:
     """Record arrivals as pending sightings, one transaction for the lot.
 
     A path that already has an open sighting (being taken in, or its source not yet disposed of)
@@ -135,7 +141,7 @@ def open_sightings(
 
 def _open_sightings(
     session: Session, ctx: IntakeContext, arrivals: Sequence[Arrival], skip_seen: bool
-) -> list[Sighting | None]:
+) -> list[Opened | None]:
     keys = [path_key(arrival.path) for arrival in arrivals]
     taken = set(session.exec(select(Sighting.active_key).where(col(Sighting.active_key).in_(keys))).all())
     seen: set[tuple[str, int, int]] = set()
@@ -148,49 +154,63 @@ def _open_sightings(
         ).all()
         seen = {(key, size, mtime) for key, size, mtime in rows}
     ensure_docks(session, (arrival.dock for arrival in arrivals))
-    log = CustodyLog(session, ctx.actor)
-    out: list[Sighting | None] = []
-    for arrival, key in zip(arrivals, keys, strict=True):
-        if key in taken:
-            out.append(None)
-            continue
-        try:
-            st = os.lstat(arrival.path)
-            size, mtime_ns = st.st_size, st.st_mtime_ns
-        except OSError:
-            size, mtime_ns = 0, 0  # vanished already: intake reports it
-        if (key, size, mtime_ns) in seen:
-            out.append(None)
-            continue
-        taken.add(key)
-        sighting = Sighting(
-            dock_id=arrival.dock,
-            source_path=readable(arrival.path),
-            source_path_raw=arrival.path,
-            path_key=key,
-            size=size,
-            mtime_ns=mtime_ns,
-            source_policy=arrival.policy,
-            active_key=key,
-        )
-        session.add(sighting)
-        session.flush()
-        log.record(
-            "received",
-            f"sighting:{sighting.id}",
-            {"dock": arrival.dock, "path": sighting.source_path, "size": size},
-            tool=TOOL,
-        )
-        out.append(sighting)
+    now = utcnow()
+    out: list[Opened | None] = []
+    new_rows: list[dict[str, object]] = []
+    with CustodyLog(session, ctx.actor) as log:
+        for arrival, key in zip(arrivals, keys, strict=True):
+            if key in taken:
+                out.append(None)
+                continue
+            try:
+                st = os.lstat(arrival.path)
+                size, mtime_ns = st.st_size, st.st_mtime_ns
+            except OSError:
+                size, mtime_ns = 0, 0  # vanished already: intake reports it
+            if (key, size, mtime_ns) in seen:
+                out.append(None)
+                continue
+            taken.add(key)
+            opened = Opened(new_id(), readable(arrival.path), arrival.dock, size)
+            new_rows.append(
+                {
+                    "id": opened.id,
+                    "dock_id": arrival.dock,
+                    "source_path": opened.path,
+                    "source_path_raw": arrival.path,
+                    "path_key": key,
+                    "size": size,
+                    "mtime_ns": mtime_ns,
+                    "received_at": now,
+                    "status": SightingStatus.PENDING,
+                    "item_id": None,
+                    "error": None,
+                    "disposition": Disposition.PENDING,
+                    "disposed_path": None,
+                    "source_policy": arrival.policy,
+                    "active_key": key,
+                    "lease_owner": None,
+                    "lease_until": None,
+                    "queued_at": None,
+                    "attempts": 0,
+                    "updated_at": now,
+                }
+            )
+            log.record(
+                "received",
+                f"sighting:{opened.id}",
+                {"dock": arrival.dock, "path": opened.path, "size": size},
+                tool=TOOL,
+            )
+            out.append(opened)
+        if new_rows:
+            session.execute(insert(Sighting), new_rows)
     return out
 
 
 def mark_queued(engine: Engine, sighting_ids: Sequence[str]) -> None:
     with session_scope(engine) as session:
-        now = utcnow()
-        for sighting in session.exec(select(Sighting).where(col(Sighting.id).in_(sighting_ids))).all():
-            sighting.queued_at = now
-            session.add(sighting)
+        session.execute(update(Sighting).where(col(Sighting.id).in_(list(sighting_ids))).values(queued_at=utcnow()))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -225,8 +245,8 @@ def intake(ctx: IntakeContext, sighting_ids: Sequence[str], *, worker: str) -> l
         if durable_each:
             _copy_one(ctx, claimed[0], worker, durable=True)
         else:
-            with ThreadPoolExecutor(BATCH_WORKERS) as pool:
-                list(pool.map(lambda work: _copy_one(ctx, work, worker, durable=False), claimed))
+            for work in claimed:
+                _copy_one(ctx, work, worker, durable=False)
             if any(work.stored for work in claimed):
                 ctx.store.sync()
         _catalogue(ctx, claimed, worker)
@@ -275,16 +295,18 @@ def _claim(
     to_dispose: list[_Work] = []
     with session_scope(ctx.engine) as session:
         now = utcnow()
-        rows = session.exec(
-            select(Sighting).where(col(Sighting.id).in_(sighting_ids)).with_for_update()
-        ).all()
+        until = now + timedelta(seconds=ctx.lease_seconds)
+        leases: list[dict[str, object]] = []
+        rows = session.exec(select(Sighting).where(col(Sighting.id).in_(sighting_ids)).with_for_update()).all()
+        item_ids = [row.item_id for row in rows if row.item_id]
+        items = {i.id: i for i in session.exec(select(Item).where(col(Item.id).in_(item_ids))).all()}
         for sighting in rows:
-            item = session.get(Item, sighting.item_id) if sighting.item_id else None
+            item = items.get(sighting.item_id) if sighting.item_id else None
             if sighting.status in SightingStatus.FINAL:
                 if sighting.disposition == Disposition.PENDING:
                     work = _work_of(sighting)
                     work.result = _result_of(sighting, item)
-                    work.disposed_to = os.fsencode(sighting.disposed_path) if sighting.disposed_path else None
+                    work.disposed_to = sighting.disposed_path_raw
                     work.quarantine = sighting.status == SightingStatus.FAILED
                     to_dispose.append(work)
                 else:
@@ -299,12 +321,18 @@ def _claim(
                     error=f"being taken in by {sighting.lease_owner}",
                 )
                 continue
-            sighting.lease_owner = worker
-            sighting.lease_until = now + timedelta(seconds=ctx.lease_seconds)
-            sighting.attempts += 1
-            sighting.updated_at = now
-            session.add(sighting)
+            leases.append(
+                {
+                    "id": sighting.id,
+                    "lease_owner": worker,
+                    "lease_until": until,
+                    "attempts": sighting.attempts + 1,
+                    "updated_at": now,
+                }
+            )
             claimed.append(_work_of(sighting))
+        if leases:
+            session.execute(update(Sighting), leases)
     missing = set(sighting_ids) - {w.id for w in claimed} - set(finished) - {w.id for w in to_dispose}
     for sid in missing:
         finished[sid] = IntakeResult(sid, "", "", "failed", error=f"no sighting {sid} in the catalog")
@@ -388,110 +416,158 @@ def _catalogue(ctx: IntakeContext, batch: list[_Work], worker: str) -> None:
 
 
 def _catalogue_in(session: Session, ctx: IntakeContext, batch: list[_Work], worker: str) -> None:
-    log = CustodyLog(session, ctx.actor)
     now = utcnow()
     ids = [work.id for work in batch]
     sightings = {
-        s.id: s
-        for s in session.exec(select(Sighting).where(col(Sighting.id).in_(ids)).with_for_update()).all()
+        s.id: s for s in session.exec(select(Sighting).where(col(Sighting.id).in_(ids)).with_for_update()).all()
     }
     digests = [work.stored.sha256 for work in batch if work.stored]
     items = {i.sha256: i for i in session.exec(select(Item).where(col(Item.sha256).in_(digests))).all()}
-    for work in batch:
-        sighting = sightings.get(work.id)
-        if sighting is None or sighting.lease_owner != worker or sighting.status != SightingStatus.PENDING:
-            work.result = None  # taken over by another worker; it reports the outcome
-            continue
-        sighting.lease_owner = None
-        sighting.lease_until = None
-        sighting.updated_at = now
-        sighting.size, sighting.mtime_ns = work.size or sighting.size, work.mtime_ns or sighting.mtime_ns
-        target = f"sighting:{sighting.id}"
-        if work.changed:
-            sighting.queued_at = None  # the reconciler queues it again once it has been quiet
-            sighting.error = "changed while being copied; will be taken in again once complete"
-            session.add(sighting)
-            log.record("intake-deferred", target, {"path": work.shown, "reason": sighting.error}, tool=TOOL)
-            work.result = _result_of(sighting, None)
-            continue
-        if work.failure is not None or work.stored is None:
-            sighting.status = SightingStatus.FAILED
-            sighting.error = work.failure or "not stored"
-            work.disposed_to = _planned(ctx, work, quarantine=True) if work.quarantine else None
-            if work.disposed_to is None:
-                gone = not os.path.lexists(work.path)
-                sighting.disposition = Disposition.GONE if gone else Disposition.KEPT
-                sighting.active_key = None
-            sighting.disposed_path = readable(work.disposed_to) if work.disposed_to else None
-            session.add(sighting)
-            log.record(
-                "intake-failed",
-                target,
-                {"path": work.shown, "dock": work.dock, "reason": sighting.error},
-                tool=TOOL,
+    new_items: dict[str, dict[str, object]] = {}
+    changes: list[dict[str, object]] = []
+    with CustodyLog(session, ctx.actor) as log:
+        for work in batch:
+            sighting = sightings.get(work.id)
+            if sighting is None or sighting.lease_owner != worker or sighting.status != SightingStatus.PENDING:
+                work.result = None  # taken over by another worker; it reports the outcome
+                continue
+            change: dict[str, object] = {
+                "id": work.id,
+                "lease_owner": None,
+                "lease_until": None,
+                "updated_at": now,
+                "size": work.size or sighting.size,
+                "mtime_ns": work.mtime_ns or sighting.mtime_ns,
+            }
+            changes.append(change)
+            result = IntakeResult(
+                work.id,
+                work.shown,
+                work.dock,
+                SightingStatus.PENDING,
+                size=int(change["size"]),
+                disposition=Disposition.PENDING,
+            )  # type: ignore[call-overload]
+            target = f"sighting:{work.id}"
+            if work.changed:
+                error = "changed while being copied; will be taken in again once complete"
+                change.update(queued_at=None, error=error)  # the reconciler requeues it once quiet
+                log.record("intake-deferred", target, {"path": work.shown, "reason": error}, tool=TOOL)
+                work.result = replace(result, error=error)
+                continue
+            if work.failure is not None or work.stored is None:
+                error = work.failure or "not stored"
+                work.disposed_to = _planned(ctx, work, quarantine=True) if work.quarantine else None
+                disposition = Disposition.PENDING
+                if work.disposed_to is None:
+                    disposition = Disposition.KEPT if os.path.lexists(work.path) else Disposition.GONE
+                    change["active_key"] = None
+                shown_to = readable(work.disposed_to) if work.disposed_to else None
+                change.update(
+                    status=SightingStatus.FAILED,
+                    error=error,
+                    disposition=disposition,
+                    disposed_path=shown_to,
+                    disposed_path_raw=work.disposed_to,
+                )
+                log.record("intake-failed", target, {"path": work.shown, "dock": work.dock, "reason": error}, tool=TOOL)
+                work.result = replace(
+                    result, status=SightingStatus.FAILED, error=error, disposition=disposition, disposed_path=shown_to
+                )
+                continue
+            stored = work.stored
+            existing = items.get(stored.sha256)
+            if existing is None and stored.sha256 not in new_items:
+                item_id = new_id()
+                name = readable(work.name)
+                new_items[stored.sha256] = {
+                    "id": item_id,
+                    "sha256": stored.sha256,
+                    "size": stored.size,
+                    "digests": dict(stored.digests),
+                    "original_name": name,
+                    "original_name_raw": work.name,
+                    "media_kind": guess_kind(name, stored.head),
+                    "dock_id": work.dock,
+                    "status": "stored",
+                    "created_at": now,
+                    "fixity_status": None,
+                    "fixity_checked_at": None,
+                }
+                status = SightingStatus.STORED
+                log.record(
+                    "ingested",
+                    f"item:{item_id}",
+                    {
+                        "sha256": stored.sha256,
+                        "size": stored.size,
+                        "digests": stored.digests,
+                        "original_name": name,
+                        "dock": work.dock,
+                        "source": work.shown,
+                        "sighting": work.id,
+                        "store": ctx.store.name,
+                        "key": stored.key,
+                        "verified": "read back and compared while copying",
+                        "worker": worker,
+                        **({"store_repaired": True} if stored.repaired else {}),
+                    },
+                    tool=TOOL,
+                )
+            else:
+                item_id = str(existing.id if existing else new_items[stored.sha256]["id"])
+                if existing is not None and set(stored.digests) - set(existing.digests):
+                    existing.digests = {**stored.digests, **existing.digests}
+                    session.add(existing)
+                status = SightingStatus.DUPLICATE
+                log.record(
+                    "duplicate-received",
+                    f"item:{item_id}",
+                    {"sha256": stored.sha256, "dock": work.dock, "source": work.shown, "sighting": work.id},
+                    tool=TOOL,
+                )
+            work.disposed_to = _planned(ctx, work, quarantine=False)
+            disposition = Disposition.PENDING
+            if work.disposed_to is None and work.policy == "keep":
+                disposition = Disposition.KEPT
+                change["active_key"] = None
+            shown_to = readable(work.disposed_to) if work.disposed_to else None
+            change.update(
+                status=status,
+                item_id=item_id,
+                error=None,
+                disposition=disposition,
+                disposed_path=shown_to,
+                disposed_path_raw=work.disposed_to,
             )
-            work.result = _result_of(sighting, None)
-            continue
-        stored = work.stored
-        item = items.get(stored.sha256)
-        if item is None:
-            name = work.name
-            item = Item(
+            work.result = replace(
+                result,
+                status=status,
+                item=item_id,
                 sha256=stored.sha256,
                 size=stored.size,
-                digests=dict(stored.digests),
-                original_name=readable(name),
-                original_name_raw=name,
-                media_kind=guess_kind(readable(name), stored.head),
-                dock_id=work.dock,
-                created_at=now,
+                disposition=disposition,
+                disposed_path=shown_to,
             )
-            session.add(item)
-            session.flush()
-            items[item.sha256] = item
-            session.add(StageRun(item_id=item.id, stage="intake", status="done", tool=TOOL, updated_at=now))
-            sighting.status = SightingStatus.STORED
-            log.record(
-                "ingested",
-                f"item:{item.id}",
-                {
-                    "sha256": item.sha256,
-                    "size": item.size,
-                    "digests": item.digests,
-                    "original_name": item.original_name,
-                    "dock": work.dock,
-                    "source": work.shown,
-                    "sighting": sighting.id,
-                    "store": ctx.store.name,
-                    "key": stored.key,
-                    "verified": "read back and compared while copying",
-                    "worker": worker,
-                    **({"store_repaired": True} if stored.repaired else {}),
-                },
-                tool=TOOL,
+        if new_items:
+            session.execute(insert(Item), list(new_items.values()))
+            session.execute(
+                insert(StageRun),
+                [
+                    {
+                        "item_id": row["id"],
+                        "stage": "intake",
+                        "status": "done",
+                        "attempts": 1,
+                        "error": None,
+                        "tool": TOOL,
+                        "updated_at": now,
+                    }
+                    for row in new_items.values()
+                ],
             )
-        else:
-            missing = {k: v for k, v in stored.digests.items() if k not in item.digests}
-            if missing:
-                item.digests = {**item.digests, **missing}
-                session.add(item)
-            sighting.status = SightingStatus.DUPLICATE
-            log.record(
-                "duplicate-received",
-                f"item:{item.id}",
-                {"sha256": item.sha256, "dock": work.dock, "source": work.shown, "sighting": sighting.id},
-                tool=TOOL,
-            )
-        sighting.item_id = item.id
-        sighting.error = None
-        work.disposed_to = _planned(ctx, work, quarantine=False)
-        if work.disposed_to is None:
-            sighting.disposition = Disposition.KEPT if work.policy == "keep" else Disposition.PENDING
-            if work.policy == "keep":
-                sighting.active_key = None
-        sighting.disposed_path = readable(work.disposed_to) if work.disposed_to else None
-        session.add(sighting)
-        work.result = _result_of(sighting, item)
+        if changes:
+            session.execute(update(Sighting), changes)
 
 
 def _relative_to_dock(ctx: IntakeContext, path: bytes, dock: str) -> bytes:
@@ -511,66 +587,49 @@ def _planned(ctx: IntakeContext, work: _Work, *, quarantine: bool) -> bytes | No
         if work.policy != "move":
             return None
         root = ctx.processed_dir
-    target = os.path.join(
-        os.fsencode(root), os.fsencode(work.dock), _relative_to_dock(ctx, work.path, work.dock)
-    )
+    target = os.path.join(os.fsencode(root), os.fsencode(work.dock), _relative_to_dock(ctx, work.path, work.dock))
     if os.path.lexists(target):
         stem, dot, suffix = os.path.basename(target).rpartition(b".")
-        unique = (
-            (stem + b"." + work.id.encode() + dot + suffix) if stem else (target + b"." + work.id.encode())
-        )
+        unique = (stem + b"." + work.id.encode() + dot + suffix) if stem else (target + b"." + work.id.encode())
         target = os.path.join(os.path.dirname(target), os.path.basename(unique))
     return target
 
 
 def _dispose(ctx: IntakeContext, batch: list[_Work]) -> None:
     """Move, delete or keep each source as its catalogued sighting says; record what happened."""
-    outcomes: dict[str, tuple[str, str | None]] = {}
-    for work in batch:
-        if work.result is None or work.result.status == "pending":
-            continue
-        if work.result.disposition not in (None, Disposition.PENDING):
-            continue
-        outcomes[work.id] = _dispose_one(work)
-    if not outcomes:
+    pending = [
+        work
+        for work in batch
+        if work.result is not None
+        and work.result.status != SightingStatus.PENDING
+        and work.result.disposition in (None, Disposition.PENDING)
+    ]
+    if not pending:
         return
-    with session_scope(ctx.engine) as session:
-        log = CustodyLog(session, ctx.actor)
-        for sighting in session.exec(select(Sighting).where(col(Sighting.id).in_(list(outcomes)))).all():
-            disposition, note = outcomes[sighting.id]
-            if disposition == Disposition.PENDING:
-                sighting.error = note  # retried by the reconciler; the path stays claimed meanwhile
-            else:
-                sighting.disposition = disposition
-                sighting.active_key = None
+    now = utcnow()
+    changes: list[dict[str, object]] = []
+    with session_scope(ctx.engine) as session, CustodyLog(session, ctx.actor) as log:
+        for work in pending:
+            assert work.result is not None
+            disposition, note = _dispose_one(work)
+            error = "; ".join(filter(None, [work.result.error, note])) or None
+            change: dict[str, object] = {"id": work.id, "updated_at": now, "error": error}
+            if disposition != Disposition.PENDING:  # else retried by the reconciler; the path stays claimed
+                change.update(disposition=disposition, active_key=None)
                 if disposition not in (Disposition.MOVED, Disposition.QUARANTINED):
-                    sighting.disposed_path = None
-                if note:
-                    sighting.error = f"{sighting.error}; {note}" if sighting.error else note
-            sighting.updated_at = utcnow()
-            session.add(sighting)
+                    change.update(disposed_path=None, disposed_path_raw=None)
+            changes.append(change)
+            moved_to = (
+                work.result.disposed_path if disposition in (Disposition.MOVED, Disposition.QUARANTINED) else None
+            )
             log.record(
                 f"source-{disposition}",
-                f"sighting:{sighting.id}",
-                {
-                    "path": sighting.source_path,
-                    "to": sighting.disposed_path,
-                    **({"note": note} if note else {}),
-                },
+                f"sighting:{work.id}",
+                {"path": work.shown, "to": moved_to, **({"note": note} if note else {})},
                 tool=TOOL,
             )
-    for work in batch:
-        if work.id in outcomes and work.result is not None:
-            disposition, note = outcomes[work.id]
-            kept_path = disposition in (Disposition.MOVED, Disposition.QUARANTINED)
-            work.result = replace(
-                work.result,
-                disposition=disposition,
-                disposed_path=work.result.disposed_path if kept_path else None,
-                error=f"{work.result.error}; {note}"
-                if work.result.error and note
-                else work.result.error or note,
-            )
+            work.result = replace(work.result, disposition=disposition, disposed_path=moved_to, error=error)
+        session.execute(update(Sighting), changes)
 
 
 def _dispose_one(work: _Work) -> tuple[str, str | None]:

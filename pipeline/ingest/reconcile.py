@@ -98,9 +98,7 @@ def reconcile(
     lease_seconds: float,
     batch: int = 64,
 ) -> ReconcileReport:
-    due = due_sightings(
-        engine, stale_after=stale_after, quiet_period=quiet_period, lease_seconds=lease_seconds
-    )
+    due = due_sightings(engine, stale_after=stale_after, quiet_period=quiet_period, lease_seconds=lease_seconds)
     for start in range(0, len(due), batch):
         chunk = due[start : start + batch]
         enqueue(chunk)  # a broker outage raises here and the sightings stay due

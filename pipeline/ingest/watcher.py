@@ -188,8 +188,7 @@ class Watcher:
     def _hand_on(self, paths: list[bytes]) -> int:
         inbox = os.fsencode(self.inbox)
         arrivals = [
-            Arrival(path=path, dock=dock_of(path, inbox) or "unassigned", policy=self.source_policy)
-            for path in paths
+            Arrival(path=path, dock=dock_of(path, inbox) or "unassigned", policy=self.source_policy) for path in paths
         ]
         try:
             sightings = open_sightings(self.ctx, arrivals, skip_seen=True)

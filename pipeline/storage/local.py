@@ -1,6 +1,6 @@
 """Content-addressed store on a local file system.
 
-Layout: ``sha256/ab/cd/abcd…`` under the store root; writers use ``tmp/`` on the same file system.
+Layout: ``sha256/ab/abcd…`` under the store root (256 folders; ext4 indexes large folders); writers use ``tmp/`` on the same file system.
 An object is written to a temporary name, read back and compared chunk by chunk, fsynced, renamed
 to its digest and made read-only; the rename is made durable by syncing the directory.
 """
@@ -56,7 +56,7 @@ class LocalStore:
     def path(self, sha256: str) -> Path:
         if len(sha256) != 64 or not HEX.issuperset(sha256):
             raise StoreError(f"not a SHA-256 hex digest: {sha256!r}")
-        return self.objects_dir / sha256[:2] / sha256[2:4] / sha256
+        return self.objects_dir / sha256[:2] / sha256
 
     def key(self, sha256: str) -> str:
         return str(self.path(sha256).relative_to(self.root))
@@ -79,21 +79,18 @@ class LocalStore:
         size_hint = os.fstat(source_fd).st_size
         with contextlib.suppress(OSError):
             os.posix_fadvise(source_fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-        dest_fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        # One descriptor both writes and reads back: the copy is compared with what was hashed.
+        dest_fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
-            readback_fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                transfer = hashing_copy(
-                    source_fd,
-                    dest_fd,
-                    readback_fd,
-                    algorithms=algorithms,
-                    chunk_size=self.chunk_size,
-                    size_hint=size_hint,
-                    heartbeat=heartbeat,
-                )
-            finally:
-                os.close(readback_fd)
+            transfer = hashing_copy(
+                source_fd,
+                dest_fd,
+                dest_fd,
+                algorithms=algorithms,
+                chunk_size=self.chunk_size,
+                size_hint=size_hint,
+                heartbeat=heartbeat,
+            )
             if durable:
                 os.fsync(dest_fd)
         except BaseException:
@@ -142,7 +139,7 @@ class LocalStore:
         return transfer.digests["sha256"], transfer.size
 
     def objects(self) -> Iterator[str]:
-        for path in self.objects_dir.glob("*/*/*"):
+        for path in self.objects_dir.glob("*/*"):
             if path.is_file() and len(path.name) == 64:
                 yield path.name
 

@@ -46,12 +46,25 @@ def _readback(readback_fd: int, scratch: bytearray, buf: bytearray, n: int, offs
         raise StoreError(f"read-back of the stored copy differs from the source at byte offset {offset}")
 
 
+_local = threading.local()
+
+
+def _thread_buffer(name: str, size: int) -> bytearray:
+    """A buffer reused by this thread: allocating (and zeroing) a chunk per small file costs more
+    than copying the file."""
+    buf: bytearray | None = getattr(_local, name, None)
+    if buf is None or len(buf) != size:
+        buf = bytearray(size)
+        setattr(_local, name, buf)
+    return buf
+
+
 class _InlineDigests:
     """Digest in the copying thread, reusing one buffer."""
 
     def __init__(self, hashers: dict[str, hashlib._Hash], chunk_size: int) -> None:
         self.hashers = hashers
-        self.buf = bytearray(chunk_size)
+        self.buf = _thread_buffer("chunk", chunk_size)
 
     def buffer(self) -> bytearray:
         return self.buf
@@ -140,7 +153,7 @@ def hashing_copy(
         digests = _ThreadedDigests(hashers, chunk_size)
     else:
         digests = _InlineDigests(hashers, chunk_size)
-    scratch = bytearray(chunk_size)
+    scratch = _thread_buffer("readback", chunk_size)
     offset = 0
     next_beat = heartbeat_every
     head = b""
@@ -166,9 +179,7 @@ def hashing_copy(
     return Transfer(offset, {name: h.hexdigest() for name, h in hashers.items()}, head)
 
 
-def hash_file(
-    path: str | os.PathLike[str], algorithms: Sequence[str] = (), chunk_size: int = 1 << 20
-) -> Transfer:
+def hash_file(path: str | os.PathLike[str], algorithms: Sequence[str] = (), chunk_size: int = 1 << 20) -> Transfer:
     """Digest a file as it is on disk now (fixity checks)."""
     hashers = new_hashers(algorithms)
     buf = bytearray(chunk_size)

@@ -102,6 +102,7 @@ def upgrade() -> None:
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("disposition", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("disposed_path", sa.Text(), nullable=True),
+        sa.Column("disposed_path_raw", sa.LargeBinary(), nullable=True),
         sa.Column("source_policy", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
         sa.Column("active_key", sa.String(length=64), nullable=True),
         sa.Column("lease_owner", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),

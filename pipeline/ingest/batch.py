@@ -1,0 +1,69 @@
+"""Taking in many files at once from the command line: batches of arrivals, each recorded and taken
+in with a handful of transactions, spread over worker processes (hashing and the catalog's Python
+work both need a core)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+
+from pipeline.catalog.db import dispose_engines
+from pipeline.ingest.intake import Arrival, IntakeContext, IntakeResult, intake, open_sightings
+from pipeline.ingest.names import readable
+from pipeline.runtime import intake_context, process_name
+from pipeline.settings import Settings
+
+_child_ctx: IntakeContext | None = None
+
+
+def _take_in(ctx: IntakeContext, batch: Sequence[Arrival]) -> list[IntakeResult]:
+    opened = open_sightings(ctx, batch)
+    results = [
+        IntakeResult(
+            None,
+            readable(arrival.path),
+            arrival.dock,
+            "ignored",
+            error="already being taken in (an open sighting holds this path)",
+        )
+        for arrival, sighting in zip(batch, opened, strict=True)
+        if sighting is None
+    ]
+    ids = [s.id for s in opened if s is not None]
+    if ids:
+        results += intake(ctx, ids, worker=process_name("ingest"))
+    return results
+
+
+def _child_init(settings: Settings) -> None:
+    global _child_ctx
+    dispose_engines()  # never share the parent's database connections
+    _child_ctx = intake_context(settings)
+
+
+def _child_take_in(batch: Sequence[Arrival]) -> list[IntakeResult]:
+    assert _child_ctx is not None
+    return _take_in(_child_ctx, batch)
+
+
+def ingest_arrivals(
+    settings: Settings,
+    ctx: IntakeContext,
+    arrivals: Sequence[Arrival],
+    *,
+    batch: int = 500,
+    processes: int | None = None,
+) -> Iterator[list[IntakeResult]]:
+    """Take in ``arrivals``; yields each batch's results as it finishes, in order."""
+    batches = [arrivals[start : start + batch] for start in range(0, len(arrivals), batch)]
+    processes = min(processes or os.cpu_count() or 1, len(batches))
+    if processes <= 1:
+        for chunk in batches:
+            yield _take_in(ctx, chunk)
+        return
+    with ProcessPoolExecutor(
+        processes, mp_context=multiprocessing.get_context("fork"), initializer=_child_init, initargs=(settings,)
+    ) as pool:
+        yield from pool.map(_child_take_in, batches)
