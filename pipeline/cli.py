@@ -232,7 +232,8 @@ def item(ident: str, as_json: bool) -> None:
             select(Sighting).where(Sighting.item_id == found.id).order_by(col(Sighting.received_at))
         ).all()
         stages = session.exec(select(StageRun).where(StageRun.item_id == found.id)).all()
-        CustodyLog(session, settings.effective_actor).record("viewed", f"item:{found.id}", {"via": "cli"}, tool=TOOL)
+        with CustodyLog(session, settings.effective_actor) as log:
+            log.record("viewed", f"item:{found.id}", {"via": "cli"}, tool=TOOL)
         events = session.exec(
             select(CustodyEvent).where(CustodyEvent.target == f"item:{found.id}").order_by(col(CustodyEvent.seq))
         ).all()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, text
+from sqlalchemy import event, insert, text
 from sqlmodel import Session, col, select
 
 from pipeline.catalog.db import LOCK_CUSTODY
@@ -43,8 +43,8 @@ def event_hash(
 class CustodyLog:
     """Appends events inside the caller's transaction, so each commits with the change it records.
 
-    Use as a context manager around the work of one transaction: the lock and the chain head are
-    taken once, and the events are inserted together, in chain order, when the block ends.
+    The lock and the chain head are taken once per transaction, and the events are inserted
+    together, in chain order, when the ``with`` block ends or, at the latest, when the session commits.
     """
 
     def __init__(self, session: Session, actor: str) -> None:
@@ -52,6 +52,7 @@ class CustodyLog:
         self.actor = actor
         self._head: str | None = None
         self._rows: list[dict[str, Any]] = []
+        event.listen(session, "before_commit", lambda _session: self.flush())
 
     def __enter__(self) -> CustodyLog:
         return self

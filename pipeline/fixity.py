@@ -85,8 +85,7 @@ def run_fixity(
         if not rows:
             return
         results = [check_object(store, item_id, sha256, size) for item_id, sha256, size in rows]
-        with session_scope(engine) as session:
-            log = CustodyLog(session, actor)
+        with session_scope(engine) as session, CustodyLog(session, actor) as log:
             now = utcnow()
             for result in results:
                 session.add(
