@@ -9,7 +9,7 @@ whatever a lost message or a dead worker left undone.
 from __future__ import annotations
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from pipeline.settings import Settings, load_settings
 
@@ -29,7 +29,7 @@ def broker_settings(settings: Settings) -> tuple[str, dict[str, object]]:
     folder = settings.queue_dir
     for sub in ("messages", "processed"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
-    return "filesystem://", {
+    return "filesystem://localhost/", {
         "data_folder_in": str(folder / "messages"),
         "data_folder_out": str(folder / "messages"),
         "processed_folder": str(folder / "processed"),
@@ -52,7 +52,7 @@ def make_app(settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_queues=[Queue(name, routing_key=name) for name in queues.values()],
+        task_queues=[Queue(name, Exchange(name, type="direct"), routing_key=name) for name in queues.values()],
         task_default_queue=queues["intake"],
         task_routes={
             "evidence.intake": {"queue": queues["intake"], "routing_key": queues["intake"]},

@@ -166,7 +166,10 @@ def _open_sightings(
                 st = os.lstat(arrival.path)
                 size, mtime_ns = st.st_size, st.st_mtime_ns
             except OSError:
-                size, mtime_ns = 0, 0  # vanished already: intake reports it
+                if skip_seen:  # the watcher's hint came after the file was taken in and moved
+                    out.append(None)
+                    continue
+                size, mtime_ns = 0, 0  # named on the command line but gone: intake reports it
             if (key, size, mtime_ns) in seen:
                 out.append(None)
                 continue
