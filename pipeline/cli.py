@@ -87,6 +87,9 @@ def ingest(paths: Sequence[str], dock: str | None, source_policy: str | None, en
         statuses[result.status] += 1
         _emit_result(as_json, result)
     if enqueue:
+        from workers.app import app, configure
+
+        configure(app, settings)
         outcomes = (_enqueue_batch(ctx, arrivals[i : i + BATCH]) for i in range(0, len(arrivals), BATCH))
     else:
         outcomes = ingest_arrivals(settings, ctx, arrivals, batch=BATCH)
@@ -357,8 +360,9 @@ def worker(concurrency: int | None, beat: bool, loglevel: str) -> None:
     settings = _settings()
     settings.ensure_dirs()
     open_catalog(settings)
-    from workers.app import STAGES, app, queue_name
+    from workers.app import STAGES, app, configure, queue_name
 
+    configure(app, settings)
     argv = [
         "worker",
         "--loglevel",
@@ -380,8 +384,10 @@ def worker(concurrency: int | None, beat: bool, loglevel: str) -> None:
 def _run_watcher(settings: Settings, stop: threading.Event, with_reconciler: bool) -> None:
     from pipeline.ingest.reconcile import reconcile
     from pipeline.ingest.watcher import Watcher
+    from workers.app import app, configure
     from workers.tasks import enqueue_intake
 
+    configure(app, settings)
     ctx = intake_context(settings, actor=process_name("watcher"))
     watcher = Watcher(
         ctx,

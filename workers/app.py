@@ -37,8 +37,9 @@ def broker_settings(settings: Settings) -> tuple[str, dict[str, object]]:
     }
 
 
-def make_app(settings: Settings) -> Celery:
-    app = Celery("evidence", set_as_current=True)
+def configure(app: Celery, settings: Settings) -> Celery:
+    """Point the app at the broker and queues the settings name (again, if they changed)."""
+    app.close()  # drop pooled broker connections made under earlier settings
     broker, options = broker_settings(settings)
     queues = {stage: queue_name(settings, stage) for stage in STAGES}
     app.conf.update(
@@ -70,6 +71,6 @@ def make_app(settings: Settings) -> Celery:
     return app
 
 
-app = make_app(load_settings())
+app = configure(Celery("evidence", set_as_current=True), load_settings())
 
 import workers.tasks  # noqa: E402,F401  (registers the tasks on the app)

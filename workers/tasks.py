@@ -9,6 +9,7 @@ from typing import Any
 
 from celery import Task
 from celery.signals import worker_process_init, worker_ready
+from kombu import Connection
 
 from pipeline.catalog.db import dispose_engines
 from pipeline.errors import TransientError
@@ -16,7 +17,7 @@ from pipeline.ingest.intake import IntakeContext, intake
 from pipeline.ingest.reconcile import reconcile
 from pipeline.runtime import intake_context, process_name
 from pipeline.settings import Settings
-from workers.app import app
+from workers.app import app, broker_settings, queue_name
 
 
 def _settings() -> Settings:
@@ -29,7 +30,17 @@ def _context() -> IntakeContext:
 
 
 def enqueue_intake(sighting_ids: Sequence[str]) -> None:
-    intake_task.apply_async(args=[list(sighting_ids)])
+    """Queue intake of these sightings on the broker the current settings name.
+
+    Connection and queue are explicit because the app may have been pointed at other settings since
+    start-up, and kombu's pools would keep the first broker's connections.
+    """
+    settings = _settings()
+    url, options = broker_settings(settings)
+    with Connection(url, transport_options=options) as connection:
+        intake_task.apply_async(
+            args=[list(sighting_ids)], queue=queue_name(settings, "intake"), connection=connection
+        )
 
 
 @app.task(
@@ -71,4 +82,4 @@ def _fresh_connections(**_: Any) -> None:
 @worker_ready.connect
 def _reconcile_on_start(**_: Any) -> None:
     """After a crash or restart, queue again whatever the catalog says is unfinished."""
-    reconcile_task.apply_async()
+    reconcile_task.apply_async(queue=queue_name(_settings(), "maintenance"))
