@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import click
@@ -86,6 +86,7 @@ def ingest(paths: Sequence[str], dock: str | None, source_policy: str | None, en
     for result in early:
         statuses[result.status] += 1
         _emit_result(as_json, result)
+    outcomes: Iterable[list[IntakeResult]]
     if enqueue:
         from workers.app import app, configure
 

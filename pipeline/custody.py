@@ -137,9 +137,9 @@ def check_chain(session: Session) -> ChainReport:
     """Walk the whole log; report the first event whose seal or link does not hold."""
     prev = GENESIS
     count = 0
-    for event in _events(session):
-        seq = event.seq or 0
-        if event.prev_hash != prev:
+    for row in _events(session):
+        seq = row.seq or 0
+        if row.prev_hash != prev:
             return ChainReport(
                 count,
                 prev,
@@ -147,17 +147,17 @@ def check_chain(session: Session) -> ChainReport:
                 "link to the previous event is broken (an event was deleted, inserted or reordered before this one)",
             )
         expected = event_hash(
-            at=event.at,
-            actor=event.actor,
-            action=event.action,
-            target=event.target,
-            tool=event.tool,
-            details=event.details,
-            prev_hash=event.prev_hash,
+            at=row.at,
+            actor=row.actor,
+            action=row.action,
+            target=row.target,
+            tool=row.tool,
+            details=row.details,
+            prev_hash=row.prev_hash,
         )
-        if expected != event.hash:
+        if expected != row.hash:
             return ChainReport(count, prev, seq, "contents do not match the event's seal (the row was edited)")
-        prev = event.hash
+        prev = row.hash
         count += 1
     return ChainReport(count, prev)
 

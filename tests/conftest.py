@@ -40,9 +40,24 @@ def _ffmpeg(*args: str) -> None:
 def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One tiny clip, recording and photo per session, made by ffmpeg."""
     folder = tmp_path_factory.mktemp("media")
-    _ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=10:duration=1", "-f", "lavfi",
-            "-i", "sine=frequency=440:duration=1", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac",
-            "-shortest", str(folder / "clip.mp4"))
+    _ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=160x120:rate=10:duration=1",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:duration=1",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-shortest",
+        str(folder / "clip.mp4"),
+    )
     _ffmpeg("-f", "lavfi", "-i", "sine=frequency=880:duration=1", str(folder / "voice.wav"))
     _ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:duration=1", "-frames:v", "1", str(folder / "photo.jpg"))
     return folder
@@ -190,7 +205,9 @@ def start(env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., Service
         process = subprocess.Popen(
             [*EVIDENCE, *args],
             env={**os.environ, **env, **(extra_env or {}), "EVIDENCE_LOG_LEVEL": "INFO"},
-            stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         service = Service(process, log)
         services.append(service)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 
 from sqlalchemy import text
 from sqlmodel import Session, select
@@ -27,15 +28,16 @@ class TestCustodyChain:
             events = session.exec(select(CustodyEvent).order_by(CustodyEvent.seq)).all()
             report = check_chain(session)
         assert events[0].prev_hash == GENESIS
-        assert all(b.prev_hash == a.hash for a, b in zip(events, events[1:], strict=False))
+        assert all(b.prev_hash == a.hash for a, b in pairwise(events))
         assert (report.ok, report.events, report.head) == (True, len(seqs), events[-1].hash)
 
     def test_edited_row_is_named(self, ctx, cli) -> None:
         """Changing one event's details breaks its seal; `audit verify` names that event."""
         seqs = seed(ctx.engine)
         with ctx.engine.begin() as connection:
-            connection.execute(text("UPDATE custodyevent SET details = :d WHERE seq = :s"),
-                               {"d": '{"via":"forged"}', "s": seqs[2]})
+            connection.execute(
+                text("UPDATE custodyevent SET details = :d WHERE seq = :s"), {"d": '{"via":"forged"}', "s": seqs[2]}
+            )
         result = cli("audit", "verify", "--json")
         assert result.exit_code == 1
         (report,) = result.records

@@ -40,8 +40,12 @@ class TestIntake:
         assert moved.read_bytes() == content
         assert ctx.store.digest(result.sha256) == (result.sha256, len(content))
         (item,) = rows(ctx, Item)
-        assert (item.original_name, item.size, item.media_kind, item.dock_id) == ("A001.mp4", len(content),
-                                                                                  "video", "dock1")
+        assert (item.original_name, item.size, item.media_kind, item.dock_id) == (
+            "A001.mp4",
+            len(content),
+            "video",
+            "dock1",
+        )
 
     def test_duplicate_adds_a_sighting_not_an_item(self, ctx, dock, media) -> None:
         first = media.variant("voice.wav", dock / "a.wav")

@@ -78,8 +78,11 @@ class TestLocalStore:
         source.write_bytes(os.urandom(5000))
         liar = tmp_path / "liar.bin"
         liar.write_bytes(b"\0" * 5000)  # the read-back descriptor sees other bytes
-        src, dst, back = (os.open(source, os.O_RDONLY), os.open(tmp_path / "dst.bin", os.O_WRONLY | os.O_CREAT),
-                          os.open(liar, os.O_RDONLY))
+        src, dst, back = (
+            os.open(source, os.O_RDONLY),
+            os.open(tmp_path / "dst.bin", os.O_WRONLY | os.O_CREAT),
+            os.open(liar, os.O_RDONLY),
+        )
         with pytest.raises(StoreError, match="read-back of the stored copy differs"):
             hashing_copy(src, dst, back)
 

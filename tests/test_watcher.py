@@ -125,7 +125,8 @@ class TestWatcher:
             media.variant("clip.mp4", dock / "missed-too.mp4", 5)
             watcher.tracker._candidates.clear()  # as if the kernel dropped the events
             logging.getLogger("watchdog.observers.inotify_c").warning(
-                "Inotify queue overflowed; filesystem events were lost")
+                "Inotify queue overflowed; filesystem events were lost"
+            )
             wait_for(lambda: count(ctx, Item) == 2, 10, "the rescan after the overflow")
         finally:
             stop.set()

@@ -28,8 +28,12 @@ def cluster_env(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[st
         redis.Redis.from_url(REDIS_URL).ping()
     except redis.RedisError as exc:
         pytest.fail(f"Redis is not reachable at {REDIS_URL}: {exc}")
-    extra = {"EVIDENCE_BROKER_URL": REDIS_URL, "EVIDENCE_LEASE_SECONDS": "3", "EVIDENCE_RECONCILE_INTERVAL": "1",
-             "EVIDENCE_STALE_AFTER": "30"}
+    extra = {
+        "EVIDENCE_BROKER_URL": REDIS_URL,
+        "EVIDENCE_LEASE_SECONDS": "3",
+        "EVIDENCE_RECONCILE_INTERVAL": "1",
+        "EVIDENCE_STALE_AFTER": "30",
+    }
     for key, value in extra.items():
         monkeypatch.setenv(key, value)
     env.update(extra)
@@ -62,8 +66,11 @@ class TestCeleryWorker:
         assert {r["status"] for r in queued.records} == {"queued"}
         assert all((dock / f"REC{n:03d}.wav").exists() for n in range(20))  # nothing done before a worker runs
         worker = start("worker", "--concurrency", "2")
-        wait_for(lambda: count(ctx, Item) == 20 and not any(dock.iterdir()), 60,
-                 f"the worker to take in 20 files; worker said:\n{worker.output()[-2000:]}")
+        wait_for(
+            lambda: count(ctx, Item) == 20 and not any(dock.iterdir()),
+            60,
+            f"the worker to take in 20 files; worker said:\n{worker.output()[-2000:]}",
+        )
         with Session(ctx.engine) as session:
             assert set(session.exec(select(Sighting.status)).all()) == {"stored"}
 
@@ -91,8 +98,12 @@ class TestCeleryWorker:
             assert sighting.status == "pending" and sighting.lease_owner is not None
 
         restarted = start("worker", "--concurrency", "1", "--beat")
-        wait_for(lambda: count(ctx, Item) == 1 and not big.exists(), 180,
-                 f"the restarted worker to finish; it said:\n{restarted.output()[-2000:]}", interval=0.5)
+        wait_for(
+            lambda: count(ctx, Item) == 1 and not big.exists(),
+            180,
+            f"the restarted worker to finish; it said:\n{restarted.output()[-2000:]}",
+            interval=0.5,
+        )
         moved = settings.processed_dir / "dock1" / "BIG_0001.mp4"
         expected = sha256_of(moved)
         with Session(ctx.engine) as session:

@@ -21,7 +21,8 @@ from workers.app import app, broker_settings, queue_name
 
 
 def _settings() -> Settings:
-    return app.conf.evidence_settings  # type: ignore[no-any-return]
+    settings: Settings = app.conf.evidence_settings
+    return settings
 
 
 @cache
@@ -38,9 +39,7 @@ def enqueue_intake(sighting_ids: Sequence[str]) -> None:
     settings = _settings()
     url, options = broker_settings(settings)
     with Connection(url, transport_options=options) as connection:
-        intake_task.apply_async(
-            args=[list(sighting_ids)], queue=queue_name(settings, "intake"), connection=connection
-        )
+        intake_task.apply_async(args=[list(sighting_ids)], queue=queue_name(settings, "intake"), connection=connection)
 
 
 @app.task(

@@ -434,23 +434,19 @@ def _catalogue_in(session: Session, ctx: IntakeContext, batch: list[_Work], work
             if sighting is None or sighting.lease_owner != worker or sighting.status != SightingStatus.PENDING:
                 work.result = None  # taken over by another worker; it reports the outcome
                 continue
+            size = work.size or sighting.size
             change: dict[str, object] = {
                 "id": work.id,
                 "lease_owner": None,
                 "lease_until": None,
                 "updated_at": now,
-                "size": work.size or sighting.size,
+                "size": size,
                 "mtime_ns": work.mtime_ns or sighting.mtime_ns,
             }
             changes.append(change)
             result = IntakeResult(
-                work.id,
-                work.shown,
-                work.dock,
-                SightingStatus.PENDING,
-                size=int(change["size"]),
-                disposition=Disposition.PENDING,
-            )  # type: ignore[call-overload]
+                work.id, work.shown, work.dock, SightingStatus.PENDING, size=size, disposition=Disposition.PENDING
+            )
             target = f"sighting:{work.id}"
             if work.changed:
                 error = "changed while being copied; will be taken in again once complete"

@@ -1,6 +1,7 @@
 """Content-addressed store on a local file system.
 
-Layout: ``sha256/ab/abcd…`` under the store root (256 folders; ext4 indexes large folders); writers use ``tmp/`` on the same file system.
+Layout: ``sha256/ab/abcd…`` under the store root (256 folders; ext4 indexes large folders);
+writers use ``tmp/`` on the same file system.
 An object is written to a temporary name, read back and compared chunk by chunk, fsynced, renamed
 to its digest and made read-only; the rename is made durable by syncing the directory.
 """
@@ -26,7 +27,8 @@ HEX = frozenset("0123456789abcdef")
 
 def _find_syncfs() -> Callable[[int], int] | None:
     try:
-        return ctypes.CDLL(None, use_errno=True).syncfs  # type: ignore[no-any-return]
+        syncfs: Callable[[int], int] = ctypes.CDLL(None, use_errno=True).syncfs
+        return syncfs
     except (AttributeError, OSError):
         return None
 

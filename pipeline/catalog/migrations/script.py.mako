@@ -7,7 +7,7 @@ Create Date: ${create_date}
 
 from alembic import op
 import sqlalchemy as sa
-import sqlmodel
+
 import pipeline.catalog.types
 ${imports if imports else ""}
 

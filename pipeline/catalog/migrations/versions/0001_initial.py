@@ -6,7 +6,6 @@ Create Date: 2026-11-26 13:02:49.692016
 """
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
 
 import pipeline.catalog.types
@@ -22,10 +21,10 @@ def upgrade() -> None:
         "custodyevent",
         sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("at", pipeline.catalog.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("actor", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
-        sa.Column("action", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("target", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
-        sa.Column("tool", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
+        sa.Column("actor", sa.String(length=255), nullable=False),
+        sa.Column("action", sa.String(length=64), nullable=False),
+        sa.Column("target", sa.String(length=255), nullable=False),
+        sa.Column("tool", sa.String(length=255), nullable=True),
         sa.Column("details", sa.Text(), nullable=False),
         sa.Column("prev_hash", sa.String(length=64), nullable=False),
         sa.Column("hash", sa.String(length=64), nullable=False),
@@ -40,23 +39,23 @@ def upgrade() -> None:
 
     op.create_table(
         "dock",
-        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+        sa.Column("id", sa.String(length=255), nullable=False),
         sa.Column("created_at", pipeline.catalog.types.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_table(
         "item",
-        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=26), nullable=False),
-        sa.Column("sha256", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("id", sa.String(length=26), nullable=False),
+        sa.Column("sha256", sa.String(length=64), nullable=False),
         sa.Column("size", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("digests", sa.JSON(), nullable=False),
         sa.Column("original_name", sa.Text(), nullable=False),
         sa.Column("original_name_raw", sa.LargeBinary(), nullable=False),
-        sa.Column("media_kind", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-        sa.Column("dock_id", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
-        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column("media_kind", sa.String(length=16), nullable=False),
+        sa.Column("dock_id", sa.String(length=255), nullable=False),
+        sa.Column("status", sa.String(length=32), nullable=False),
         sa.Column("created_at", pipeline.catalog.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("fixity_status", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True),
+        sa.Column("fixity_status", sa.String(length=16), nullable=True),
         sa.Column("fixity_checked_at", pipeline.catalog.types.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["dock_id"],
@@ -73,10 +72,10 @@ def upgrade() -> None:
     op.create_table(
         "fixitycheck",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("item_id", sqlmodel.sql.sqltypes.AutoString(length=26), nullable=False),
+        sa.Column("item_id", sa.String(length=26), nullable=False),
         sa.Column("checked_at", pipeline.catalog.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("outcome", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-        sa.Column("found_sha256", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+        sa.Column("outcome", sa.String(length=16), nullable=False),
+        sa.Column("found_sha256", sa.String(length=64), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
             ["item_id"],
@@ -89,23 +88,23 @@ def upgrade() -> None:
 
     op.create_table(
         "sighting",
-        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=26), nullable=False),
-        sa.Column("dock_id", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+        sa.Column("id", sa.String(length=26), nullable=False),
+        sa.Column("dock_id", sa.String(length=255), nullable=False),
         sa.Column("source_path", sa.Text(), nullable=False),
         sa.Column("source_path_raw", sa.LargeBinary(), nullable=False),
-        sa.Column("path_key", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("path_key", sa.String(length=64), nullable=False),
         sa.Column("size", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("mtime_ns", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("received_at", pipeline.catalog.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-        sa.Column("item_id", sqlmodel.sql.sqltypes.AutoString(length=26), nullable=True),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("item_id", sa.String(length=26), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
-        sa.Column("disposition", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("disposition", sa.String(length=16), nullable=False),
         sa.Column("disposed_path", sa.Text(), nullable=True),
         sa.Column("disposed_path_raw", sa.LargeBinary(), nullable=True),
-        sa.Column("source_policy", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+        sa.Column("source_policy", sa.String(length=8), nullable=False),
         sa.Column("active_key", sa.String(length=64), nullable=True),
-        sa.Column("lease_owner", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
+        sa.Column("lease_owner", sa.String(length=255), nullable=True),
         sa.Column("lease_until", pipeline.catalog.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("queued_at", pipeline.catalog.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
@@ -132,12 +131,12 @@ def upgrade() -> None:
     op.create_table(
         "stagerun",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("item_id", sqlmodel.sql.sqltypes.AutoString(length=26), nullable=False),
-        sa.Column("stage", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("item_id", sa.String(length=26), nullable=False),
+        sa.Column("stage", sa.String(length=32), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
-        sa.Column("tool", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
+        sa.Column("tool", sa.String(length=255), nullable=True),
         sa.Column("updated_at", pipeline.catalog.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["item_id"],
