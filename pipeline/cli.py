@@ -404,14 +404,7 @@ def _run_watcher(settings: Settings, stop: threading.Event, with_reconciler: boo
     def reconcile_loop() -> None:
         while not stop.is_set():
             try:
-                reconcile(
-                    ctx.engine,
-                    ctx.store,
-                    enqueue_intake,
-                    stale_after=settings.stale_after,
-                    quiet_period=settings.quiet_period,
-                    lease_seconds=settings.lease_seconds,
-                )
+                reconcile(ctx, enqueue_intake)
             except Exception:
                 logging.getLogger("evidence.reconcile").exception("reconcile pass failed; retrying later")
             stop.wait(settings.reconcile_interval)
@@ -462,7 +455,8 @@ def serve(concurrency: int | None) -> None:
         "--concurrency",
         str(concurrency or settings.worker_concurrency),
     ]
-    workers = subprocess.Popen(worker_cmd, start_new_session=True)
+    # Same process group: a signal to `serve` from a terminal or a supervisor reaches the workers too.
+    workers = subprocess.Popen(worker_cmd)
     click.echo(
         f"serving: inbox {settings.inbox_dir}, catalog {settings.effective_database_url}, "
         f"broker {settings.broker_url or 'embedded file queue'}",
@@ -473,9 +467,9 @@ def serve(concurrency: int | None) -> None:
     finally:
         workers.terminate()
         try:
-            workers.wait(timeout=30)
+            workers.wait(timeout=60)
         except subprocess.TimeoutExpired:
-            os.killpg(workers.pid, signal.SIGKILL)
+            workers.kill()
             workers.wait()
 
 

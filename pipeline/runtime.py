@@ -39,6 +39,8 @@ def intake_context(settings: Settings, *, actor: str | None = None) -> IntakeCon
         quarantine_dir=settings.quarantine_dir,
         algorithms=tuple(settings.extra_digests),
         lease_seconds=settings.lease_seconds,
+        quiet_period=settings.quiet_period,
+        stale_after=settings.stale_after,
     )
 
 

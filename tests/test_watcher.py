@@ -6,6 +6,8 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlmodel import Session, func, select
@@ -59,7 +61,7 @@ class TestStabilityTracker:
         assert len(tracker) == 0
 
 
-def inline_watcher(ctx, settings) -> Watcher:
+def inline_watcher(ctx, settings, **options) -> Watcher:
     """A watcher whose queue is this process: each batch it hands on is taken in at once."""
     return Watcher(
         ctx,
@@ -68,7 +70,20 @@ def inline_watcher(ctx, settings) -> Watcher:
         rescan_interval=60,
         ignore_patterns=settings.ignore_patterns,
         source_policy="move",
+        **options,
     )
+
+
+@contextmanager
+def running(watcher: Watcher) -> Iterator[Watcher]:
+    stop = threading.Event()
+    thread = threading.Thread(target=watcher.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        yield watcher
+    finally:
+        stop.set()
+        thread.join(10)
 
 
 def count(ctx, model) -> int:
@@ -79,27 +94,18 @@ def count(ctx, model) -> int:
 class TestWatcher:
     def test_temp_name_waits_until_renamed(self, ctx, settings, dock, media) -> None:
         watcher = inline_watcher(ctx, settings)
-        stop = threading.Event()
-        thread = threading.Thread(target=watcher.run, args=(stop,), daemon=True)
-        thread.start()
-        try:
+        with running(watcher):
             partial = media.variant("clip.mp4", dock / "A001.mp4.part")
             time.sleep(1.0)
             assert count(ctx, Sighting) == 0 and partial.exists()
             partial.rename(dock / "A001.mp4")
             wait_for(lambda: count(ctx, Item) == 1, 10, "the renamed file to be catalogued")
             wait_for(lambda: not (dock / "A001.mp4").exists(), 10, "the source to be moved")
-        finally:
-            stop.set()
-            thread.join(10)
 
     def test_folder_moved_in_whole_and_docks_from_folder_names(self, ctx, settings, media, tmp_path) -> None:
         """A folder renamed into the inbox brings no per-file events; its files are still found."""
         watcher = inline_watcher(ctx, settings)
-        stop = threading.Event()
-        thread = threading.Thread(target=watcher.run, args=(stop,), daemon=True)
-        thread.start()
-        try:
+        with running(watcher):
             staged = tmp_path / "staging" / "dock7"
             for n in range(5):
                 media.variant("photo.jpg", staged / "DCIM" / f"IMG_{n}.jpg", n + 1)
@@ -109,18 +115,12 @@ class TestWatcher:
             wait_for(lambda: count(ctx, Item) == 5, 15, "five files of the moved folder")
             with Session(ctx.engine) as session:
                 assert {i.dock_id for i in session.exec(select(Item))} == {"dock7"}
-        finally:
-            stop.set()
-            thread.join(10)
 
     def test_overflow_warning_triggers_a_rescan(self, ctx, settings, dock, media) -> None:
         """watchdog only logs a lost-events overflow; the watcher hears it and rescans the inbox."""
         watcher = inline_watcher(ctx, settings)
         media.variant("clip.mp4", dock / "missed.mp4")  # present, but no event was ever seen
-        stop = threading.Event()
-        thread = threading.Thread(target=watcher.run, args=(stop,), daemon=True)
-        thread.start()
-        try:
+        with running(watcher):
             wait_for(lambda: count(ctx, Item) == 1, 10, "the start-up rescan")
             media.variant("clip.mp4", dock / "missed-too.mp4", 5)
             watcher.tracker._candidates.clear()  # as if the kernel dropped the events
@@ -128,9 +128,14 @@ class TestWatcher:
                 "Inotify queue overflowed; filesystem events were lost"
             )
             wait_for(lambda: count(ctx, Item) == 2, 10, "the rescan after the overflow")
-        finally:
-            stop.set()
-            thread.join(10)
+
+    def test_polling_observer_for_network_shares(self, ctx, settings, dock, media) -> None:
+        """With polling (no inotify on NFS/SMB mounts) new files are still found and taken in."""
+        watcher = inline_watcher(ctx, settings, polling=True, poll_interval=0.2)
+        with running(watcher):
+            time.sleep(0.5)
+            media.variant("voice.wav", dock / "polled.wav")
+            wait_for(lambda: count(ctx, Item) == 1, 10, "the polled file to be catalogued")
 
     def test_rescan_skips_files_already_taken_in_from_the_same_place(self, ctx, settings, dock, media) -> None:
         """A dock with the 'keep' policy leaves files in place; rescans must not take them again."""

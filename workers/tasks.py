@@ -58,16 +58,7 @@ def intake_task(self: Task, sighting_ids: list[str]) -> dict[str, Any]:
 
 @app.task(name="evidence.reconcile", autoretry_for=(TransientError,), retry_backoff=True, max_retries=5)
 def reconcile_task() -> dict[str, int]:
-    settings = _settings()
-    ctx = _context()
-    report = reconcile(
-        ctx.engine,
-        ctx.store,
-        enqueue_intake,
-        stale_after=settings.stale_after,
-        quiet_period=settings.quiet_period,
-        lease_seconds=settings.lease_seconds,
-    )
+    report = reconcile(_context(), enqueue_intake)
     return {"requeued": report.requeued, "partials_removed": report.partials_removed}
 
 

@@ -54,6 +54,8 @@ class IntakeContext:
     quarantine_dir: Path
     algorithms: tuple[str, ...] = ()
     lease_seconds: float = 60.0
+    quiet_period: float = 5.0  # the reconciler retries a file that changed only once it is quiet again
+    stale_after: float = 300.0  # queued but never started for this long: queue it again
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,7 @@ from sqlmodel import col, select
 from pipeline.catalog.db import session_scope
 from pipeline.catalog.models import Disposition, Sighting, SightingStatus
 from pipeline.catalog.types import utcnow
-from pipeline.ingest.intake import mark_queued
-from pipeline.storage.base import ObjectStore
+from pipeline.ingest.intake import IntakeContext, mark_queued
 
 Enqueue = Callable[[Sequence[str]], None]
 
@@ -88,20 +87,13 @@ def due_sightings(
     return due
 
 
-def reconcile(
-    engine: Engine,
-    store: ObjectStore,
-    enqueue: Enqueue,
-    *,
-    stale_after: float,
-    quiet_period: float,
-    lease_seconds: float,
-    batch: int = 64,
-) -> ReconcileReport:
-    due = due_sightings(engine, stale_after=stale_after, quiet_period=quiet_period, lease_seconds=lease_seconds)
+def reconcile(ctx: IntakeContext, enqueue: Enqueue, *, batch: int = 64) -> ReconcileReport:
+    due = due_sightings(
+        ctx.engine, stale_after=ctx.stale_after, quiet_period=ctx.quiet_period, lease_seconds=ctx.lease_seconds
+    )
     for start in range(0, len(due), batch):
         chunk = due[start : start + batch]
         enqueue(chunk)  # a broker outage raises here and the sightings stay due
-        mark_queued(engine, chunk)
-    removed = store.remove_partials(older_than=max(lease_seconds * 2, 60.0))
+        mark_queued(ctx.engine, chunk)
+    removed = ctx.store.remove_partials(older_than=max(ctx.lease_seconds * 2, 60.0))
     return ReconcileReport(len(due), removed)
