@@ -208,6 +208,7 @@ def start(env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., Service
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            cwd=tmp_path,
         )
         service = Service(process, log)
         services.append(service)

@@ -152,7 +152,7 @@ class TestWatcher:
 
 
 class TestServeBurst:
-    def test_two_thousand_files_each_catalogued_once(self, start, settings, media, ctx) -> None:
+    def test_two_thousand_files_each_catalogued_once(self, start, settings, media, ctx, tmp_path) -> None:
         """`evidence serve` on the embedded default takes a burst of 2,000 files without loss."""
         service = start("serve", extra_env={"EVIDENCE_QUIET_PERIOD": "0.5"})
         wait_for(lambda: "serving" in service.output(), 30, "serve to start")
@@ -170,3 +170,5 @@ class TestServeBurst:
         assert dict(statuses) == {"stored": total}
         assert len(files_under(settings.processed_dir)) == total
         assert len(list(ctx.store.objects())) == total
+        # Everything the embedded queue keeps is inside the data directory, nothing in the cwd.
+        assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["data"]

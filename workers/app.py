@@ -27,13 +27,16 @@ def broker_settings(settings: Settings) -> tuple[str, dict[str, object]]:
             options["global_keyprefix"] = f"{settings.queue_prefix}:"
         return settings.broker_url, options
     folder = settings.queue_dir
-    for sub in ("messages", "processed"):
+    for sub in ("messages", "processed", "control"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     return "filesystem://localhost/", {
         "data_folder_in": str(folder / "messages"),
         "data_folder_out": str(folder / "messages"),
         "processed_folder": str(folder / "processed"),
+        "control_folder": str(folder / "control"),  # kombu's default is relative to the cwd
         "store_processed": False,
+        # The file-system transport polls; its default of 1 s caps a worker at one batch a second.
+        "polling_interval": 0.1,
     }
 
 

@@ -307,15 +307,8 @@ def _claim(
         items = {i.id: i for i in session.exec(select(Item).where(col(Item.id).in_(item_ids))).all()}
         for sighting in rows:
             item = items.get(sighting.item_id) if sighting.item_id else None
-            if sighting.status in SightingStatus.FINAL:
-                if sighting.disposition == Disposition.PENDING:
-                    work = _work_of(sighting)
-                    work.result = _result_of(sighting, item)
-                    work.disposed_to = sighting.disposed_path_raw
-                    work.quarantine = sighting.status == SightingStatus.FAILED
-                    to_dispose.append(work)
-                else:
-                    finished[sighting.id] = _result_of(sighting, item)
+            if sighting.status in SightingStatus.FINAL and sighting.disposition != Disposition.PENDING:
+                finished[sighting.id] = _result_of(sighting, item)
                 continue
             if sighting.lease_until and sighting.lease_owner != worker and sighting.lease_until > now:
                 finished[sighting.id] = IntakeResult(
@@ -335,7 +328,13 @@ def _claim(
                     "updated_at": now,
                 }
             )
-            claimed.append(_work_of(sighting))
+            work = _work_of(sighting)
+            if sighting.status in SightingStatus.FINAL:  # catalogued; only the source is left to dispose of
+                work.result = _result_of(sighting, item)
+                work.disposed_to = sighting.disposed_path_raw
+                to_dispose.append(work)
+            else:
+                claimed.append(work)
         if leases:
             session.execute(update(Sighting), leases)
     missing = set(sighting_ids) - {w.id for w in claimed} - set(finished) - {w.id for w in to_dispose}
@@ -614,7 +613,13 @@ def _dispose(ctx: IntakeContext, batch: list[_Work]) -> None:
             assert work.result is not None
             disposition, note = _dispose_one(work)
             error = "; ".join(filter(None, [work.result.error, note])) or None
-            change: dict[str, object] = {"id": work.id, "updated_at": now, "error": error}
+            change: dict[str, object] = {
+                "id": work.id,
+                "updated_at": now,
+                "error": error,
+                "lease_owner": None,
+                "lease_until": None,
+            }
             if disposition != Disposition.PENDING:  # else retried by the reconciler; the path stays claimed
                 change.update(disposition=disposition, active_key=None)
                 if disposition not in (Disposition.MOVED, Disposition.QUARANTINED):
