@@ -58,7 +58,7 @@ def ingest_arrivals(
 ) -> Iterator[list[IntakeResult]]:
     """Take in ``arrivals``; yields each batch's results as it finishes, in order."""
     batches = [arrivals[start : start + batch] for start in range(0, len(arrivals), batch)]
-    processes = min(processes or os.cpu_count() or 1, len(batches))
+    processes = min(processes or (os.cpu_count() or 1) * 2, len(batches))
     if processes <= 1:
         for chunk in batches:
             yield _take_in(ctx, chunk)
