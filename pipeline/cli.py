@@ -15,14 +15,17 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
 from pydantic import ValidationError
-from sqlmodel import col, or_, select
+from sqlalchemy import delete
+from sqlmodel import Session, col, or_, select
 
 from pipeline.catalog.db import session_scope
-from pipeline.catalog.models import CustodyEvent, Item, Sighting, StageRun
+from pipeline.catalog.models import Case, CustodyEvent, Item, ItemFact, ItemIssue, Sighting, StageRun
+from pipeline.catalog.types import utcnow
 from pipeline.custody import CustodyLog, check_chain
 from pipeline.errors import PipelineError
 from pipeline.fixity import run_fixity
@@ -30,7 +33,9 @@ from pipeline.ingest.batch import ingest_arrivals
 from pipeline.ingest.intake import TOOL, Arrival, IntakeContext, IntakeResult, mark_queued, open_sightings
 from pipeline.ingest.names import readable
 from pipeline.ingest.scan import Skipped, arrival_for, walk
-from pipeline.runtime import intake_context, open_catalog, open_store, process_name
+from pipeline.probe.choose import REQUIRED
+from pipeline.probe.stage import assess
+from pipeline.runtime import intake_context, open_catalog, open_store, probe_context, process_name
 from pipeline.settings import Settings, load_settings
 
 BATCH = 500
@@ -177,34 +182,111 @@ def _item_json(item: Item) -> dict[str, Any]:
         "digests": item.digests,
         "created_at": item.created_at.isoformat(),
         "fixity": item.fixity_status,
+        "case_number": item.case_number,
+        "captured_at": _iso(item.captured_at),
+        "collector": item.collector,
+        "late": item.late,
+        "working_days_late": item.working_days_late,
     }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _find_item(session: Session, ident: str) -> Item:
+    """An item by ID or SHA-256, or a unique prefix (6 characters or more) of either."""
+    matches = (
+        session.exec(
+            select(Item)
+            .where(or_(col(Item.id).startswith(ident.upper()), col(Item.sha256).startswith(ident.lower())))
+            .limit(2)
+        ).all()
+        if len(ident) >= 6
+        else []
+    )
+    if len(matches) != 1:
+        reason = "no item matches" if not matches else "more than one item matches"
+        raise click.ClickException(f"{reason} {ident!r}")
+    return matches[0]
+
+
+def _local_day(value: str, settings: Settings, *, end: bool) -> datetime:
+    """A --from/--to date (YYYY-MM-DD, local) or time (ISO 8601) as UTC."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD) or ISO time") from exc
+    if len(value) == 10 and end:
+        moment += timedelta(days=1)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=settings.zone)
+    return moment.astimezone(UTC)
 
 
 @main.command()
 @click.option("--dock", help="Only items first received at this dock.")
+@click.option("--case", "case_number", help="Only items of this case.")
+@click.option("--target", help="Only items of cases about this enforcement target.")
+@click.option("--officer", help="Only items collected by this officer.")
+@click.option("--late", is_flag=True, help="Only items uploaded after their deadline.")
+@click.option("--missing", type=click.Choice(REQUIRED), help="Only items lacking this required fact.")
+@click.option("--issue", "issue_code", help="Only items with this open issue (e.g. damaged-media, clock-drift).")
+@click.option("--from", "from_", help="Captured at or after this local date (YYYY-MM-DD) or ISO time.")
+@click.option("--to", help="Captured on or before this local date (YYYY-MM-DD) or before this ISO time.")
 @click.option("--status", help="Only items with this status.")
 @click.option("--kind", "media_kind", type=click.Choice(["video", "audio", "image", "other"]))
 @click.option("--limit", type=click.IntRange(min=0), default=0, help="At most this many (0: all).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-def items(dock: str | None, status: str | None, media_kind: str | None, limit: int, as_json: bool) -> None:
-    """List catalogued items, oldest first."""
-    engine = open_catalog(_settings())
+def items(
+    dock: str | None,
+    case_number: str | None,
+    target: str | None,
+    officer: str | None,
+    late: bool,
+    missing: str | None,
+    issue_code: str | None,
+    from_: str | None,
+    to: str | None,
+    status: str | None,
+    media_kind: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List catalogued items, oldest first; filters combine."""
+    settings = _settings()
+    engine = open_catalog(settings)
     with session_scope(engine) as session:
         query = select(Item).order_by(col(Item.created_at), col(Item.id))
-        if dock:
-            query = query.where(Item.dock_id == dock)
-        if status:
-            query = query.where(Item.status == status)
-        if media_kind:
-            query = query.where(Item.media_kind == media_kind)
+        for column, value in (
+            (Item.dock_id, dock),
+            (Item.case_number, case_number),
+            (Item.collector, officer),
+            (Item.status, status),
+            (Item.media_kind, media_kind),
+        ):
+            if value:
+                query = query.where(column == value)
+        if target:
+            query = query.where(col(Item.case_number).in_(select(Case.number).where(Case.target == target)))
+        if late:
+            query = query.where(col(Item.late).is_(True))
+        if missing:
+            query = query.where(col(getattr(Item, missing)).is_(None))
+        if issue_code:
+            query = query.where(col(Item.id).in_(select(ItemIssue.item_id).where(ItemIssue.code == issue_code)))
+        if from_:
+            query = query.where(col(Item.captured_at) >= _local_day(from_, settings, end=False))
+        if to:
+            query = query.where(col(Item.captured_at) < _local_day(to, settings, end=True))
         if limit:
             query = query.limit(limit)
-        for item in session.exec(query):
+        for found in session.exec(query):
             _emit(
                 as_json,
-                _item_json(item),
-                f"{item.id}  {item.sha256[:16]}  {item.size:>12}  {item.dock_id:<12} {item.status:<8} "
-                f"{item.original_name}",
+                _item_json(found),
+                f"{found.id}  {found.sha256[:16]}  {found.size:>12}  {found.dock_id:<12} "
+                f"{found.case_number or '-':<12} {'LATE' if found.late else '':<4} {found.original_name}",
             )
 
 
@@ -219,19 +301,7 @@ def item(ident: str, as_json: bool) -> None:
     settings = _settings()
     engine = open_catalog(settings)
     with session_scope(engine) as session:
-        matches = (
-            session.exec(
-                select(Item)
-                .where(or_(col(Item.id).startswith(ident.upper()), col(Item.sha256).startswith(ident.lower())))
-                .limit(2)
-            ).all()
-            if len(ident) >= 6
-            else []
-        )
-        if len(matches) != 1:
-            reason = "no item matches" if not matches else "more than one item matches"
-            raise click.ClickException(f"{reason} {ident!r}")
-        found = matches[0]
+        found = _find_item(session, ident)
         sightings = session.exec(
             select(Sighting).where(Sighting.item_id == found.id).order_by(col(Sighting.received_at))
         ).all()
@@ -256,6 +326,7 @@ def item(ident: str, as_json: bool) -> None:
             for s in sightings
         ]
         data["stages"] = {s.stage: s.status for s in stages}
+        data.update(_facts_json(session, found))
         data["store_key"] = open_store(settings).key(found.sha256)
         data["events"] = [
             {
@@ -285,12 +356,193 @@ def item(ident: str, as_json: bool) -> None:
         click.echo(f"{key:>14}: {data[key]}")
     for name, value in data["digests"].items():
         click.echo(f"{name:>14}: {value}")
+    click.echo("\nfacts:")
+    for name, fact in data["facts"].items():
+        click.echo(
+            f"{name:>14}: {fact['value'] if fact['value'] is not None else '(missing)'}"
+            + (f"  [{fact['source']}]" if fact["source"] else "")
+        )
+    deadline = data["deadline"] or "(unknown: no capture time)"
+    click.echo(
+        f"{'deadline':>14}: {deadline}{' (provisional)' if data['deadline_provisional'] else ''}"
+        + (f"  LATE by {data['working_days_late']} working day(s)" if data["late"] else "")
+    )
+    click.echo("\nissues:" if data["issues"] else "\nissues: none")
+    for issue in data["issues"]:
+        click.echo(f"  {issue['code']:<22} {issue['message']}")
     click.echo("\nsightings:")
     for s in data["sightings"]:
         click.echo(f"  {s['received_at']}  {s['dock']:<12} {s['status']:<9} {s['disposition']:<11} {s['path']}")
     click.echo("\ncustody:")
     for e in data["events"]:
         click.echo(f"  #{e['seq']:<6} {e['at']}  {e['actor']:<24} {e['action']}")
+
+
+def _facts_json(session: Session, item: Item) -> dict[str, Any]:
+    facts = session.exec(select(ItemFact).where(ItemFact.item_id == item.id).order_by(col(ItemFact.id))).all()
+    sources = {f.field: f.source for f in facts if f.chosen}
+    case = session.get(Case, item.case_number) if item.case_number else None
+    issues = session.exec(select(ItemIssue).where(ItemIssue.item_id == item.id).order_by(col(ItemIssue.id))).all()
+    values = {name: getattr(item, name) for name in REQUIRED}
+    values["captured_at"] = _iso(item.captured_at)
+    return {
+        "facts": {name: {"value": values[name], "source": sources.get(name)} for name in REQUIRED},
+        "capture_tz": item.capture_tz,
+        "case": {"number": case.number, "target": case.target} if case else None,
+        "issues": [{"code": i.code, "message": i.message} for i in issues],
+        "received_at": _iso(item.received_at),
+        "deadline": _iso(item.deadline),
+        "deadline_provisional": item.deadline_provisional,
+        "late": item.late,
+        "working_days_late": item.working_days_late,
+        "review_status": item.review_status,
+        "classification": item.classification,
+        "media": item.media,
+        "candidates": [
+            {"field": f.field, "value": f.value, "source": f.source, "chosen": f.chosen, "reason": f.reason}
+            for f in facts
+        ],
+    }
+
+
+# ---------------------------------------------------------------------------------------------- assign
+ASSIGNABLE = (
+    ("case_number", "--case"),
+    ("proof_object", "--proof-object"),
+    ("captured_place", "--place"),
+    ("collector", "--collector"),
+)
+
+
+@main.command()
+@click.argument("idents", nargs=-1, required=True)
+@click.option("--case", "case_number", help="Case number the records belong to.")
+@click.option("--proof-object", help="What the records are meant to prove.")
+@click.option("--place", help="Where they were captured.")
+@click.option("--collector", help="The officer who collected them.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def assign(
+    idents: Sequence[str],
+    case_number: str | None,
+    proof_object: str | None,
+    place: str | None,
+    collector: str | None,
+    as_json: bool,
+) -> None:
+    """Set facts by hand; they win over extracted ones. Old and new values go into the custody log."""
+    values = {"case_number": case_number, "proof_object": proof_object, "captured_place": place, "collector": collector}
+    given = {name: value.strip() for name, value in values.items() if value is not None}
+    if not given:
+        raise click.UsageError("nothing to assign: give --case, --proof-object, --place or --collector")
+    if empty := [flag for name, flag in ASSIGNABLE if name in given and not given[name]]:
+        raise click.UsageError(f"{', '.join(empty)} cannot be empty")
+    settings = _settings()
+    probe_ctx = probe_context(settings)
+    actor = settings.effective_actor
+    failed = 0
+    for ident in idents:
+        try:
+            with session_scope(probe_ctx.engine) as session, CustodyLog(session, actor) as log:
+                found = _find_item(session, ident)
+                if "case_number" in given and session.get(Case, given["case_number"]) is None:
+                    session.add(Case(number=given["case_number"]))
+                    log.record("case-opened", f"case:{given['case_number']}", {"via": "assign"}, tool=TOOL)
+                changes = {}
+                for name, value in given.items():
+                    changes[name] = {"old": getattr(found, name), "new": value}
+                    session.execute(
+                        delete(ItemFact).where(
+                            col(ItemFact.item_id) == found.id,
+                            col(ItemFact.field) == name,
+                            col(ItemFact.source).like("manual:%"),
+                        )
+                    )
+                    session.add(ItemFact(item_id=found.id, field=name, value=value, source=f"manual:{actor}"))
+                session.flush()
+                assessment = assess(session, probe_ctx, found)
+                log.record("assigned", f"item:{found.id}", {"changes": changes}, tool=TOOL)
+                codes = [code for code, _ in assessment.issues]
+                _emit(
+                    as_json,
+                    {"item": found.id, "changes": changes, "issues": codes},
+                    f"{found.id}: "
+                    + ", ".join(f"{k} {v['old']!r} -> {v['new']!r}" for k, v in changes.items())
+                    + (f"; open issues: {', '.join(codes)}" if codes else "; no open issues"),
+                )
+        except click.ClickException as exc:
+            failed += 1
+            _emit(as_json, {"item": None, "ident": ident, "error": exc.message}, f"error: {exc.message}")
+    if failed:
+        sys.exit(1)
+
+
+@main.command("case")
+@click.argument("number")
+@click.option("--target", help="The person or company the enforcement concerns.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def case_command(number: str, target: str | None, as_json: bool) -> None:
+    """Show a case, or set its enforcement target (records of one target are then found together)."""
+    settings = _settings()
+    engine = open_catalog(settings)
+    with session_scope(engine) as session, CustodyLog(session, settings.effective_actor) as log:
+        case = session.get(Case, number)
+        if target is not None:
+            old = case.target if case else None
+            case = case or Case(number=number)
+            case.target = target.strip() or None
+            case.updated_at = utcnow()
+            session.add(case)
+            log.record("case-updated", f"case:{number}", {"target": {"old": old, "new": case.target}}, tool=TOOL)
+        elif case is None:
+            raise click.ClickException(f"no case {number!r}")
+        members = session.exec(select(Item).where(Item.case_number == number).order_by(col(Item.captured_at))).all()
+        listed = [_item_json(m) for m in members]
+        data: dict[str, Any] = {"number": case.number, "target": case.target, "count": len(listed), "items": listed}
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, default=str))
+        return
+    click.echo(f"case {data['number']}: target {data['target'] or '(none)'}, {data['count']} record(s)")
+    for m in listed:
+        click.echo(f"  {m['id']}  {m['captured_at'] or '-':<32} {m['original_name']}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per officer and dock.")
+def overdue(as_json: bool) -> None:
+    """Records uploaded after their deadline, grouped by officer and dock, with working days late."""
+    engine = open_catalog(_settings())
+    with session_scope(engine) as session:
+        late = session.exec(
+            select(Item)
+            .where(col(Item.late).is_(True))
+            .order_by(col(Item.collector), col(Item.dock_id), col(Item.captured_at))
+        ).all()
+        groups: dict[tuple[str | None, str], list[Item]] = {}
+        for found in late:
+            groups.setdefault((found.collector, found.dock_id), []).append(found)
+        for (officer, dock), members in groups.items():
+            rows: list[dict[str, Any]] = [
+                {
+                    "id": m.id,
+                    "original_name": m.original_name,
+                    "captured_at": _iso(m.captured_at),
+                    "deadline": _iso(m.deadline),
+                    "received_at": _iso(m.received_at),
+                    "working_days_late": m.working_days_late,
+                    "provisional": m.deadline_provisional,
+                }
+                for m in members
+            ]
+            data = {
+                "officer": officer,
+                "dock": dock,
+                "count": len(rows),
+                "working_days_late": sum(m.working_days_late or 0 for m in members),
+                "items": rows,
+            }
+            lines = [f"{officer or '(unknown officer)'} at {dock}: {len(rows)} late"]
+            lines += [f"  {m['id']}  {m['working_days_late']} working day(s) late  {m['original_name']}" for m in rows]
+            _emit(as_json, data, "\n".join(lines))
 
 
 # ----------------------------------------------------------------------------------------------- audit
@@ -386,7 +638,7 @@ def _run_watcher(settings: Settings, stop: threading.Event, with_reconciler: boo
     from pipeline.ingest.reconcile import reconcile
     from pipeline.ingest.watcher import Watcher
     from workers.app import app, configure
-    from workers.tasks import enqueue_intake
+    from workers.tasks import enqueue_intake, enqueue_probe
 
     configure(app, settings)
     ctx = intake_context(settings, actor=process_name("watcher"))
@@ -404,7 +656,7 @@ def _run_watcher(settings: Settings, stop: threading.Event, with_reconciler: boo
     def reconcile_loop() -> None:
         while not stop.is_set():
             try:
-                reconcile(ctx, enqueue_intake)
+                reconcile(ctx, enqueue_intake, {"probe": enqueue_probe})
             except Exception:
                 logging.getLogger("evidence.reconcile").exception("reconcile pass failed; retrying later")
             stop.wait(settings.reconcile_interval)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -10,6 +11,9 @@ from pipeline.catalog.db import get_engine, migrate
 from pipeline.ingest.intake import IntakeContext
 from pipeline.settings import Settings
 from pipeline.storage import LocalStore, ObjectStore
+
+if TYPE_CHECKING:
+    from pipeline.probe.stage import ProbeContext
 
 _migrated: set[str] = set()
 
@@ -49,3 +53,26 @@ def process_name(role: str) -> str:
     import os
 
     return f"{role}@{socket.gethostname()}:{os.getpid()}"
+
+
+def probe_context(settings: Settings, *, actor: str | None = None) -> ProbeContext:
+    """Everything the probe stage needs, with config files read once."""
+    from pipeline.deadline import load_site_calendar
+    from pipeline.metadata import load_filename_profiles
+    from pipeline.probe.directory import load_directory
+    from pipeline.probe.stage import ProbeContext
+
+    store = open_store(settings)
+    assert isinstance(store, LocalStore), "probing reads the local store's files"
+    return ProbeContext(
+        engine=open_catalog(settings),
+        store=store,
+        actor=actor or settings.effective_actor,
+        zone=settings.zone,
+        profiles=load_filename_profiles(settings.config_file(settings.filename_patterns)),
+        directory=load_directory(settings.config_file(settings.devices)),
+        calendar=load_site_calendar(settings.config_file(settings.site_calendar)),
+        working_days=settings.deadline_working_days,
+        capture_day_counts=settings.capture_day_counts,
+        drift_tolerance=settings.clock_drift_tolerance,
+    )

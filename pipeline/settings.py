@@ -11,6 +11,7 @@ import os
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
@@ -20,7 +21,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "config" / "settings.toml"
+CONFIG_ROOT = Path(__file__).resolve().parent.parent
+DEFAULTS_FILE = CONFIG_ROOT / "config" / "settings.toml"
 
 SourcePolicy = Literal["move", "delete", "keep"]
 
@@ -51,6 +53,14 @@ class Settings(BaseSettings):
     copy_chunk_size: int = Field(1 << 20, ge=4096, le=64 << 20)
     worker_concurrency: int = Field(2, ge=1)
     actor: str = ""
+    # Metadata and deadlines
+    timezone: str = "Asia/Shanghai"
+    deadline_working_days: int = Field(3, ge=1, le=60)
+    capture_day_counts: bool = False
+    clock_drift_tolerance: float = Field(300.0, ge=0)
+    site_calendar: Path = Path("config/calendars/site.toml")
+    filename_patterns: Path = Path("config/filename_patterns.toml")
+    devices: Path = Path("config/devices.toml")
 
     @classmethod
     def settings_customise_sources(
@@ -72,6 +82,15 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"digest(s) not offered by this Python's hashlib: {', '.join(unknown)}")
         return [name for name in dict.fromkeys(normalized) if name != "sha256"]
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {name!r}") from exc
+        return name
 
     @model_validator(mode="after")
     def _safe_outside_development(self) -> Settings:
@@ -115,6 +134,14 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home_dir / 'catalog.sqlite3'}"
+
+    def config_file(self, path: Path) -> Path:
+        """Config paths are relative to the project's folder unless absolute."""
+        return path if path.is_absolute() else CONFIG_ROOT / path
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
     @property
     def effective_actor(self) -> str:

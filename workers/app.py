@@ -13,7 +13,7 @@ from kombu import Exchange, Queue
 
 from pipeline.settings import Settings, load_settings
 
-STAGES = ("intake", "maintenance")
+STAGES = ("intake", "probe", "maintenance")
 
 
 def queue_name(settings: Settings, stage: str) -> str:
@@ -60,6 +60,7 @@ def configure(app: Celery, settings: Settings) -> Celery:
         task_default_queue=queues["intake"],
         task_routes={
             "evidence.intake": {"queue": queues["intake"], "routing_key": queues["intake"]},
+            "evidence.probe": {"queue": queues["probe"], "routing_key": queues["probe"]},
             "evidence.reconcile": {"queue": queues["maintenance"], "routing_key": queues["maintenance"]},
         },
         worker_hijack_root_logger=False,

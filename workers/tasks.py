@@ -15,7 +15,8 @@ from pipeline.catalog.db import dispose_engines
 from pipeline.errors import TransientError
 from pipeline.ingest.intake import IntakeContext, intake
 from pipeline.ingest.reconcile import reconcile
-from pipeline.runtime import intake_context, process_name
+from pipeline.probe.stage import ProbeContext, probe
+from pipeline.runtime import intake_context, probe_context, process_name
 from pipeline.settings import Settings
 from workers.app import app, broker_settings, queue_name
 
@@ -30,8 +31,13 @@ def _context() -> IntakeContext:
     return intake_context(_settings(), actor=process_name("worker"))
 
 
-def enqueue_intake(sighting_ids: Sequence[str]) -> None:
-    """Queue intake of these sightings on the broker the current settings name.
+@cache
+def _probe_context() -> ProbeContext:
+    return probe_context(_settings(), actor=process_name("worker"))
+
+
+def _enqueue(task: Task, stage: str, ids: Sequence[str]) -> None:
+    """Queue ``task`` for these IDs on the broker the current settings name.
 
     Connection and queue are explicit because the app may have been pointed at other settings since
     start-up, and kombu's pools would keep the first broker's connections.
@@ -39,7 +45,15 @@ def enqueue_intake(sighting_ids: Sequence[str]) -> None:
     settings = _settings()
     url, options = broker_settings(settings)
     with Connection(url, transport_options=options) as connection:
-        intake_task.apply_async(args=[list(sighting_ids)], queue=queue_name(settings, "intake"), connection=connection)
+        task.apply_async(args=[list(ids)], queue=queue_name(settings, stage), connection=connection)
+
+
+def enqueue_intake(sighting_ids: Sequence[str]) -> None:
+    _enqueue(intake_task, "intake", sighting_ids)
+
+
+def enqueue_probe(item_ids: Sequence[str]) -> None:
+    _enqueue(probe_task, "probe", item_ids)
 
 
 @app.task(
@@ -53,12 +67,29 @@ def enqueue_intake(sighting_ids: Sequence[str]) -> None:
 )
 def intake_task(self: Task, sighting_ids: list[str]) -> dict[str, Any]:
     results = intake(_context(), sighting_ids, worker=process_name("worker"))
+    new_items = [r.item for r in results if r.status == "stored" and r.item]
+    if new_items:
+        enqueue_probe(new_items)  # the next stage; the reconciler re-sends it if this message is lost
+    return {"statuses": [result.status for result in results]}
+
+
+@app.task(
+    name="evidence.probe",
+    bind=True,
+    autoretry_for=(TransientError,),
+    retry_backoff=True,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=None,
+)
+def probe_task(self: Task, item_ids: list[str]) -> dict[str, Any]:
+    results = probe(_probe_context(), item_ids)
     return {"statuses": [result.status for result in results]}
 
 
 @app.task(name="evidence.reconcile", autoretry_for=(TransientError,), retry_backoff=True, max_retries=5)
 def reconcile_task() -> dict[str, int]:
-    report = reconcile(_context(), enqueue_intake)
+    report = reconcile(_context(), enqueue_intake, {"probe": enqueue_probe})
     return {"requeued": report.requeued, "partials_removed": report.partials_removed}
 
 
@@ -67,6 +98,7 @@ def _fresh_connections(**_: Any) -> None:
     """A forked pool process must not reuse the parent's database connections."""
     dispose_engines()
     _context.cache_clear()
+    _probe_context.cache_clear()
 
 
 @worker_ready.connect

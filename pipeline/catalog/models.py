@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Column, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, LargeBinary, String, Text, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 from ulid import ULID
 
@@ -53,6 +53,59 @@ class Item(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
     fixity_status: str | None = Field(default=None, max_length=16)
     fixity_checked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The five facts the regulation requires, as chosen from the candidates in ItemFact.
+    case_number: str | None = Field(default=None, max_length=100, index=True)
+    captured_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    capture_tz: str | None = Field(default=None, max_length=64)
+    captured_place: str | None = Field(default=None, sa_type=Text)
+    collector: str | None = Field(default=None, max_length=100, index=True)
+    proof_object: str | None = Field(default=None, sa_type=Text)
+    # Deadline: end of the N-th working day after capture; late uploads are flagged, never refused.
+    received_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    deadline: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    deadline_provisional: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    late: bool | None = Field(default=None, index=True)
+    working_days_late: int | None = None
+    review_status: str = Field(
+        default="pending-review", max_length=32, sa_column_kwargs={"server_default": "pending-review"}
+    )
+    classification: str = Field(
+        default="unclassified", max_length=32, sa_column_kwargs={"server_default": "unclassified"}
+    )
+    media: dict[str, object] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}"))
+
+
+class Case(SQLModel, table=True):
+    """A case file; its enforcement target (person or company) groups every record about them."""
+
+    number: str = Field(primary_key=True, max_length=100)
+    target: str | None = Field(default=None, sa_type=Text, index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ItemFact(SQLModel, table=True):
+    """One candidate value for one field of one item, with where it came from. ``chosen`` marks the
+    value in force; the others stay for review (sources that disagree)."""
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigInt)
+    item_id: str = Field(foreign_key="item.id", max_length=26, index=True)
+    field: str = Field(max_length=32)
+    value: object = Field(sa_column=Column(JSON, nullable=True))
+    source: str = Field(max_length=255)
+    chosen: bool = False
+    reason: str | None = Field(default=None, sa_type=Text)
+    recorded_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ItemIssue(SQLModel, table=True):
+    """An open problem with an item (missing fact, damaged media, late…); the work queue."""
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigInt)
+    item_id: str = Field(foreign_key="item.id", max_length=26, index=True)
+    code: str = Field(max_length=32, index=True)
+    message: str = Field(sa_type=Text)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class Sighting(SQLModel, table=True):

@@ -1,6 +1,6 @@
-"""Taking in many files at once from the command line: batches of arrivals, each recorded and taken
-in with a handful of transactions, spread over worker processes (hashing and the catalog's Python
-work both need a core)."""
+"""Taking in many files at once from the command line: batches of arrivals, each recorded, taken in
+and probed with a handful of transactions, spread over worker processes (hashing and the catalog's
+Python work both need a core)."""
 
 from __future__ import annotations
 
@@ -8,17 +8,19 @@ import multiprocessing
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 
 from pipeline.catalog.db import dispose_engines
 from pipeline.ingest.intake import Arrival, IntakeContext, IntakeResult, intake, open_sightings
 from pipeline.ingest.names import readable
-from pipeline.runtime import intake_context, process_name
+from pipeline.probe.stage import ProbeContext, probe
+from pipeline.runtime import intake_context, probe_context, process_name
 from pipeline.settings import Settings
 
-_child_ctx: IntakeContext | None = None
+_child: tuple[IntakeContext, ProbeContext] | None = None
 
 
-def _take_in(ctx: IntakeContext, batch: Sequence[Arrival]) -> list[IntakeResult]:
+def _take_in(ctx: IntakeContext, probe_ctx: ProbeContext, batch: Sequence[Arrival]) -> list[IntakeResult]:
     opened = open_sightings(ctx, batch)
     results = [
         IntakeResult(
@@ -33,19 +35,23 @@ def _take_in(ctx: IntakeContext, batch: Sequence[Arrival]) -> list[IntakeResult]
     ]
     ids = [s.id for s in opened if s is not None]
     if ids:
-        results += intake(ctx, ids, worker=process_name("ingest"))
+        taken = intake(ctx, ids, worker=process_name("ingest"))
+        issues = {
+            p.item: p.issues for p in probe(probe_ctx, [r.item for r in taken if r.status == "stored" and r.item])
+        }
+        results += [replace(r, issues=issues[r.item]) if r.item in issues else r for r in taken]
     return results
 
 
 def _child_init(settings: Settings) -> None:
-    global _child_ctx
+    global _child
     dispose_engines()  # never share the parent's database connections
-    _child_ctx = intake_context(settings)
+    _child = (intake_context(settings), probe_context(settings))
 
 
 def _child_take_in(batch: Sequence[Arrival]) -> list[IntakeResult]:
-    assert _child_ctx is not None
-    return _take_in(_child_ctx, batch)
+    assert _child is not None
+    return _take_in(*_child, batch)
 
 
 def ingest_arrivals(
@@ -60,8 +66,9 @@ def ingest_arrivals(
     batches = [arrivals[start : start + batch] for start in range(0, len(arrivals), batch)]
     processes = min(processes or (os.cpu_count() or 1) * 2, len(batches))
     if processes <= 1:
+        probe_ctx = probe_context(settings)
         for chunk in batches:
-            yield _take_in(ctx, chunk)
+            yield _take_in(ctx, probe_ctx, chunk)
         return
     with ProcessPoolExecutor(
         processes, mp_context=multiprocessing.get_context("fork"), initializer=_child_init, initargs=(settings,)

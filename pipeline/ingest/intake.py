@@ -40,6 +40,8 @@ from pipeline.ingest.names import path_key, readable
 from pipeline.storage.base import ObjectStore, StoredObject
 
 TOOL = f"evidence-pipeline {__version__}"
+# Stages every new item goes through after intake; each records its own status (StageRun).
+NEXT_STAGES = ("probe",)
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ class IntakeResult:
     error: str | None = None
     disposition: str | None = None
     disposed_path: str | None = None
+    issues: tuple[str, ...] = ()  # codes from the probe stage, when it ran in the same command
 
     def as_json(self) -> dict[str, object]:
         data: dict[str, object] = {
@@ -95,6 +98,8 @@ class IntakeResult:
             data["disposed_path"] = self.disposed_path
         if self.error:
             data["error"] = self.error
+        if self.issues:
+            data["issues"] = list(self.issues)
         return data
 
 
@@ -491,6 +496,7 @@ def _catalogue_in(session: Session, ctx: IntakeContext, batch: list[_Work], work
                     "dock_id": work.dock,
                     "status": "stored",
                     "created_at": now,
+                    "received_at": sighting.received_at,  # when it reached the platform: the deadline's yardstick
                     "fixity_status": None,
                     "fixity_checked_at": None,
                 }
@@ -556,14 +562,15 @@ def _catalogue_in(session: Session, ctx: IntakeContext, batch: list[_Work], work
                 [
                     {
                         "item_id": row["id"],
-                        "stage": "intake",
-                        "status": "done",
-                        "attempts": 1,
+                        "stage": stage,
+                        "status": status,
+                        "attempts": int(status == "done"),
                         "error": None,
-                        "tool": TOOL,
+                        "tool": TOOL if status == "done" else None,
                         "updated_at": now,
                     }
                     for row in new_items.values()
+                    for stage, status in (("intake", "done"), *((name, "pending") for name in NEXT_STAGES))
                 ],
             )
         if changes:

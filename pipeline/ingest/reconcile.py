@@ -8,15 +8,15 @@ the queue. Messages repeated this way are harmless: intake is idempotent.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import Engine, and_, or_
+from sqlalchemy import Engine, and_, or_, update
 from sqlmodel import col, select
 
 from pipeline.catalog.db import session_scope
-from pipeline.catalog.models import Disposition, Sighting, SightingStatus
+from pipeline.catalog.models import Disposition, Sighting, SightingStatus, StageRun
 from pipeline.catalog.types import utcnow
 from pipeline.ingest.intake import IntakeContext, mark_queued
 
@@ -87,7 +87,24 @@ def due_sightings(
     return due
 
 
-def reconcile(ctx: IntakeContext, enqueue: Enqueue, *, batch: int = 64) -> ReconcileReport:
+def due_stages(engine: Engine, stage: str, *, stale_after: float, limit: int = 5000) -> list[str]:
+    """Items whose ``stage`` is still pending a while after it was last queued."""
+    stale = utcnow() - timedelta(seconds=stale_after)
+    with session_scope(engine) as session:
+        return list(
+            session.exec(
+                select(StageRun.item_id)
+                .where(StageRun.stage == stage, StageRun.status == "pending", col(StageRun.updated_at) <= stale)
+                .limit(limit)
+            ).all()
+        )
+
+
+def reconcile(
+    ctx: IntakeContext, enqueue: Enqueue, stages: Mapping[str, Enqueue] | None = None, *, batch: int = 64
+) -> ReconcileReport:
+    """Queue again what the catalog says is unfinished: intake of sightings, and the later stages
+    (``stages`` maps a stage name to the function that queues it) of items."""
     due = due_sightings(
         ctx.engine, stale_after=ctx.stale_after, quiet_period=ctx.quiet_period, lease_seconds=ctx.lease_seconds
     )
@@ -95,5 +112,22 @@ def reconcile(ctx: IntakeContext, enqueue: Enqueue, *, batch: int = 64) -> Recon
         chunk = due[start : start + batch]
         enqueue(chunk)  # a broker outage raises here and the sightings stay due
         mark_queued(ctx.engine, chunk)
+    requeued = len(due)
+    for stage, enqueue_stage in (stages or {}).items():
+        items = due_stages(ctx.engine, stage, stale_after=ctx.stale_after)
+        for start in range(0, len(items), batch):
+            chunk = items[start : start + batch]
+            enqueue_stage(chunk)
+            _touch_stage(ctx.engine, stage, chunk)
+        requeued += len(items)
     removed = ctx.store.remove_partials(older_than=max(ctx.lease_seconds * 2, 60.0))
-    return ReconcileReport(len(due), removed)
+    return ReconcileReport(requeued, removed)
+
+
+def _touch_stage(engine: Engine, stage: str, item_ids: Sequence[str]) -> None:
+    with session_scope(engine) as session:
+        session.execute(
+            update(StageRun)
+            .where(col(StageRun.stage) == stage, col(StageRun.item_id).in_(list(item_ids)))
+            .values(updated_at=utcnow())
+        )

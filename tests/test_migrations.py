@@ -1,0 +1,30 @@
+"""Schema migrations upgrade a catalog that already holds evidence without losing a row."""
+
+from __future__ import annotations
+
+from alembic import command
+from sqlalchemy import create_engine, text
+
+from pipeline.catalog.db import _alembic_config, migrate
+
+
+class TestMigrations:
+    def test_upgrade_from_first_revision_keeps_items(self, tmp_path) -> None:
+        engine = create_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+        with engine.begin() as connection:
+            command.upgrade(_alembic_config(connection), "0001")
+            connection.execute(text("INSERT INTO dock (id, created_at) VALUES ('dock1', '2025-01-01 00:00:00')"))
+            connection.execute(
+                text(
+                    "INSERT INTO item (id, sha256, size, digests, original_name, original_name_raw, media_kind,"
+                    " dock_id, status, created_at) VALUES ('01J0000000000000000000000A', :sha, 5, '{}', 'a.mp4',"
+                    " x'612e6d7034', 'video', 'dock1', 'stored', '2025-01-01 00:00:00')"
+                ),
+                {"sha": "a" * 64},
+            )
+        migrate(engine)
+        with engine.connect() as connection:
+            row = connection.execute(
+                text("SELECT original_name, review_status, classification, deadline_provisional, media FROM item")
+            ).one()
+        assert tuple(row) == ("a.mp4", "pending-review", "unclassified", 0, "{}")

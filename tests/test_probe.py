@@ -1,0 +1,151 @@
+"""The probe stage through the command line: facts with their sources, issues, deadline, late flags,
+manual assignment, cases and the overdue list."""
+
+from __future__ import annotations
+
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def clip(path: Path, *, creation: datetime | None = None, location: str | None = None) -> Path:
+    """A one-second MP4 with the QuickTime tags a body camera writes."""
+    tags = []
+    if creation:
+        tags += ["-metadata", f"creation_time={creation.astimezone(UTC):%Y-%m-%dT%H:%M:%S}Z"]
+    if location:
+        tags += ["-metadata", f"location={location}"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=160x120:rate=10:duration=1",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=1",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+            *tags,
+            "-movflags",
+            "use_metadata_tags",
+            str(path),
+        ],
+        check=True,
+    )
+    return path
+
+
+def bodycam_name(captured: datetime, serial: str = "DSJ0001", officer: str = "012345", imp: bool = False) -> str:
+    local = captured.astimezone(SHANGHAI)
+    return f"{serial}_{officer}_{local:%Y%m%d%H%M%S}_0001{'_IMP' if imp else ''}.MP4"
+
+
+@pytest.fixture
+def recent() -> datetime:
+    """A capture time yesterday noon in Shanghai: uploaded today, it is on time."""
+    today = datetime.now(SHANGHAI).replace(hour=12, minute=0, second=0, microsecond=0)
+    return today - timedelta(days=1)
+
+
+class TestProbe:
+    def test_facts_come_with_their_sources(self, cli, dock, recent) -> None:
+        path = clip(dock / bodycam_name(recent), creation=recent, location="+31.2304+121.4737/")
+        (record,) = cli("ingest", str(path), "--json").records
+        assert record["status"] == "stored"
+        shown = cli("item", record["item"], "--json").records[0]
+        facts = shown["facts"]
+        assert set(facts) == {"case_number", "captured_at", "captured_place", "collector", "proof_object"}
+        assert datetime.fromisoformat(facts["captured_at"]["value"]) == recent
+        assert facts["captured_at"]["source"].startswith("ffprobe")
+        assert facts["collector"] == {"value": "012345", "source": "filename:cn-bodycam"}
+        assert facts["captured_place"]["value"] == "GPS 31.230400, 121.473700"
+        assert facts["case_number"] == {"value": None, "source": None}
+        codes = {i["code"] for i in shown["issues"]}
+        assert {"missing-case-number", "missing-proof-object"} <= codes
+        assert "late" not in codes and shown["late"] is False and shown["working_days_late"] == 0
+        assert shown["deadline"] is not None
+        assert shown["stages"] == {"intake": "done", "probe": "done"}
+        assert any(c["source"].startswith("filename") and c["field"] == "captured_at" for c in shown["candidates"])
+        assert set(record["issues"]) == codes
+
+    def test_old_capture_is_flagged_late_but_kept(self, cli, dock) -> None:
+        """Captured before the 2025 National Day holiday, uploaded now: late, working days counted."""
+        captured = datetime(2025, 9, 30, 10, 0, tzinfo=SHANGHAI)
+        path = clip(dock / bodycam_name(captured), creation=captured)
+        (record,) = cli("ingest", str(path), "--json").records
+        shown = cli("item", record["item"], "--json").records[0]
+        assert shown["deadline"] == "2025-10-11T16:00:00+00:00"
+        assert shown["late"] is True and shown["working_days_late"] > 200
+        assert "late" in {i["code"] for i in shown["issues"]}
+        (group,) = cli("overdue", "--json").records
+        assert (group["officer"], group["dock"], group["count"]) == ("012345", "dock1", 1)
+        assert group["items"][0]["working_days_late"] == shown["working_days_late"]
+
+    def test_assign_fills_the_work_queue_gaps_and_is_logged(self, cli, dock, recent) -> None:
+        path = clip(dock / bodycam_name(recent), creation=recent, location="+31.2304+121.4737/")
+        item_id = cli("ingest", str(path), "--json").records[0]["item"]
+        assert [i["id"] for i in cli("items", "--missing", "case_number", "--json").records] == [item_id]
+        result = cli("assign", item_id, "--case", "A2025-001", "--proof-object", "酒驾现场", "--json")
+        assert result.exit_code == 0
+        change = result.records[0]
+        assert change["changes"]["case_number"] == {"old": None, "new": "A2025-001"}
+        assert "missing-case-number" not in change["issues"]
+        shown = cli("item", item_id, "--json").records[0]
+        assert shown["facts"]["proof_object"]["value"] == "酒驾现场"
+        assert shown["facts"]["proof_object"]["source"] == "manual:tester"
+        assigned = [e for e in shown["events"] if e["action"] == "assigned"]
+        assert assigned[0]["details"]["changes"]["proof_object"]["new"] == "酒驾现场"
+        assert cli("items", "--missing", "case_number", "--json").records == []
+        assert [i["id"] for i in cli("items", "--case", "A2025-001", "--json").records] == [item_id]
+
+    def test_case_target_finds_all_records_of_one_target(self, cli, dock, recent) -> None:
+        first = clip(dock / bodycam_name(recent, serial="DSJ0001"), creation=recent)
+        second = clip(
+            dock / bodycam_name(recent + timedelta(minutes=5), serial="DSJ0002"), creation=recent + timedelta(minutes=5)
+        )
+        ids = [r["item"] for r in cli("ingest", str(first), str(second), "--json").records]
+        cli("assign", ids[0], "--case", "C1")
+        cli("assign", ids[1], "--case", "C2")
+        assert cli("case", "C1", "--target", "某某运输有限公司").exit_code == 0
+        assert cli("case", "C2", "--target", "某某运输有限公司").exit_code == 0
+        found = cli("items", "--target", "某某运输有限公司", "--json").records
+        assert sorted(i["id"] for i in found) == sorted(ids)
+        case = cli("case", "C1", "--json").records[0]
+        assert (case["target"], case["count"]) == ("某某运输有限公司", 1)
+
+    def test_damaged_and_unsupported_files_are_kept_and_flagged(self, cli, dock, recent, tmp_path) -> None:
+        whole = clip(tmp_path / "whole.mp4", creation=recent)
+        data = whole.read_bytes()
+        (dock / "cut.mp4").write_bytes(data[: len(data) // 2])
+        (dock / "notes.txt").write_text("not a recording")
+        records = {Path(r["path"]).name: r for r in cli("ingest", str(dock), "--json").records}
+        assert records["cut.mp4"]["status"] == "stored" and records["notes.txt"]["status"] == "stored"
+        assert "damaged-media" in records["cut.mp4"]["issues"]
+        assert "unsupported-type" in records["notes.txt"]["issues"]
+        damaged = cli("items", "--issue", "damaged-media", "--json").records
+        assert [i["original_name"] for i in damaged] == ["cut.mp4"]
+
+    def test_assign_refuses_nothing_to_do_and_reports_unknown_items(self, cli, dock, recent) -> None:
+        item_id = cli("ingest", str(clip(dock / "a.mp4", creation=recent)), "--json").records[0]["item"]
+        assert cli("assign", item_id).exit_code == 2
+        result = cli("assign", item_id, "01ZZZZZZZZZZZZZZZZZZZZZZZZ", "--case", "C9", "--json")
+        assert result.exit_code == 1
+        assert [r.get("error") is None for r in result.records] == [True, False]
