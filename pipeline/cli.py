@@ -606,15 +606,26 @@ def fixity(ids: Sequence[str], as_json: bool) -> None:
 # --------------------------------------------------------------------------------------------- running
 @main.command()
 @click.option("--concurrency", type=click.IntRange(min=1), help="Worker processes (default: setting).")
+@click.option(
+    "--queues",
+    default="intake,probe,maintenance",
+    show_default=True,
+    help="Stages to work on, comma-separated (run slow stages on workers of their own).",
+)
 @click.option("--beat", is_flag=True, help="Also schedule the periodic reconciler (one per cluster).")
 @click.option("--loglevel", default="INFO", show_default=True)
-def worker(concurrency: int | None, beat: bool, loglevel: str) -> None:
-    """Run a Celery worker on the intake and maintenance queues."""
+def worker(concurrency: int | None, queues: str, beat: bool, loglevel: str) -> None:
+    """Run a Celery worker on the given stage queues."""
     settings = _settings()
     settings.ensure_dirs()
     open_catalog(settings)
     from workers.app import STAGES, app, configure, queue_name
 
+    stages = [stage.strip() for stage in queues.split(",") if stage.strip()]
+    if unknown := sorted(set(stages) - set(STAGES)):
+        raise click.BadParameter(
+            f"unknown stage(s) {', '.join(unknown)}; known: {', '.join(STAGES)}", param_hint="--queues"
+        )
     configure(app, settings)
     argv = [
         "worker",
@@ -625,9 +636,9 @@ def worker(concurrency: int | None, beat: bool, loglevel: str) -> None:
         "--concurrency",
         str(concurrency or settings.worker_concurrency),
         "--queues",
-        ",".join(queue_name(settings, stage) for stage in STAGES),
+        ",".join(queue_name(settings, stage) for stage in stages),
         "--hostname",
-        f"evidence-{os.getpid()}@%h",
+        f"evidence-{'-'.join(stages)}-{os.getpid()}@%h",
     ]
     if beat:
         argv += ["--beat", "--schedule", str(settings.home_dir / "beat-schedule")]
@@ -697,18 +708,15 @@ def serve(concurrency: int | None) -> None:
     open_catalog(settings)
     stop = threading.Event()
     _stop_on_signals(stop)
-    worker_cmd = [
-        sys.executable,
-        "-m",
-        "pipeline",
-        "worker",
-        "--loglevel",
-        "WARNING",
-        "--concurrency",
-        str(concurrency or settings.worker_concurrency),
+    base = [sys.executable, "-m", "pipeline", "worker", "--loglevel", "WARNING"]
+    # Intake has workers of its own, so slow probing never holds up files waiting on the docks. Same
+    # process group: a signal to `serve` from a terminal or a supervisor reaches the workers too.
+    workers = [
+        subprocess.Popen(
+            [*base, "--queues", "intake,maintenance", "--concurrency", str(concurrency or settings.worker_concurrency)]
+        ),
+        subprocess.Popen([*base, "--queues", "probe", "--concurrency", "1"]),
     ]
-    # Same process group: a signal to `serve` from a terminal or a supervisor reaches the workers too.
-    workers = subprocess.Popen(worker_cmd)
     click.echo(
         f"serving: inbox {settings.inbox_dir}, catalog {settings.effective_database_url}, "
         f"broker {settings.broker_url or 'embedded file queue'}",
@@ -717,12 +725,14 @@ def serve(concurrency: int | None) -> None:
     try:
         _run_watcher(settings, stop, with_reconciler=True)
     finally:
-        workers.terminate()
-        try:
-            workers.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            workers.kill()
-            workers.wait()
+        for process in workers:
+            process.terminate()
+        for process in workers:
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def run() -> None:

@@ -506,18 +506,31 @@ class TestExiftool:
 # -------------------------------------------------------------------------------------- extract_all
 class TestExtractAll:
     def test_extractors_chosen_by_kind(self, samples: Samples, tmp_path: Path) -> None:
-        """Audio: ffprobe and the name; photos: also exifread and exiftool; unknown files: ffprobe and the name."""
+        """Audio: ffprobe and the name; photos: also exifread; unknown files: ffprobe and the name.
+        exiftool is left out where the others already found the capture time."""
         wav = extract_all(stored(samples["interview.wav"], tmp_path), "audio", context("interview.wav"))
         jpg = extract_all(stored(samples["photo.jpg"], tmp_path), "image", context("photo.jpg"))
         notes = tmp_path / "notes.txt"
         notes.write_text("statement\n", encoding="utf-8")
         other = extract_all(stored(notes, tmp_path), "other", context("notes.txt"))
         assert [result.extractor for result in wav] == ["ffprobe", "filename"]
-        assert [result.extractor for result in jpg] == ["ffprobe", "exifread", "exiftool", "filename"]
+        assert [result.extractor for result in jpg] == ["ffprobe", "exifread", "filename"]
         assert [result.extractor for result in other] == ["ffprobe", "filename"]
         photo_media = by_extractor(jpg)["ffprobe"].media
         assert photo_media is not None
         assert [(s.width, s.height, s.frame_rate) for s in photo_media.streams] == [(64, 48, None)]
+
+    def test_exiftool_fills_in_where_the_others_fall_short(self, samples: Samples, tmp_path: Path) -> None:
+        """A photo without EXIF, or a format ffprobe reads poorly (MTS), gets exiftool's view too."""
+        bare = tmp_path / "bare.jpg"
+        subprocess.run(
+            ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=32x24", "-frames:v", "1", str(bare)],
+            check=True,
+        )
+        photo = extract_all(stored(bare, tmp_path), "image", context("bare.jpg"))
+        clip = extract_all(stored(samples["photo.jpg"], tmp_path), "video", context("00001.MTS"))
+        assert "exiftool" in [result.extractor for result in photo]
+        assert "exiftool" in [result.extractor for result in clip]
 
     def test_body_camera_clip_combines_tags_and_name(self, samples: Samples, tmp_path: Path) -> None:
         """The clip's UTC tag time and the name's local time are both on record, each with its source."""

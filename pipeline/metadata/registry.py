@@ -2,6 +2,7 @@
 
 Extractors are picked by media kind and name (their ``accepts``); every one that accepts runs and
 gives its own :class:`~pipeline.metadata.facts.Extraction`, so the record shows what each tool said.
+exiftool is the fallback: it runs only where the others fall short.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from pipeline.metadata.exif import ExifreadExtractor
 from pipeline.metadata.exiftool import ExiftoolExtractor
-from pipeline.metadata.facts import EXTRACTOR_FAILED, Extraction, ExtractionContext, Extractor, Problem
+from pipeline.metadata.facts import EXTRACTOR_FAILED, Extraction, ExtractionContext, Extractor, Problem, suffix_of
 from pipeline.metadata.ffprobe import FfprobeExtractor
 from pipeline.metadata.filename import FilenameExtractor
 
@@ -26,6 +27,9 @@ DEFAULT_EXTRACTORS: tuple[Extractor, ...] = (
     ExiftoolExtractor(),
     FilenameExtractor(),
 )
+# exiftool (a Perl start-up per file) runs where ffprobe and exifread are known to fall short, or
+# when they found no capture time in an image or video.
+SHORTFALL_SUFFIXES = frozenset({"heic", "heif", "dng", "tif", "tiff", "mxf", "mts", "m2ts", "ts", "dv", "avi", "mpg"})
 
 
 def extract_all(
@@ -40,9 +44,11 @@ def extract_all(
     breaks anyway (a defect) is reported as an ``extractor-failed`` problem and the others still run.
     """
     context = dataclasses.replace(context, media_kind=media_kind)
-    results = []
+    results: list[Extraction] = []
     for extractor in extractors:
         if not extractor.accepts(media_kind, context.original_name):
+            continue
+        if isinstance(extractor, ExiftoolExtractor) and not _falls_short(results, context):
             continue
         try:
             results.append(extractor.extract(path, context))
@@ -51,3 +57,9 @@ def extract_all(
             problem = Problem(EXTRACTOR_FAILED, f"{context.shown_name}: the {extractor.name} extractor failed: {exc!r}")
             results.append(Extraction(extractor.name, "unknown", problems=(problem,)))
     return results
+
+
+def _falls_short(results: Sequence[Extraction], context: ExtractionContext) -> bool:
+    if suffix_of(context.original_name) in SHORTFALL_SUFFIXES:
+        return True
+    return not any(fact.field == "captured_at" for result in results for fact in result.facts)
