@@ -149,3 +149,22 @@ class TestProbe:
         result = cli("assign", item_id, "01ZZZZZZZZZZZZZZZZZZZZZZZZ", "--case", "C9", "--json")
         assert result.exit_code == 1
         assert [r.get("error") is None for r in result.records] == [True, False]
+
+
+class TestDirectory:
+    def test_dock_and_device_config_supply_place_and_collector(self, cli, dock, recent, tmp_path, monkeypatch) -> None:
+        """A dock serving one officer at one place fills those facts for files that carry neither."""
+        directory = tmp_path / "devices.toml"
+        directory.write_text('[docks."dock1"]\nplace = "徐汇交警支队"\nofficer = "054321"\n', encoding="utf-8")
+        monkeypatch.setenv("EVIDENCE_DEVICES", str(directory))
+        item_id = cli("ingest", str(clip(dock / "plain.mp4", creation=recent)), "--json").records[0]["item"]
+        facts = cli("item", item_id, "--json").records[0]["facts"]
+        assert facts["captured_place"] == {"value": "徐汇交警支队", "source": "config:docks"}
+        assert facts["collector"] == {"value": "054321", "source": "config:docks"}
+
+    def test_broken_directory_is_a_clear_error(self, cli, dock, recent, tmp_path, monkeypatch) -> None:
+        directory = tmp_path / "devices.toml"
+        directory.write_text('[devices."DSJ0001"]\nofficer = 12\n', encoding="utf-8")
+        monkeypatch.setenv("EVIDENCE_DEVICES", str(directory))
+        with pytest.raises(Exception, match=r'devices\."DSJ0001" needs officer'):
+            cli("ingest", str(clip(dock / "plain.mp4", creation=recent)), "--json")
