@@ -56,15 +56,19 @@ def enqueue_probe(item_ids: Sequence[str]) -> None:
     _enqueue(probe_task, "probe", item_ids)
 
 
-@app.task(
-    name="evidence.intake",
-    bind=True,
-    autoretry_for=(TransientError,),
-    retry_backoff=True,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=None,
-)
+# Stage tasks retry only what is transient (database, broker), with backoff and jitter, for as long as
+# it takes; damaged media and checksum mismatches are recorded on the item by the stage itself.
+STAGE_TASK: dict[str, Any] = {
+    "bind": True,
+    "autoretry_for": (TransientError,),
+    "retry_backoff": True,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": None,
+}
+
+
+@app.task(name="evidence.intake", **STAGE_TASK)
 def intake_task(self: Task, sighting_ids: list[str]) -> dict[str, Any]:
     results = intake(_context(), sighting_ids, worker=process_name("worker"))
     new_items = [r.item for r in results if r.status == "stored" and r.item]
@@ -73,15 +77,7 @@ def intake_task(self: Task, sighting_ids: list[str]) -> dict[str, Any]:
     return {"statuses": [result.status for result in results]}
 
 
-@app.task(
-    name="evidence.probe",
-    bind=True,
-    autoretry_for=(TransientError,),
-    retry_backoff=True,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=None,
-)
+@app.task(name="evidence.probe", **STAGE_TASK)
 def probe_task(self: Task, item_ids: list[str]) -> dict[str, Any]:
     results = probe(_probe_context(), item_ids)
     return {"statuses": [result.status for result in results]}
