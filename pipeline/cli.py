@@ -357,9 +357,13 @@ def item(ident: str, as_json: bool) -> None:
     for name, value in data["digests"].items():
         click.echo(f"{name:>14}: {value}")
     click.echo("\nfacts:")
+    zone = settings.zone
     for name, fact in data["facts"].items():
+        value = fact["value"]
+        if name == "captured_at" and value:
+            value = f"{datetime.fromisoformat(value).astimezone(zone):%Y-%m-%d %H:%M:%S %Z} ({value})"
         click.echo(
-            f"{name:>14}: {fact['value'] if fact['value'] is not None else '(missing)'}"
+            f"{name:>14}: {value if value is not None else '(missing)'}"
             + (f"  [{fact['source']}]" if fact["source"] else "")
         )
     deadline = data["deadline"] or "(unknown: no capture time)"
