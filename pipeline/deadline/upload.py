@@ -9,12 +9,12 @@ and ``reason``) instead of failing: it needs review once the State Council publi
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
-from pipeline.deadline.workdays import WorkCalendar
+from pipeline.deadline.workdays import DayStatus, WorkCalendar
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DEFAULT_WORKING_DAYS = 3
@@ -107,6 +107,21 @@ class Lateness:
         }
 
 
+def _look_up(calendar: WorkCalendar, day: date, fallback_years: set[int]) -> DayStatus:
+    """The calendar's answer for ``day``, noting the year when only the fallback could answer."""
+    status = calendar.status(day)
+    if status.provisional:
+        fallback_years.add(day.year)
+    return status
+
+
+def _days_after(calendar: WorkCalendar, day: date, fallback_years: set[int]) -> Iterator[DayStatus]:
+    """The days following ``day``, one after another, each looked up as by :func:`_look_up`."""
+    while True:
+        day += _ONE_DAY
+        yield _look_up(calendar, day, fallback_years)
+
+
 def upload_deadline(
     captured_at: datetime,
     *,
@@ -132,18 +147,12 @@ def upload_deadline(
     counted = 0
     day = captured_on
     if capture_day_counts:
-        status = calendar.status(day)
-        if status.provisional:
-            fallback_years.add(day.year)
-        if status.workday:
-            counted = 1
+        counted = int(_look_up(calendar, day, fallback_years).workday)
+    following = _days_after(calendar, captured_on, fallback_years)
     while counted < working_days:
-        day += _ONE_DAY
-        status = calendar.status(day)
-        if status.provisional:
-            fallback_years.add(day.year)
-        if status.workday:
-            counted += 1
+        status = next(following)
+        day = status.day
+        counted += status.workday
 
     return Deadline(
         captured_at=captured_at.astimezone(UTC),
@@ -175,14 +184,10 @@ def assess_lateness(
     days_late = 0
     late = received_at > deadline.due
     if late:
-        day = deadline.last_working_day
-        while day < received_on:
-            day += _ONE_DAY
-            status = calendar.status(day)
-            if status.provisional:
-                fallback_years.add(day.year)
-            if status.workday:
-                days_late += 1
+        for status in _days_after(calendar, deadline.last_working_day, fallback_years):
+            if status.day > received_on:
+                break
+            days_late += status.workday
     return Lateness(
         deadline=deadline,
         received_at=received_at.astimezone(UTC),
