@@ -32,7 +32,8 @@ EVIDENCE = [sys.executable, "-m", "pipeline"]
 
 
 # ------------------------------------------------------------------------------------------- media
-def _ffmpeg(*args: str) -> None:
+def ffmpeg(*args: str) -> None:
+    """Run ffmpeg quietly; tests make their media with it."""
     subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *args], check=True)
 
 
@@ -40,7 +41,7 @@ def _ffmpeg(*args: str) -> None:
 def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One tiny clip, recording and photo per session, made by ffmpeg."""
     folder = tmp_path_factory.mktemp("media")
-    _ffmpeg(
+    ffmpeg(
         "-f",
         "lavfi",
         "-i",
@@ -58,8 +59,8 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "-shortest",
         str(folder / "clip.mp4"),
     )
-    _ffmpeg("-f", "lavfi", "-i", "sine=frequency=880:duration=1", str(folder / "voice.wav"))
-    _ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:duration=1", "-frames:v", "1", str(folder / "photo.jpg"))
+    ffmpeg("-f", "lavfi", "-i", "sine=frequency=880:duration=1", str(folder / "voice.wav"))
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:duration=1", "-frames:v", "1", str(folder / "photo.jpg"))
     return folder
 
 

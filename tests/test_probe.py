@@ -3,12 +3,13 @@ manual assignment, cases and the overdue list."""
 
 from __future__ import annotations
 
-import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+
+from tests.conftest import ffmpeg
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -21,34 +22,26 @@ def clip(path: Path, *, creation: datetime | None = None, location: str | None =
     if location:
         tags += ["-metadata", f"location={location}"]
     path.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=160x120:rate=10:duration=1",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:duration=1",
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-shortest",
-            *tags,
-            "-movflags",
-            "use_metadata_tags",
-            str(path),
-        ],
-        check=True,
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=160x120:rate=10:duration=1",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:duration=1",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-shortest",
+        *tags,
+        "-movflags",
+        "use_metadata_tags",
+        str(path),
     )
     return path
 
