@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import struct
 import subprocess
@@ -232,11 +231,3 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str, interva
 
 def files_under(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
-
-
-def tree_size(folder: Path) -> int:
-    return sum(p.stat().st_size for p in files_under(folder))
-
-
-def copy_tree(src: Path, dest: Path) -> None:
-    shutil.copytree(src, dest, dirs_exist_ok=True)
