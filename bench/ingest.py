@@ -214,10 +214,16 @@ def evidence_version(cfg: Config) -> tuple[float, str]:
 
 
 def time_ingest(cfg: Config, target: Path, home: Path) -> tuple[float, list[dict[str, Any]]]:
-    """``evidence ingest TARGET --json`` with a fresh data directory; returns (seconds, records)."""
+    """``evidence ingest TARGET --no-probe --json`` with a fresh data directory; returns (seconds, records).
+
+    Intake alone (copy, hash, verify, catalogue, dispose): reading metadata is a later stage with
+    costs of its own (ffprobe per file), which the references here do not pay either.
+    """
     remove(home)
     try:
-        seconds, out = timed_run([cfg.evidence, "ingest", str(target), "--json"], env=evidence_env(home), cwd=cfg.work)
+        seconds, out = timed_run(
+            [cfg.evidence, "ingest", str(target), "--no-probe", "--json"], env=evidence_env(home), cwd=cfg.work
+        )
     finally:
         if not cfg.keep:
             remove(home)

@@ -34,7 +34,7 @@ from pipeline.ingest.intake import TOOL, Arrival, IntakeContext, IntakeResult, m
 from pipeline.ingest.names import readable
 from pipeline.ingest.scan import Skipped, arrival_for, walk
 from pipeline.probe.choose import REQUIRED
-from pipeline.probe.stage import assess
+from pipeline.probe.stage import assess, probe
 from pipeline.runtime import intake_context, open_catalog, open_store, probe_context, process_name
 from pipeline.settings import Settings, load_settings
 
@@ -81,8 +81,17 @@ def main() -> None:
     "'keep' for files from elsewhere).",
 )
 @click.option("--enqueue", is_flag=True, help="Hand the files to the workers instead of taking them in here.")
+@click.option(
+    "--probe/--no-probe",
+    "with_probe",
+    default=True,
+    show_default=True,
+    help="Read metadata right away; with --no-probe it waits for `evidence probe` or the workers.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-def ingest(paths: Sequence[str], dock: str | None, source_policy: str | None, enqueue: bool, as_json: bool) -> None:
+def ingest(
+    paths: Sequence[str], dock: str | None, source_policy: str | None, enqueue: bool, with_probe: bool, as_json: bool
+) -> None:
     """Take in files or folders: copy, hash, verify, catalogue, then dispose of the sources."""
     settings = _settings()
     ctx = intake_context(settings)
@@ -98,7 +107,7 @@ def ingest(paths: Sequence[str], dock: str | None, source_policy: str | None, en
         configure(app, settings)
         outcomes = (_enqueue_batch(ctx, arrivals[i : i + BATCH]) for i in range(0, len(arrivals), BATCH))
     else:
-        outcomes = ingest_arrivals(settings, ctx, arrivals, batch=BATCH)
+        outcomes = ingest_arrivals(settings, ctx, arrivals, batch=BATCH, with_probe=with_probe)
     with _progress(len(arrivals), as_json, "ingesting") as bar:
         for results in outcomes:
             for result in results:
@@ -547,6 +556,43 @@ def overdue(as_json: bool) -> None:
             lines = [f"{officer or '(unknown officer)'} at {dock}: {len(rows)} late"]
             lines += [f"  {m['id']}  {m['working_days_late']} working day(s) late  {m['original_name']}" for m in rows]
             _emit(as_json, data, "\n".join(lines))
+
+
+@main.command("probe")
+@click.argument("idents", nargs=-1)
+@click.option("--pending", is_flag=True, help="Every item whose probe stage has not finished.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def probe_command(idents: Sequence[str], pending: bool, as_json: bool) -> None:
+    """Read metadata again (or for the first time) for the given items: facts, issues, deadline."""
+    if bool(idents) == pending:
+        raise click.UsageError("give item IDs, or --pending (not both)")
+    settings = _settings()
+    probe_ctx = probe_context(settings)
+    with session_scope(probe_ctx.engine) as session:
+        if pending:
+            ids = list(
+                session.exec(select(StageRun.item_id).where(StageRun.stage == "probe", StageRun.status != "done")).all()
+            )
+        else:
+            ids = [_find_item(session, ident).id for ident in idents]
+    failed = 0
+    with _progress(len(ids), as_json, "probing") as bar:
+        for start in range(0, len(ids), BATCH):
+            for result in probe(probe_ctx, ids[start : start + BATCH]):
+                failed += result.status != "probed"
+                _emit(
+                    as_json,
+                    {
+                        "item": result.item,
+                        "status": result.status,
+                        "issues": list(result.issues),
+                        **({"error": result.error} if result.error else {}),
+                    },
+                    f"{result.status:<7} {result.item}  {', '.join(result.issues) or 'no issues'}",
+                )
+            bar.update(min(BATCH, len(ids) - start))
+    if failed:
+        sys.exit(1)
 
 
 # ----------------------------------------------------------------------------------------------- audit

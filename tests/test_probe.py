@@ -161,3 +161,24 @@ class TestDirectory:
         monkeypatch.setenv("EVIDENCE_DEVICES", str(directory))
         with pytest.raises(Exception, match=r'devices\."DSJ0001" needs officer'):
             cli("ingest", str(clip(dock / "plain.mp4", creation=recent)), "--json")
+
+
+class TestDeferredProbe:
+    def test_ingest_now_probe_later(self, cli, dock, recent) -> None:
+        """`ingest --no-probe` takes files in fast; `evidence probe --pending` reads their metadata."""
+        path = clip(dock / bodycam_name(recent), creation=recent)
+        (record,) = cli("ingest", str(path), "--no-probe", "--json").records
+        assert "issues" not in record
+        before = cli("item", record["item"], "--json").records[0]
+        assert before["stages"] == {"intake": "done", "probe": "pending"}
+        assert before["facts"]["collector"]["value"] is None
+        result = cli("probe", "--pending", "--json")
+        assert result.exit_code == 0
+        assert [(r["item"], r["status"]) for r in result.records] == [(record["item"], "probed")]
+        after = cli("item", record["item"], "--json").records[0]
+        assert after["stages"]["probe"] == "done"
+        assert after["facts"]["collector"]["value"] == "012345"
+        assert cli("probe", "--pending", "--json").records == []
+
+    def test_probe_needs_items_or_pending(self, cli) -> None:
+        assert cli("probe").exit_code == 2

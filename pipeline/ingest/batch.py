@@ -17,10 +17,11 @@ from pipeline.probe.stage import ProbeContext, probe
 from pipeline.runtime import intake_context, probe_context, process_name
 from pipeline.settings import Settings
 
-_child: tuple[IntakeContext, ProbeContext] | None = None
+_child: tuple[IntakeContext, ProbeContext | None] | None = None
 
 
-def _take_in(ctx: IntakeContext, probe_ctx: ProbeContext, batch: Sequence[Arrival]) -> list[IntakeResult]:
+def _take_in(ctx: IntakeContext, probe_ctx: ProbeContext | None, batch: Sequence[Arrival]) -> list[IntakeResult]:
+    """One batch: sightings, intake, and (unless ``probe_ctx`` is None) the probe stage."""
     opened = open_sightings(ctx, batch)
     results = [
         IntakeResult(
@@ -34,19 +35,20 @@ def _take_in(ctx: IntakeContext, probe_ctx: ProbeContext, batch: Sequence[Arriva
         if sighting is None
     ]
     ids = [s.id for s in opened if s is not None]
-    if ids:
-        taken = intake(ctx, ids, worker=process_name("ingest"))
-        issues = {
-            p.item: p.issues for p in probe(probe_ctx, [r.item for r in taken if r.status == "stored" and r.item])
-        }
-        results += [replace(r, issues=issues[r.item]) if r.item in issues else r for r in taken]
-    return results
+    if not ids:
+        return results
+    taken = intake(ctx, ids, worker=process_name("ingest"))
+    if probe_ctx is None:
+        return results + taken
+    new_items = [r.item for r in taken if r.status == "stored" and r.item]
+    issues = {p.item: p.issues for p in probe(probe_ctx, new_items)}
+    return results + [replace(r, issues=issues[r.item]) if r.item in issues else r for r in taken]
 
 
-def _child_init(settings: Settings) -> None:
+def _child_init(settings: Settings, with_probe: bool) -> None:
     global _child
     dispose_engines()  # never share the parent's database connections
-    _child = (intake_context(settings), probe_context(settings))
+    _child = (intake_context(settings), probe_context(settings) if with_probe else None)
 
 
 def _child_take_in(batch: Sequence[Arrival]) -> list[IntakeResult]:
@@ -61,16 +63,22 @@ def ingest_arrivals(
     *,
     batch: int = 500,
     processes: int | None = None,
+    with_probe: bool = True,
 ) -> Iterator[list[IntakeResult]]:
-    """Take in ``arrivals``; yields each batch's results as it finishes, in order."""
+    """Take in ``arrivals`` (and probe the new items unless ``with_probe`` is false: their probe stage
+    then stays pending for ``evidence probe`` or the workers); yields each batch's results as it
+    finishes, in order."""
     batches = [arrivals[start : start + batch] for start in range(0, len(arrivals), batch)]
     processes = min(processes or (os.cpu_count() or 1) * 2, len(batches))
     if processes <= 1:
-        probe_ctx = probe_context(settings)
+        probe_ctx = probe_context(settings) if with_probe else None
         for chunk in batches:
             yield _take_in(ctx, probe_ctx, chunk)
         return
     with ProcessPoolExecutor(
-        processes, mp_context=multiprocessing.get_context("fork"), initializer=_child_init, initargs=(settings,)
+        processes,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_child_init,
+        initargs=(settings, with_probe),
     ) as pool:
         yield from pool.map(_child_take_in, batches)
