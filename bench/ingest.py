@@ -4,13 +4,13 @@ Every figure is a ratio against a reference measured in the same run, on the sam
 results compare across machines. Three parts (``--only a,b,c`` runs a subset):
 
 (a) One large file of random data (``--big-size``, default 1 GiB), page cache warmed first.
-    ``evidence ingest FILE --json`` (a subprocess, fresh ``EVIDENCE_HOME`` each run) against
+    ``evidence ingest FILE --no-probe --json`` (a subprocess, fresh ``EVIDENCE_HOME`` each run) against
     hashlib SHA-256 alone over the same file in this process (1 MiB ``readinto`` chunks), and against
     ``dd if=FILE of=COPY bs=1M conv=fsync`` (the floor for a durable copy on this disk).
     Ratio = reference time / ingest time; the hashlib target is >= 0.9. Nothing is subtracted; the
     start-up time of ``evidence --version`` is reported separately for context.
 (b) Many small files of random data (``--small-count`` x ``--small-size``, default 5,000 x 100 KiB)
-    in one folder: ``evidence ingest DIR --json`` against the shell reference
+    in one folder: ``evidence ingest DIR --no-probe --json`` against the shell reference
     ``cp -r DIR DEST && find DEST -type f -exec sha256sum {} + > /dev/null``.
     Ratio = reference time / ingest time; target >= 1.0. Every output line must say "stored".
 (c) Watch latency: ``evidence watch`` and ``evidence worker --concurrency 2`` share a fresh
