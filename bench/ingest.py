@@ -13,7 +13,8 @@ results compare across machines. Three parts (``--only a,b,c`` runs a subset):
     in one folder: ``evidence ingest DIR --no-probe --json`` against the shell reference
     ``cp -r DIR DEST && find DEST -type f -exec sha256sum {} + > /dev/null``.
     Ratio = reference time / ingest time; target >= 1.0. Every output line must say "stored".
-(c) Watch latency: ``evidence watch`` and ``evidence worker --concurrency 2`` share a fresh
+(c) Watch latency: ``evidence watch``, ``evidence worker --queues intake,maintenance --concurrency 2``
+    and a probe worker (as ``evidence serve`` runs them) share a fresh
     ``EVIDENCE_HOME`` (``EVIDENCE_QUIET_PERIOD`` from ``--quiet-period``,
     ``EVIDENCE_RECONCILE_INTERVAL=5``). Files are written one at a time into ``inbox/dock1/`` under a
     ``.part`` name and renamed (the close time), 20 ms apart. Latency = the sighting's ``updated_at``
@@ -491,7 +492,11 @@ def bench_latency(cfg: Config, data: Results) -> None:
     data.update(quiet_period_s=cfg.quiet_period, files=cfg.latency_files, file_bytes=cfg.latency_size)
     try:
         services.append(start_service(cfg, "watch", ["watch"], env))
-        services.append(start_service(cfg, "worker", ["worker", "--concurrency", "2"], env))
+        # As `evidence serve` runs them: intake on workers of its own, probing beside it.
+        services.append(
+            start_service(cfg, "worker", ["worker", "--queues", "intake,maintenance", "--concurrency", "2"], env)
+        )
+        services.append(start_service(cfg, "prober", ["worker", "--queues", "probe", "--concurrency", "1"], env))
         ready_start = time.monotonic()
         # A first file proves the whole chain (watcher, queue, worker, catalog) is up; it is not counted.
         drop_file(dock, "warmup.bin", cfg.latency_size)

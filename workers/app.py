@@ -1,6 +1,7 @@
 """The Celery application.
 
-Embedded default: kombu's file-system transport under ``$EVIDENCE_HOME/queue`` (no server).
+Embedded default: kombu's file-system transport under ``$EVIDENCE_HOME/queue`` (no server), with
+messages written atomically (``workers/queue_folder.py``).
 Cluster: ``EVIDENCE_BROKER_URL=redis://…``. Either way messages carry only sighting/item IDs, are
 acknowledged late and rejected when a worker is lost; the reconciler in the catalog re-enqueues
 whatever a lost message or a dead worker left undone.
@@ -12,6 +13,7 @@ from celery import Celery
 from kombu import Exchange, Queue
 
 from pipeline.settings import Settings, load_settings
+from workers import queue_folder
 
 STAGES = ("intake", "probe", "maintenance")
 
@@ -29,7 +31,7 @@ def broker_settings(settings: Settings) -> tuple[str, dict[str, object]]:
     folder = settings.queue_dir
     for sub in ("messages", "processed", "control"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
-    return "filesystem://localhost/", {
+    return f"{queue_folder.SCHEME}://localhost/", {
         "data_folder_in": str(folder / "messages"),
         "data_folder_out": str(folder / "messages"),
         "processed_folder": str(folder / "processed"),
