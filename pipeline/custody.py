@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, insert, text
+from sqlalchemy import event, text
 from sqlmodel import Session, col, select
 
-from pipeline.catalog.db import LOCK_CUSTODY
+from pipeline.catalog.db import LOCK_CUSTODY, insert_rows
 from pipeline.catalog.models import CustodyEvent
 from pipeline.catalog.types import utcnow
 from pipeline.errors import CustodyChainError
@@ -105,7 +105,7 @@ class CustodyLog:
         """Insert the events recorded so far (one statement; rows keep their order, so ``seq``
         follows the chain)."""
         if self._rows:
-            self.session.execute(insert(CustodyEvent), self._rows)
+            insert_rows(self.session, CustodyEvent, self._rows)
             self._rows = []
 
 

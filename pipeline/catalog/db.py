@@ -3,7 +3,7 @@ up front (BEGIN IMMEDIATE), so several worker processes write safely; PostgreSQL
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -12,7 +12,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, insert, text
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
@@ -107,3 +107,13 @@ def migrate(engine: Engine) -> None:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_MIGRATE})
         command.upgrade(_alembic_config(connection), "head")
+
+
+def insert_rows(session: Session, model: type[Any], rows: Sequence[dict[str, Any]]) -> None:
+    """Insert many rows in one statement per batch.
+
+    ``render_nulls`` keeps None values in the statement: without it SQLAlchemy drops None keys and
+    splits rows of different shapes into separate statements, which made bulk inserts row by row.
+    """
+    if rows:
+        session.execute(insert(model).execution_options(render_nulls=True), list(rows))

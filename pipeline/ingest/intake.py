@@ -25,12 +25,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine, insert, update
+from sqlalchemy import Engine, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from pipeline import __version__
-from pipeline.catalog.db import session_scope
+from pipeline.catalog.db import insert_rows, session_scope
 from pipeline.catalog.models import Disposition, Dock, Item, Sighting, SightingStatus, StageRun, new_id
 from pipeline.catalog.types import utcnow
 from pipeline.custody import CustodyLog
@@ -122,7 +122,7 @@ def ensure_docks(session: Session, docks: Iterable[str]) -> None:
     known = set(session.exec(select(Dock.id).where(col(Dock.id).in_(wanted))).all())
     if wanted - known:
         now = utcnow()
-        session.execute(insert(Dock), [{"id": dock, "created_at": now} for dock in sorted(wanted - known)])
+        insert_rows(session, Dock, [{"id": dock, "created_at": now} for dock in sorted(wanted - known)])
 
 
 def open_sightings(ctx: IntakeContext, arrivals: Sequence[Arrival], *, skip_seen: bool = False) -> list[Opened | None]:
@@ -214,7 +214,7 @@ def _open_sightings(
             )
             out.append(opened)
         if new_rows:
-            session.execute(insert(Sighting), new_rows)
+            insert_rows(session, Sighting, new_rows)
     return out
 
 
@@ -556,9 +556,10 @@ def _catalogue_in(session: Session, ctx: IntakeContext, batch: list[_Work], work
                 disposed_path=shown_to,
             )
         if new_items:
-            session.execute(insert(Item), list(new_items.values()))
-            session.execute(
-                insert(StageRun),
+            insert_rows(session, Item, list(new_items.values()))
+            insert_rows(
+                session,
+                StageRun,
                 [
                     {
                         "item_id": row["id"],

@@ -13,10 +13,10 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, delete, insert
+from sqlalchemy import Engine, delete
 from sqlmodel import Session, col, select
 
-from pipeline.catalog.db import session_scope
+from pipeline.catalog.db import insert_rows, session_scope
 from pipeline.catalog.models import Item, ItemFact, ItemIssue, Sighting, StageRun
 from pipeline.catalog.types import utcnow
 from pipeline.custody import CustodyLog
@@ -111,8 +111,7 @@ def probe(ctx: ProbeContext, item_ids: Sequence[str]) -> list[ProbeResult]:
                 }
                 for c in [*candidates, *derived_ones]
             ]
-            if rows:
-                session.execute(insert(ItemFact), rows)
+            insert_rows(session, ItemFact, rows)
             item.media = _media_json(media)
             assessment = assess(session, ctx, item, problems)
             _stage_done(session, item_id, tools)
