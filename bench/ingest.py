@@ -11,7 +11,8 @@ results compare across machines. Three parts (``--only a,b,c`` runs a subset):
     start-up time of ``evidence --version`` is reported separately for context.
 (b) Many small files of random data (``--small-count`` x ``--small-size``, default 5,000 x 100 KiB)
     in one folder: ``evidence ingest DIR --no-probe --json`` against the shell reference
-    ``cp -r DIR DEST && find DEST -type f -exec sha256sum {} + > /dev/null``.
+    ``cp -r DIR DEST && find DEST -type f -exec sha256sum {} + > /dev/null``; also, for context, the
+    same with ``sync -f DEST`` after the copy (ingest's copies are on disk before it reports them).
     Ratio = reference time / ingest time; target >= 1.0. Every output line must say "stored".
 (c) Watch latency: ``evidence watch``, ``evidence worker --queues intake,maintenance --concurrency 2``
     and a probe worker (as ``evidence serve`` runs them) share a fresh
@@ -199,8 +200,11 @@ def time_dd(source: Path, copy: Path) -> float:
     return seconds
 
 
-def time_shell_copy_hash(source: Path, dest: Path) -> float:
+def time_shell_copy_hash(source: Path, dest: Path, *, durable: bool = False) -> float:
+    """The shell reference; ``durable`` adds ``sync -f`` so the copies are on disk, as ingest's are."""
     script = 'cp -r "$1" "$2" && find "$2" -type f -exec sha256sum {} + > /dev/null'
+    if durable:
+        script = 'cp -r "$1" "$2" && sync -f "$2" && find "$2" -type f -exec sha256sum {} + > /dev/null'
     remove(dest)
     try:
         seconds, _ = timed_run(["sh", "-c", script, "sh", str(source), str(dest)])
@@ -299,9 +303,10 @@ def bench_small(cfg: Config, data: Results) -> None:
     folder = cfg.work / "small"
     write_small_files(folder, cfg.small_count, cfg.small_size)
     total = cfg.small_count * cfg.small_size
-    times: dict[str, list[float]] = {"reference": [], "ingest": []}
+    times: dict[str, list[float]] = {"reference": [], "reference_durable": [], "ingest": []}
     for i in range(cfg.runs):
         times["reference"].append(time_shell_copy_hash(folder, cfg.work / "small-copy"))
+        times["reference_durable"].append(time_shell_copy_hash(folder, cfg.work / "small-copy", durable=True))
         seconds, records = time_ingest(cfg, folder, cfg.work / f"home-small-{i}")
         check_stored(records, cfg.small_count)
         times["ingest"].append(seconds)
@@ -319,6 +324,7 @@ def bench_small(cfg: Config, data: Results) -> None:
             "mb_per_s": {name: mb_per_s(total, seconds) for name, seconds in medians.items()},
             "files_per_s": {name: cfg.small_count / seconds for name, seconds in medians.items()},
             "ratio_reference_over_ingest": ratio,
+            "ratio_durable_reference_over_ingest": medians["reference_durable"] / medians["ingest"],
             "target_ratio": SMALL_TARGET,
             "meets_target": ratio >= SMALL_TARGET,
         }
@@ -334,9 +340,16 @@ def rows_small(data: Results) -> Rows:
             "cp -r + sha256sum (reference)",
             f"{med['reference']:8.3f} s  {rate['reference']:8.1f} MB/s  {fps['reference']:8.0f} files/s",
         ),
+        (
+            "cp -r + sync + sha256sum",
+            f"{med['reference_durable']:8.3f} s  {rate['reference_durable']:8.1f} MB/s  "
+            f"{fps['reference_durable']:8.0f} files/s",
+        ),
         ("evidence ingest DIR", f"{med['ingest']:8.3f} s  {rate['ingest']:8.1f} MB/s  {fps['ingest']:8.0f} files/s"),
         ("ratio reference / ingest", f"{ratio:8.3f}    target >= {SMALL_TARGET}  {verdict(data['meets_target'])}"),
+        ("ratio durable reference / ingest", f"{data['ratio_durable_reference_over_ingest']:8.3f}"),
         ("runs (s) reference", runs_text(data["runs_s"]["reference"])),
+        ("runs (s) durable reference", runs_text(data["runs_s"]["reference_durable"])),
         ("runs (s) ingest", runs_text(data["runs_s"]["ingest"])),
     ]
 
