@@ -22,7 +22,7 @@ import os
 import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine, update
@@ -38,6 +38,7 @@ from pipeline.errors import IntakeError, PipelineError, SourceChangedError
 from pipeline.ingest.kinds import guess_kind
 from pipeline.ingest.names import path_key, readable
 from pipeline.storage.base import ObjectStore, StoredObject
+from pipeline.storage.local import fsync_dir
 
 TOOL = f"evidence-pipeline {__version__}"
 # Stages every new item goes through after intake; each records its own status (StageRun).
@@ -673,19 +674,7 @@ def _dispose_one(work: _Work) -> tuple[str, str | None]:
         os.makedirs(os.path.dirname(target), exist_ok=True)
         os.rename(work.path, target)
         with contextlib.suppress(OSError):
-            _sync_dir(os.path.dirname(target))
+            fsync_dir(os.path.dirname(target))
     except OSError as exc:
         return Disposition.PENDING, f"cannot move source: {exc.strerror}"
     return (Disposition.QUARANTINED if failed else Disposition.MOVED), None
-
-
-def _sync_dir(path: bytes) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def lease_expired(sighting: Sighting, now: datetime) -> bool:
-    return sighting.lease_until is None or sighting.lease_until <= now

@@ -36,7 +36,8 @@ def _find_syncfs() -> Callable[[int], int] | None:
 _libc_syncfs = _find_syncfs()
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: str | bytes | os.PathLike[str]) -> None:
+    """Make a rename or a new entry in the folder durable."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -128,7 +129,7 @@ class LocalStore:
                 self._folders.add(folder)
             os.replace(tmp, final)
             if durable:
-                _fsync_dir(Path(folder))
+                fsync_dir(folder)
             found = os.stat(final).st_size
         except OSError as exc:
             with contextlib.suppress(FileNotFoundError):
