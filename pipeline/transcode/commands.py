@@ -1,0 +1,295 @@
+"""ffmpeg command lines for each kind of derivative, built as pure functions of the profile, the
+original's probe (:class:`~pipeline.metadata.facts.MediaInfo`) and the two paths.
+
+Nothing here runs a program or reads a file, so every command can be checked in a unit test and the
+same inputs always give the same argument list. Commands are put together with ffmpeg-python; sizes
+are passed through filter expressions, never through its ``video_size`` handling, which 0.2.0 gets
+wrong.
+
+Choices that matter for evidence:
+
+- **Every audio track is kept.** Body cameras and interview recorders write several tracks
+  (officer microphone, room, second language); the access copy maps each one by number
+  (``-map 0:a:0 -map 0:a:1 …``) from the probe, because ffmpeg on its own picks only one.
+- **Timing is the source's.** ``-fps_mode passthrough`` hands every decoded frame to the encoder
+  with its own timestamp: none is duplicated or dropped to reach a constant rate. Body cameras write
+  variable frame rate when light is low or the card is slow, and the MP4 muxer would otherwise
+  make the rate constant by duplicating and dropping frames, which changes what is shown when.
+  The access copy therefore has the same frames at the same times as the original.
+- **Never larger than the original.** Video is scaled down to fit 1920x1080 (1080x1920 for portrait
+  video, so a phone recording keeps its resolution), keeping the aspect ratio and even dimensions
+  (H.264 4:2:0 needs them); smaller video keeps its size. The limits are compared with the picture
+  as shown, after ffmpeg has applied the rotation the file asks for.
+- **Rotation.** ffmpeg applies the display rotation of video and, since 5.1, the EXIF orientation
+  of JPEG stills (it exports it as a display matrix), so stills come out upright without Pillow.
+- **The preservation master keeps every video and audio stream**, in the original's order;
+  subtitle and data streams (camera telemetry, time codes) stay in the original, which is kept
+  anyway. It is lossless: FFV1 version 3 (``-level 3``), every frame a key frame
+  (``-g 1``) with slice CRCs (``-slicecrc 1``) so damage is detected and confined to a slice;
+  audio is FLAC when the original decodes to integer samples and 32- or 64-bit float PCM when it
+  decodes to floating point (AAC, MP3, Opus…), because FLAC cannot hold float samples and
+  converting them would not be lossless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ffmpeg
+
+from pipeline.metadata.facts import MediaInfo, StreamInfo
+from pipeline.transcode.errors import TranscodeError
+from pipeline.transcode.profiles import PRESERVATION, Profile
+
+FFMPEG = "ffmpeg"
+GLOBAL_ARGS = ("-hide_banner", "-nostdin", "-loglevel", "warning")
+
+# Audio codecs whose decoders give integer samples: FLAC holds those exactly.
+_INTEGER_AUDIO_PREFIXES = ("pcm_s", "pcm_u", "adpcm_")
+_INTEGER_AUDIO = frozenset(["flac", "alac", "pcm_alaw", "pcm_mulaw", "tta", "gsm", "gsm_ms", "truehd", "mlp"])
+_DOUBLE_AUDIO = frozenset(["pcm_f64le", "pcm_f64be"])
+# Seconds kept clear of the end when seeking for contact-sheet frames, beyond one frame.
+_END_MARGIN = 0.05
+
+
+@dataclass(frozen=True)
+class ContactSheetLayout:
+    """Where a contact sheet takes its frames: ``times`` in seconds, row by row."""
+
+    columns: int
+    rows: int
+    times: tuple[float, ...]
+
+
+def build_command(
+    profile: Profile,
+    media: MediaInfo,
+    source: Path,
+    dest: Path,
+    *,
+    font: Path | None = None,
+    ffmpeg_path: str = FFMPEG,
+) -> list[str]:
+    """The ffmpeg argument list that makes ``dest`` from ``source`` with ``profile``.
+
+    ``media`` is the probe of ``source``: it says which streams there are to map. ``font`` is the
+    font file contact-sheet labels are drawn with; without one the sheet is made unlabelled and
+    :func:`pipeline.transcode.sheet.label_contact_sheet` labels it afterwards.
+    Raises :class:`TranscodeError` when the original has nothing this profile can use.
+    """
+    builders = {
+        "video-access": _video_access,
+        "audio-access": _audio_access,
+        "image-access": _image_access,
+        "poster": _poster,
+        "contact-sheet": _contact_sheet,
+        "waveform": _waveform,
+        PRESERVATION: _preservation,
+    }
+    node = builders[profile.kind](profile, media, _input_name(source), _output_name(dest), font)
+    compiled: list[str] = node.compile(cmd=ffmpeg_path)
+    # Global options first, where ffmpeg documents them; -y because dest is the caller's to replace.
+    return [ffmpeg_path, *GLOBAL_ARGS, "-y", *compiled[1:]]
+
+
+def contact_sheet_layout(profile: Profile, media: MediaInfo) -> ContactSheetLayout:
+    """The times of a contact sheet's frames: evenly spread from the start to the last frame."""
+    columns, rows = int(profile["columns"]), int(profile["rows"])
+    count = columns * rows
+    video = _first(media, "video", profile)
+    rate = video.frame_rate or 25.0
+    # The video's own duration: the container's can include audio that outlasts the pictures.
+    duration = video.duration or media.duration or 0.0
+    last = max(0.0, duration - 1.0 / rate - _END_MARGIN)
+    step = last / (count - 1) if count > 1 else 0.0
+    return ContactSheetLayout(columns, rows, tuple(round(step * i, 3) for i in range(count)))
+
+
+def timestamp_label(seconds: float) -> str:
+    """``HH:MM:SS.s``, as contact-sheet cells are labelled."""
+    tenths = round(seconds * 10)
+    hours, rest = divmod(tenths, 36000)
+    minutes, rest = divmod(rest, 600)
+    return f"{hours:02d}:{minutes:02d}:{rest // 10:02d}.{rest % 10}"
+
+
+def poster_time(profile: Profile, media: MediaInfo) -> float:
+    """Where the poster frame is taken: ``position`` of the duration, or 0 for short clips."""
+    duration = media.duration or 0.0
+    if duration < float(profile["short_clip"]):
+        return 0.0
+    return round(duration * float(profile["position"]), 3)
+
+
+def preservation_audio_codec(stream: StreamInfo) -> str:
+    """The master's codec for an audio stream: one that holds its decoded samples exactly."""
+    codec = stream.codec or ""
+    if codec in _INTEGER_AUDIO or codec.startswith(_INTEGER_AUDIO_PREFIXES):
+        return "flac"
+    if codec in _DOUBLE_AUDIO:
+        return "pcm_f64le"
+    return "pcm_f32le"
+
+
+# ------------------------------------------------------------------------------------- builders
+def _video_access(profile: Profile, media: MediaInfo, source: str, dest: str, font: Path | None) -> Any:
+    _first(media, "video", profile)
+    src = ffmpeg.input(source)
+    wide, tall = int(profile["max_width"]), int(profile["max_height"])
+    long_side, short_side = max(wide, tall), min(wide, tall)
+    # Landscape (or square) pictures fit long_side x short_side, portrait ones short_side x long_side.
+    video = (
+        src["v:0"]
+        .filter(
+            "scale",
+            w=f"if(gte(iw,ih),min({long_side},iw),min({short_side},iw))",
+            h=f"if(gte(iw,ih),min({short_side},ih),min({long_side},ih))",
+            force_original_aspect_ratio="decrease",
+            force_divisible_by=2,
+        )
+        .filter("setsar", "1")
+        .filter("format", "yuv420p")
+    )
+    outputs = [video, *_audio_tracks(src, media)]
+    options: dict[str, Any] = {
+        "c:v": "libx264",
+        "preset": profile["preset"],
+        "crf": profile["crf"],
+        "fps_mode": "passthrough",
+        "movflags": "+faststart",
+        "f": "mp4",
+    }
+    if media.of_kind("audio"):
+        options |= {"c:a": "aac", "b:a": profile["audio_bitrate"]}
+    return ffmpeg.output(*outputs, dest, **options)
+
+
+def _audio_access(profile: Profile, media: MediaInfo, source: str, dest: str, font: Path | None) -> Any:
+    tracks = media.of_kind("audio")
+    if not tracks:
+        raise TranscodeError(profile.name, None, reason="the original has no audio to make an audio copy of")
+    src = ffmpeg.input(source)
+    if profile["format"] == "mp3":
+        if len(tracks) > 1:
+            raise TranscodeError(
+                profile.name,
+                None,
+                reason=f"the original has {len(tracks)} audio tracks and MP3 holds one; use format m4a",
+            )
+        options = {"c:a": "libmp3lame", "b:a": profile["audio_bitrate"], "f": "mp3"}
+    else:
+        options = {"c:a": "aac", "b:a": profile["audio_bitrate"], "movflags": "+faststart", "f": "mp4"}
+    return ffmpeg.output(*_audio_tracks(src, media), dest, **options)
+
+
+def _image_access(profile: Profile, media: MediaInfo, source: str, dest: str, font: Path | None) -> Any:
+    _first(media, "video", profile)
+    side = int(profile["max_dimension"])
+    picture = ffmpeg.input(source)["v:0"].filter(
+        "scale", w=f"min({side},iw)", h=f"min({side},ih)", force_original_aspect_ratio="decrease"
+    )
+    return _jpeg(picture, dest, profile)
+
+
+def _poster(profile: Profile, media: MediaInfo, source: str, dest: str, font: Path | None) -> Any:
+    _first(media, "video", profile)
+    at = poster_time(profile, media)
+    src = ffmpeg.input(source, ss=at) if at else ffmpeg.input(source)
+    side = int(profile["max_dimension"])
+    picture = src["v:0"].filter(
+        "scale", w=f"min({side},iw)", h=f"min({side},ih)", force_original_aspect_ratio="decrease"
+    )
+    return _jpeg(picture, dest, profile)
+
+
+def _contact_sheet(profile: Profile, media: MediaInfo, source: str, dest: str, font: Path | None) -> Any:
+    layout = contact_sheet_layout(profile, media)
+    cells = []
+    for at in layout.times:
+        src = ffmpeg.input(source, ss=at) if at else ffmpeg.input(source)
+        cell = src["v:0"].filter("trim", end_frame=1).filter("scale", profile["cell_width"], -2).filter("setsar", "1")
+        if font is not None:
+            cell = cell.filter(
+                "drawtext",
+                fontfile=str(font),
+                text=timestamp_label(at),
+                expansion="none",
+                fontsize=profile["font_size"],
+                fontcolor="white",
+                box=1,
+                boxcolor="black@0.6",
+                boxborderw=3,
+                x=4,
+                y="h-th-6",
+            )
+        cells.append(cell)
+    joined = ffmpeg.concat(*cells, n=len(cells), v=1, a=0) if len(cells) > 1 else cells[0]
+    sheet = joined.filter("tile", f"{layout.columns}x{layout.rows}", padding=2, color="black")
+    return _jpeg(sheet, dest, profile)
+
+
+def _waveform(profile: Profile, media: MediaInfo, source: str, dest: str, font: Path | None) -> Any:
+    tracks = media.of_kind("audio")
+    if not tracks:
+        raise TranscodeError(profile.name, None, reason="the original has no audio to draw a waveform of")
+    src = ffmpeg.input(source)
+    size = f"{int(profile['width'])}x{int(profile['height'])}"
+    pictures = [
+        src[f"a:{number}"].filter("showwavespic", s=size, split_channels=1, colors=profile["color"])
+        for number in range(len(tracks))
+    ]
+    # One band per audio track, top to bottom in track order.
+    picture = ffmpeg.filter(pictures, "vstack", inputs=len(pictures)) if len(pictures) > 1 else pictures[0]
+    return ffmpeg.output(picture, dest, **{"frames:v": 1, "update": 1, "f": "image2", "c:v": "png"})
+
+
+def _preservation(profile: Profile, media: MediaInfo, source: str, dest: str, font: Path | None) -> Any:
+    kept = [stream for stream in media.streams if stream.kind in ("video", "audio")]
+    if not kept:
+        raise TranscodeError(profile.name, None, reason="the original has no video or audio to preserve")
+    src = ffmpeg.input(source)
+    options: dict[str, Any] = {"f": "matroska", "map_metadata": 0}
+    if any(stream.kind == "video" for stream in kept):
+        options |= {
+            "c:v": "ffv1",
+            "level": 3,
+            "g": 1,
+            "slicecrc": 1,
+            "slices": profile["slices"],
+            "fps_mode": "passthrough",
+        }
+    for number, stream in enumerate(media.of_kind("audio")):
+        options[f"c:a:{number}"] = preservation_audio_codec(stream)
+    # Streams in the original's order, so stream N of the master is stream N of what was kept.
+    return ffmpeg.output(*(src[str(stream.index)] for stream in kept), dest, **options)
+
+
+# -------------------------------------------------------------------------------------- helpers
+def _audio_tracks(src: Any, media: MediaInfo) -> Sequence[Any]:
+    return [src[f"a:{number}"] for number in range(len(media.of_kind("audio")))]
+
+
+def _jpeg(picture: Any, dest: str, profile: Profile) -> Any:
+    return ffmpeg.output(
+        picture, dest, **{"frames:v": 1, "update": 1, "q:v": profile["quality"], "f": "image2", "c:v": "mjpeg"}
+    )
+
+
+def _first(media: MediaInfo, kind: str, profile: Profile) -> StreamInfo:
+    streams = media.of_kind(kind)
+    if not streams:
+        raise TranscodeError(profile.name, None, reason=f"the original has no {kind} stream")
+    return streams[0]
+
+
+def _input_name(path: Path) -> str:
+    # "file:" so a name with a colon is never taken for a protocol (stored objects have no extension,
+    # so the demuxer is chosen from the content).
+    return f"file:{path}"
+
+
+def _output_name(path: Path) -> str:
+    return f"file:{path}"

@@ -1,0 +1,190 @@
+"""Checking a derivative after it is made, before anyone relies on it.
+
+- **Preservation master** (``method="stream-hash"``): the original and the master are both decoded
+  and every video and audio stream is hashed (SHA-256 of the decoded pictures in the decoder's own
+  pixel format, and of the decoded samples as 64-bit float PCM, which holds 16-, 24- and 32-bit
+  integer and 32-bit float samples exactly). Stream N of the master must hash like stream N of the
+  original. For an AAC or MP3 original this compares the decoded samples, which is what the master
+  stores; the compressed packets themselves stay in the original. Timestamps are not compared
+  (Matroska keeps milliseconds), frame count and content are: a dropped, added or altered frame or
+  sample fails with the stream named.
+- **Access copies and pictures** (``method="decode-check"``): the derivative decodes with no error
+  line from ffmpeg; audio and video copies have as many audio tracks as the original, video when
+  the original had video, and a duration within the profile's tolerance (the larger of
+  ``duration_tolerance`` seconds and ``duration_tolerance_percent`` of the original's duration);
+  pictures are single pictures no larger than the profile allows.
+
+A failed check is a :class:`Verification` with ``ok=False`` and a ``reason`` a custodian can read,
+never an exception: a damaged original must not stop the others.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.metadata.facts import ExtractionContext, MediaInfo
+from pipeline.metadata.ffprobe import FfprobeExtractor
+from pipeline.metadata.tools import ToolError, run_tool
+from pipeline.transcode.commands import FFMPEG
+from pipeline.transcode.profiles import PRESERVATION, Profile
+
+STREAM_HASH = "stream-hash"
+DECODE_CHECK = "decode-check"
+_PICTURES = frozenset(["image-access", "poster", "contact-sheet", "waveform"])
+_KIND_NAMES = {"v": "video", "a": "audio"}
+
+
+@dataclass(frozen=True)
+class Verification:
+    ok: bool
+    method: str  # stream-hash | decode-check
+    details: dict[str, Any] = field(default_factory=dict)  # what was measured, for the custody record
+    reason: str | None = None  # why it failed, in plain language
+
+
+def verify_derivative(
+    profile: Profile, media: MediaInfo, source: Path, derivative: Path, *, timeout: float, ffmpeg_path: str = FFMPEG
+) -> Verification:
+    """Check ``derivative``, made from ``source`` (probed as ``media``) with ``profile``."""
+    if profile.kind == PRESERVATION:
+        return verify_lossless(source, derivative, timeout=timeout, ffmpeg_path=ffmpeg_path)
+    return verify_copy(profile, media, derivative, timeout=timeout, ffmpeg_path=ffmpeg_path)
+
+
+def verify_lossless(source: Path, master: Path, *, timeout: float, ffmpeg_path: str = FFMPEG) -> Verification:
+    """Decode both files and compare every video and audio stream's hash."""
+    try:
+        original, original_errors = stream_hashes(source, timeout=timeout, ffmpeg_path=ffmpeg_path)
+        kept, kept_errors = stream_hashes(master, timeout=timeout, ffmpeg_path=ffmpeg_path)
+    except ToolError as exc:
+        return Verification(False, STREAM_HASH, {}, f"the streams could not be hashed: {exc}")
+    details: dict[str, Any] = {
+        "hash": "sha256",
+        "source": [f"{kind}:{digest}" for kind, digest in original],
+        "master": [f"{kind}:{digest}" for kind, digest in kept],
+    }
+    problems: list[str] = []
+    if kept_errors:
+        problems.append(f"the master does not decode cleanly: {'; '.join(kept_errors)}")
+    if original_errors:
+        details["source_errors"] = original_errors  # the original's own damage is kept in the master as decoded
+    if [kind for kind, _ in original] != [kind for kind, _ in kept]:
+        shown = ", ".join(_KIND_NAMES.get(kind, kind) for kind, _ in kept) or "none"
+        wanted = ", ".join(_KIND_NAMES.get(kind, kind) for kind, _ in original) or "none"
+        problems.append(f"the master has streams {shown} where the original has {wanted}")
+    else:
+        for number, ((kind, want), (_, got)) in enumerate(zip(original, kept, strict=True)):
+            if want != got:
+                problems.append(
+                    f"stream {number} ({_KIND_NAMES.get(kind, kind)}) decodes differently from the original's"
+                )
+    return Verification(not problems, STREAM_HASH, details, "; ".join(problems) or None)
+
+
+def stream_hashes(path: Path, *, timeout: float, ffmpeg_path: str = FFMPEG) -> tuple[list[tuple[str, str]], list[str]]:
+    """``[(kind, sha256 hex), …]`` of every decoded video and audio stream in order, and the error
+    lines ffmpeg wrote while decoding. Raises :class:`ToolError` when ffmpeg cannot run or read it."""
+    args = [ffmpeg_path, "-hide_banner", "-nostdin", "-v", "error", "-i", f"file:{path}"]
+    args += ["-map", "0:v?", "-map", "0:a?", "-c:v", "rawvideo", "-c:a", "pcm_f64le", "-fps_mode", "passthrough"]
+    args += ["-f", "streamhash", "-hash", "sha256", "-"]
+    run = run_tool(args, timeout)
+    errors = run.error_lines()
+    if run.returncode != 0:
+        raise ToolError(ffmpeg_path, "; ".join(errors) or f"stopped with status {run.returncode}")
+    hashes: list[tuple[str, str]] = []
+    for line in run.stdout.decode("ascii", "replace").splitlines():
+        parts = line.strip().split(",")
+        if len(parts) == 3 and "=" in parts[2]:
+            hashes.append((parts[1], parts[2].partition("=")[2].lower()))
+    return hashes, errors
+
+
+def verify_copy(
+    profile: Profile, media: MediaInfo, derivative: Path, *, timeout: float, ffmpeg_path: str = FFMPEG
+) -> Verification:
+    """Decode ``derivative`` and compare what it holds with what the original holds."""
+    problems: list[str] = []
+    details: dict[str, Any] = {}
+    try:
+        errors = decode_errors(derivative, timeout=timeout, ffmpeg_path=ffmpeg_path)
+    except ToolError as exc:
+        return Verification(False, DECODE_CHECK, details, f"the derivative could not be decoded: {exc}")
+    if errors:
+        details["decode_errors"] = errors
+        problems.append(f"it does not decode cleanly: {'; '.join(errors)}")
+    still = profile.kind in _PICTURES
+    context = ExtractionContext(original_name=derivative.name, media_kind="image" if still else "video")
+    probed = FfprobeExtractor(check_integrity=False).extract(derivative, context).media
+    if probed is None:
+        problems.append("ffprobe cannot read it")
+        return Verification(False, DECODE_CHECK, details, "; ".join(problems))
+    videos, audios = probed.of_kind("video"), probed.of_kind("audio")
+    if videos and videos[0].width and videos[0].height:
+        details["size"] = [videos[0].width, videos[0].height]
+    if still:
+        problems.extend(_picture_problems(profile, probed))
+    else:
+        problems.extend(_timed_problems(profile, media, probed, details))
+    details["audio_tracks"] = [len(media.of_kind("audio")), len(audios)]
+    return Verification(not problems, DECODE_CHECK, details, "; ".join(problems) or None)
+
+
+def decode_errors(path: Path, *, timeout: float, ffmpeg_path: str = FFMPEG) -> list[str]:
+    """The error lines ffmpeg writes while decoding every stream of ``path`` (none when it is whole)."""
+    args = [ffmpeg_path, "-hide_banner", "-nostdin", "-v", "error", "-i", f"file:{path}"]
+    run = run_tool([*args, "-map", "0", "-f", "null", "-"], timeout)
+    errors = run.error_lines()
+    if run.returncode != 0 and not errors:
+        errors = [f"ffmpeg stopped with status {run.returncode}"]
+    return errors
+
+
+def _picture_problems(profile: Profile, probed: MediaInfo) -> list[str]:
+    videos = probed.of_kind("video")
+    if not videos or not videos[0].width or not videos[0].height:
+        return ["it holds no picture"]
+    limit = profile.params.get("max_dimension")
+    width, height = videos[0].width, videos[0].height
+    if limit is not None and max(width, height) > int(limit):
+        return [f"it is {width}x{height}, larger than the profile's {limit} pixels"]
+    return []
+
+
+def _timed_problems(profile: Profile, media: MediaInfo, probed: MediaInfo, details: dict[str, Any]) -> list[str]:
+    problems: list[str] = []
+    wanted_audio, got_audio = len(media.of_kind("audio")), len(probed.of_kind("audio"))
+    if got_audio != wanted_audio:
+        problems.append(f"it has {got_audio} audio track(s) where the original has {wanted_audio}")
+    if profile.kind == "video-access":
+        videos = probed.of_kind("video")
+        if media.of_kind("video") and not videos:
+            problems.append("it has no video where the original has")
+        elif videos and videos[0].width and videos[0].height:
+            problems.extend(_size_problems(profile, videos[0].width, videos[0].height))
+    if media.duration is not None:
+        tolerance = max(
+            float(profile["duration_tolerance"]), media.duration * float(profile["duration_tolerance_percent"]) / 100
+        )
+        details["duration"] = [media.duration, probed.duration]
+        details["duration_tolerance"] = round(tolerance, 3)
+        if probed.duration is None:
+            problems.append("its duration cannot be read")
+        elif abs(probed.duration - media.duration) > tolerance:
+            problems.append(
+                f"it lasts {probed.duration:.3f} s where the original lasts {media.duration:.3f} s "
+                f"(tolerance {tolerance:.3f} s)"
+            )
+    return problems
+
+
+def _size_problems(profile: Profile, width: int, height: int) -> list[str]:
+    wide, tall = int(profile["max_width"]), int(profile["max_height"])
+    long_side, short_side = max(wide, tall), min(wide, tall)
+    problems = []
+    if max(width, height) > long_side or min(width, height) > short_side:
+        problems.append(f"its picture is {width}x{height}, larger than {long_side}x{short_side}")
+    if width % 2 or height % 2:
+        problems.append(f"its picture is {width}x{height}; H.264 4:2:0 needs even dimensions")
+    return problems
