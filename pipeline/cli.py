@@ -24,7 +24,7 @@ from sqlalchemy import delete
 from sqlmodel import Session, col, or_, select
 
 from pipeline.catalog.db import session_scope
-from pipeline.catalog.models import Case, CustodyEvent, Item, ItemFact, ItemIssue, Sighting, StageRun
+from pipeline.catalog.models import Case, CustodyEvent, Derivative, Item, ItemFact, ItemIssue, Sighting, StageRun
 from pipeline.catalog.types import utcnow
 from pipeline.custody import CustodyLog, check_chain
 from pipeline.errors import PipelineError
@@ -35,8 +35,9 @@ from pipeline.ingest.names import readable
 from pipeline.ingest.scan import Skipped, arrival_for, walk
 from pipeline.probe.choose import REQUIRED
 from pipeline.probe.stage import assess, probe
-from pipeline.runtime import intake_context, open_catalog, open_store, probe_context, process_name
+from pipeline.runtime import derive_context, intake_context, open_catalog, open_store, probe_context, process_name
 from pipeline.settings import Settings, load_settings
+from pipeline.transcode.stage import derive
 
 BATCH = 500
 
@@ -88,11 +89,25 @@ def main() -> None:
     show_default=True,
     help="Read metadata right away; with --no-probe it waits for `evidence probe` or the workers.",
 )
+@click.option(
+    "--derive/--no-derive",
+    "with_derive",
+    default=True,
+    show_default=True,
+    help="Make access copies and thumbnails right away (after probing); else `evidence derive` or the workers do.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def ingest(
-    paths: Sequence[str], dock: str | None, source_policy: str | None, enqueue: bool, with_probe: bool, as_json: bool
+    paths: Sequence[str],
+    dock: str | None,
+    source_policy: str | None,
+    enqueue: bool,
+    with_probe: bool,
+    with_derive: bool,
+    as_json: bool,
 ) -> None:
-    """Take in files or folders: copy, hash, verify, catalogue, then dispose of the sources."""
+    """Take in files or folders: copy, hash, verify, catalogue, then dispose of the sources; then
+    read their metadata and make their verified access copies."""
     settings = _settings()
     ctx = intake_context(settings)
     arrivals, early = _collect(paths, settings, dock, source_policy)
@@ -107,7 +122,7 @@ def ingest(
         configure(app, settings)
         outcomes = (_enqueue_batch(ctx, arrivals[i : i + BATCH]) for i in range(0, len(arrivals), BATCH))
     else:
-        outcomes = ingest_arrivals(settings, ctx, arrivals, batch=BATCH, with_probe=with_probe)
+        outcomes = ingest_arrivals(settings, ctx, arrivals, batch=BATCH, with_probe=with_probe, with_derive=with_derive)
     with _progress(len(arrivals), as_json, "ingesting") as bar:
         for results in outcomes:
             for result in results:
@@ -336,6 +351,22 @@ def item(ident: str, as_json: bool) -> None:
         ]
         data["stages"] = {s.stage: s.status for s in stages}
         data.update(_facts_json(session, found))
+        data["derivatives"] = [
+            {
+                "kind": d.kind,
+                "profile": f"{d.profile}@{d.profile_version}",
+                "status": d.status,
+                "sha256": d.sha256,
+                "size": d.size,
+                "verified": d.verified,
+                "progress": d.progress,
+                "verification": d.verification.get("method"),
+                "error": d.error,
+            }
+            for d in session.exec(
+                select(Derivative).where(Derivative.item_id == found.id).order_by(col(Derivative.created_at))
+            ).all()
+        ]
         data["store_key"] = open_store(settings).key(found.sha256)
         data["events"] = [
             {
@@ -595,6 +626,45 @@ def probe_command(idents: Sequence[str], pending: bool, as_json: bool) -> None:
         sys.exit(1)
 
 
+@main.command("derive")
+@click.argument("idents", nargs=-1)
+@click.option("--pending", is_flag=True, help="Every item whose derivatives have not been made yet.")
+@click.option("--profile", "profiles", multiple=True, help="Only this profile (repeatable).")
+@click.option("--force", is_flag=True, help="Make them again even where a verified one exists.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per derivative.")
+def derive_command(idents: Sequence[str], pending: bool, profiles: Sequence[str], force: bool, as_json: bool) -> None:
+    """Make (or remake) access copies, thumbnails and masters, each verified and stored."""
+    if bool(idents) == pending:
+        raise click.UsageError("give item IDs, or --pending (not both)")
+    settings = _settings()
+    derive_ctx = derive_context(settings)
+    if unknown := sorted(set(profiles) - set(derive_ctx.config.profiles)):
+        raise click.BadParameter(
+            f"unknown profile(s) {', '.join(unknown)}; known: {', '.join(derive_ctx.config.profiles)}",
+            param_hint="--profile",
+        )
+    with session_scope(derive_ctx.engine) as session:
+        if pending:
+            ids = list(
+                session.exec(select(StageRun.item_id).where(StageRun.stage == "derive", StageRun.status != "done"))
+            )
+        else:
+            ids = [_find_item(session, ident).id for ident in idents]
+    failed = 0
+    with _progress(len(ids), as_json, "deriving") as bar:
+        for item_id in ids:
+            for result in derive(derive_ctx, [item_id], only=profiles, force=force):
+                failed += result.status == "failed"
+                _emit(
+                    as_json,
+                    result.as_json(),
+                    f"{result.status:<8} {result.item}  {result.profile:<24} {result.error or result.sha256 or ''}",
+                )
+            bar.update(1)
+    if failed:
+        sys.exit(1)
+
+
 # ----------------------------------------------------------------------------------------------- audit
 @main.group()
 def audit() -> None:
@@ -699,7 +769,7 @@ def _run_watcher(settings: Settings, stop: threading.Event, with_reconciler: boo
     from pipeline.ingest.reconcile import reconcile
     from pipeline.ingest.watcher import Watcher
     from workers.app import app, configure
-    from workers.tasks import enqueue_intake, enqueue_probe
+    from workers.tasks import LATER_STAGES, enqueue_intake
 
     configure(app, settings)
     ctx = intake_context(settings, actor=process_name("watcher"))
@@ -717,7 +787,7 @@ def _run_watcher(settings: Settings, stop: threading.Event, with_reconciler: boo
     def reconcile_loop() -> None:
         while not stop.is_set():
             try:
-                reconcile(ctx, enqueue_intake, {"probe": enqueue_probe})
+                reconcile(ctx, enqueue_intake, LATER_STAGES)
             except Exception:
                 logging.getLogger("evidence.reconcile").exception("reconcile pass failed; retrying later")
             stop.wait(settings.reconcile_interval)
@@ -766,6 +836,7 @@ def serve(concurrency: int | None) -> None:
             [*base, "--queues", "intake,maintenance", "--concurrency", str(concurrency or settings.worker_concurrency)]
         ),
         subprocess.Popen([*base, "--queues", "probe", "--concurrency", "1"]),
+        subprocess.Popen([*base, "--queues", "transcode", "--concurrency", str(settings.transcode_concurrency)]),
     ]
     click.echo(
         f"serving: inbox {settings.inbox_dir}, catalog {settings.effective_database_url}, "

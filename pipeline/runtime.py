@@ -14,6 +14,7 @@ from pipeline.storage import LocalStore, ObjectStore
 
 if TYPE_CHECKING:
     from pipeline.probe.stage import ProbeContext
+    from pipeline.transcode.stage import DeriveContext
 
 _migrated: set[str] = set()
 
@@ -75,4 +76,20 @@ def probe_context(settings: Settings, *, actor: str | None = None) -> ProbeConte
         working_days=settings.deadline_working_days,
         capture_day_counts=settings.capture_day_counts,
         drift_tolerance=settings.clock_drift_tolerance,
+    )
+
+
+def derive_context(settings: Settings, *, actor: str | None = None) -> DeriveContext:
+    """Everything the derive stage needs, with the profiles read (and checked) once."""
+    from pipeline.transcode.profiles import load_transcode_config
+    from pipeline.transcode.stage import DeriveContext
+
+    store = open_store(settings)
+    assert isinstance(store, LocalStore), "transcoding reads the local store's files"
+    return DeriveContext(
+        engine=open_catalog(settings),
+        store=store,
+        actor=actor or settings.effective_actor,
+        config=load_transcode_config(settings.config_file(settings.transcode_profiles)),
+        timeout=settings.transcode_timeout,
     )

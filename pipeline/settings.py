@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     site_calendar: Path = Path("config/calendars/site.toml")
     filename_patterns: Path = Path("config/filename_patterns.toml")
     devices: Path = Path("config/devices.toml")
+    # Derivatives (access copies, thumbnails, preservation masters)
+    transcode_profiles: Path = Path("config/transcode_profiles.toml")
+    transcode_timeout: float = Field(3600.0, gt=0)
+    transcode_concurrency: int = Field(1, ge=1)
 
     @classmethod
     def settings_customise_sources(

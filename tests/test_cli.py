@@ -83,7 +83,7 @@ class TestItemsCommands:
         shown = cli("item", record["sha256"][:12], "--json").records[0]
         assert shown["id"] == record["item"]
         assert [s["status"] for s in shown["sightings"]] == ["stored"]
-        assert shown["stages"] == {"intake": "done", "probe": "done"}
+        assert shown["stages"] == {"intake": "done", "probe": "done", "derive": "done"}
         actions = [e["action"] for e in shown["events"]]
         assert actions[0] == "ingested" and actions[-1] == "viewed"
         assert shown["events"][-1]["actor"] == "tester"

@@ -75,7 +75,7 @@ class TestProbe:
         assert {"missing-case-number", "missing-proof-object"} <= codes
         assert "late" not in codes and shown["late"] is False and shown["working_days_late"] == 0
         assert shown["deadline"] is not None
-        assert shown["stages"] == {"intake": "done", "probe": "done"}
+        assert shown["stages"] == {"intake": "done", "probe": "done", "derive": "done"}
         assert any(c["source"].startswith("filename") and c["field"] == "captured_at" for c in shown["candidates"])
         assert set(record["issues"]) == codes
 
@@ -170,7 +170,7 @@ class TestDeferredProbe:
         (record,) = cli("ingest", str(path), "--no-probe", "--json").records
         assert "issues" not in record
         before = cli("item", record["item"], "--json").records[0]
-        assert before["stages"] == {"intake": "done", "probe": "pending"}
+        assert before["stages"] == {"intake": "done", "probe": "pending", "derive": "pending"}
         assert before["facts"]["collector"]["value"] is None
         result = cli("probe", "--pending", "--json")
         assert result.exit_code == 0

@@ -16,8 +16,9 @@ from pipeline.errors import TransientError
 from pipeline.ingest.intake import IntakeContext, intake
 from pipeline.ingest.reconcile import reconcile
 from pipeline.probe.stage import ProbeContext, probe
-from pipeline.runtime import intake_context, probe_context, process_name
+from pipeline.runtime import derive_context, intake_context, probe_context, process_name
 from pipeline.settings import Settings
+from pipeline.transcode.stage import DeriveContext, derive
 from workers.app import app, broker_settings, queue_name
 
 
@@ -56,6 +57,19 @@ def enqueue_probe(item_ids: Sequence[str]) -> None:
     _enqueue(probe_task, "probe", item_ids)
 
 
+def enqueue_derive(item_ids: Sequence[str]) -> None:
+    _enqueue(derive_task, "transcode", item_ids)
+
+
+@cache
+def _derive_context() -> DeriveContext:
+    return derive_context(_settings(), actor=process_name("worker"))
+
+
+# The stages after intake, for the reconciler: stage name -> how to queue it.
+LATER_STAGES = {"probe": enqueue_probe, "derive": enqueue_derive}
+
+
 # Stage tasks retry only what is transient (database, broker), with backoff and jitter, for as long as
 # it takes; damaged media and checksum mismatches are recorded on the item by the stage itself.
 STAGE_TASK: dict[str, Any] = {
@@ -80,12 +94,21 @@ def intake_task(self: Task, sighting_ids: list[str]) -> dict[str, Any]:
 @app.task(name="evidence.probe", **STAGE_TASK)
 def probe_task(self: Task, item_ids: list[str]) -> dict[str, Any]:
     results = probe(_probe_context(), item_ids)
+    probed = [result.item for result in results if result.status == "probed"]
+    if probed:
+        enqueue_derive(probed)  # derivatives next, on the transcode queue so intake never waits
     return {"statuses": [result.status for result in results]}
+
+
+@app.task(name="evidence.derive", **STAGE_TASK)
+def derive_task(self: Task, item_ids: list[str]) -> dict[str, Any]:
+    results = derive(_derive_context(), item_ids)
+    return {"statuses": [f"{result.profile}:{result.status}" for result in results]}
 
 
 @app.task(name="evidence.reconcile", autoretry_for=(TransientError,), retry_backoff=True, max_retries=5)
 def reconcile_task() -> dict[str, int]:
-    report = reconcile(_context(), enqueue_intake, {"probe": enqueue_probe})
+    report = reconcile(_context(), enqueue_intake, LATER_STAGES)
     return {"requeued": report.requeued, "partials_removed": report.partials_removed}
 
 
@@ -95,6 +118,7 @@ def _fresh_connections(**_: Any) -> None:
     dispose_engines()
     _context.cache_clear()
     _probe_context.cache_clear()
+    _derive_context.cache_clear()
 
 
 @worker_ready.connect

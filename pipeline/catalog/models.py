@@ -171,3 +171,27 @@ class FixityCheck(SQLModel, table=True):
     outcome: str = Field(max_length=16)
     found_sha256: str | None = Field(default=None, max_length=64)
     error: str | None = Field(default=None, sa_type=Text)
+
+
+class Derivative(SQLModel, table=True):
+    """A copy made from an item's original (access copy, poster, contact sheet, waveform, master),
+    itself content-addressed in the store, with the result of its verification."""
+
+    __table_args__ = (UniqueConstraint("item_id", "profile", "profile_version"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=26)
+    item_id: str = Field(foreign_key="item.id", max_length=26, index=True)
+    kind: str = Field(max_length=32)
+    profile: str = Field(max_length=64)
+    profile_version: int
+    status: str = Field(max_length=16, index=True)  # running | verified | failed
+    progress: float = 0.0
+    sha256: str | None = Field(default=None, max_length=64)
+    size: int | None = Field(default=None, sa_type=BigInt)
+    store_key: str | None = Field(default=None, sa_type=Text)
+    verified: bool = False
+    verification: dict[str, object] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    error: str | None = Field(default=None, sa_type=Text)
+    tool: str | None = Field(default=None, max_length=255)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -8,20 +8,30 @@ import multiprocessing
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from pipeline.catalog.db import dispose_engines
 from pipeline.ingest.intake import Arrival, IntakeContext, IntakeResult, intake, open_sightings
 from pipeline.ingest.names import readable
 from pipeline.probe.stage import ProbeContext, probe
-from pipeline.runtime import intake_context, probe_context, process_name
+from pipeline.runtime import derive_context, intake_context, probe_context, process_name
 from pipeline.settings import Settings
+from pipeline.transcode.stage import DeriveContext, derive
 
-_child: tuple[IntakeContext, ProbeContext | None] | None = None
+
+@dataclass(frozen=True)
+class _Stages:
+    """The contexts of the stages run after intake here; None leaves that stage for later."""
+
+    probe: ProbeContext | None
+    derive: DeriveContext | None
 
 
-def _take_in(ctx: IntakeContext, probe_ctx: ProbeContext | None, batch: Sequence[Arrival]) -> list[IntakeResult]:
-    """One batch: sightings, intake, and (unless ``probe_ctx`` is None) the probe stage."""
+_child: tuple[IntakeContext, _Stages] | None = None
+
+
+def _take_in(ctx: IntakeContext, stages: _Stages, batch: Sequence[Arrival]) -> list[IntakeResult]:
+    """One batch: sightings, intake, and the later stages that ``stages`` names."""
     opened = open_sightings(ctx, batch)
     results = [
         IntakeResult(
@@ -38,17 +48,31 @@ def _take_in(ctx: IntakeContext, probe_ctx: ProbeContext | None, batch: Sequence
     if not ids:
         return results
     taken = intake(ctx, ids, worker=process_name("ingest"))
-    if probe_ctx is None:
+    if stages.probe is None:
         return results + taken
     new_items = [r.item for r in taken if r.status == "stored" and r.item]
-    issues = {p.item: p.issues for p in probe(probe_ctx, new_items)}
-    return results + [replace(r, issues=issues[r.item]) if r.item in issues else r for r in taken]
+    issues = {p.item: p.issues for p in probe(stages.probe, new_items)}
+    derived: dict[str, list[str]] = {}
+    if stages.derive is not None:
+        for made in derive(stages.derive, new_items):
+            derived.setdefault(made.item, []).append(f"{made.kind}:{made.status}")
+    return results + [
+        replace(r, issues=issues.get(r.item, ()), derivatives=tuple(derived.get(r.item, ()))) if r.item in issues else r
+        for r in taken
+    ]
 
 
-def _child_init(settings: Settings, with_probe: bool) -> None:
+def _stages(settings: Settings, with_probe: bool, with_derive: bool) -> _Stages:
+    return _Stages(
+        probe_context(settings) if with_probe else None,
+        derive_context(settings) if with_probe and with_derive else None,
+    )
+
+
+def _child_init(settings: Settings, with_probe: bool, with_derive: bool) -> None:
     global _child
     dispose_engines()  # never share the parent's database connections
-    _child = (intake_context(settings), probe_context(settings) if with_probe else None)
+    _child = (intake_context(settings), _stages(settings, with_probe, with_derive))
 
 
 def _child_take_in(batch: Sequence[Arrival]) -> list[IntakeResult]:
@@ -64,21 +88,22 @@ def ingest_arrivals(
     batch: int = 500,
     processes: int | None = None,
     with_probe: bool = True,
+    with_derive: bool = True,
 ) -> Iterator[list[IntakeResult]]:
-    """Take in ``arrivals`` (and probe the new items unless ``with_probe`` is false: their probe stage
-    then stays pending for ``evidence probe`` or the workers); yields each batch's results as it
-    finishes, in order."""
+    """Take in ``arrivals``, then probe and derive the new items (a stage left out here stays
+    pending for ``evidence probe``/``evidence derive`` or the workers; derivatives follow probing);
+    yields each batch's results as it finishes, in order."""
     batches = [arrivals[start : start + batch] for start in range(0, len(arrivals), batch)]
     processes = min(processes or (os.cpu_count() or 1) * 2, len(batches))
     if processes <= 1:
-        probe_ctx = probe_context(settings) if with_probe else None
+        stages = _stages(settings, with_probe, with_derive)
         for chunk in batches:
-            yield _take_in(ctx, probe_ctx, chunk)
+            yield _take_in(ctx, stages, chunk)
         return
     with ProcessPoolExecutor(
         processes,
         mp_context=multiprocessing.get_context("fork"),
         initializer=_child_init,
-        initargs=(settings, with_probe),
+        initargs=(settings, with_probe, with_derive),
     ) as pool:
         yield from pool.map(_child_take_in, batches)

@@ -42,7 +42,7 @@ from pipeline.storage.local import fsync_dir
 
 TOOL = f"evidence-pipeline {__version__}"
 # Stages every new item goes through after intake; each records its own status (StageRun).
-NEXT_STAGES = ("probe",)
+NEXT_STAGES = ("probe", "derive")
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,7 @@ class IntakeResult:
     disposition: str | None = None
     disposed_path: str | None = None
     issues: tuple[str, ...] = ()  # codes from the probe stage, when it ran in the same command
+    derivatives: tuple[str, ...] = ()  # "kind:status" from the derive stage, when it ran too
 
     def as_json(self) -> dict[str, object]:
         data: dict[str, object] = {
@@ -101,6 +102,8 @@ class IntakeResult:
             data["error"] = self.error
         if self.issues:
             data["issues"] = list(self.issues)
+        if self.derivatives:
+            data["derivatives"] = list(self.derivatives)
         return data
 
 
