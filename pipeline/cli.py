@@ -728,7 +728,7 @@ def fixity(ids: Sequence[str], as_json: bool) -> None:
 @click.option("--concurrency", type=click.IntRange(min=1), help="Worker processes (default: setting).")
 @click.option(
     "--queues",
-    default="intake,probe,maintenance",
+    default="intake,probe,transcode,maintenance",
     show_default=True,
     help="Stages to work on, comma-separated (run slow stages on workers of their own).",
 )

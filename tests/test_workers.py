@@ -12,7 +12,7 @@ import pytest
 import redis
 from sqlmodel import Session, func, select
 
-from pipeline.catalog.models import Item, Sighting
+from pipeline.catalog.models import Derivative, Item, Sighting, StageRun
 from tests.conftest import REDIS_URL, wait_for
 
 
@@ -73,6 +73,18 @@ class TestCeleryWorker:
         )
         with Session(ctx.engine) as session:
             assert set(session.exec(select(Sighting.status)).all()) == {"stored"}
+
+        def later_stages_done() -> bool:
+            with Session(ctx.engine) as session:
+                runs = session.exec(select(StageRun.stage, StageRun.status)).all()
+            return sorted(set(runs)) == [("derive", "done"), ("intake", "done"), ("probe", "done")]
+
+        # The worker chains the stages: intake queues probing, probing queues the derivatives.
+        wait_for(later_stages_done, 120, f"probe and derive on the worker; it said:\n{worker.output()[-2000:]}")
+        with Session(ctx.engine) as session:
+            kinds = session.exec(select(Derivative.kind, Derivative.status)).all()
+        assert sorted(set(kinds)) == [("audio-access", "verified"), ("waveform", "verified")]
+        assert len(kinds) == 40
 
     def test_worker_killed_mid_copy_loses_nothing(self, cluster_env, start, cli, ctx, dock, settings) -> None:
         """SIGKILL during a large file's intake: the source stays until a restarted worker has stored,
