@@ -58,9 +58,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
 
-KIB = 1 << 10
-MIB = 1 << 20
-GIB = 1 << 30
+from report import (
+    GIB,
+    KIB,
+    MIB,
+    BenchError,
+    Results,
+    Rows,
+    finish,
+    human_bytes,
+    print_section,
+    remove,
+    runs_text,
+    tail,
+    verdict,
+)
+
 MB = 1_000_000
 DEFAULT_RUNS = 3
 CHUNK = MIB
@@ -71,13 +84,6 @@ POLL_INTERVAL = 0.2
 RECONCILE_INTERVAL = "5"
 STOP_GRACE = 10.0
 PARTS = ("a", "b", "c")
-
-Results = dict[str, Any]
-Rows = list[tuple[str, str]]
-
-
-class BenchError(RuntimeError):
-    """A measurement could not be made, or the product's output was wrong."""
 
 
 @dataclass(frozen=True)
@@ -106,13 +112,6 @@ def parse_size(text: str) -> int:
     return int(text)
 
 
-def human_bytes(n: int) -> str:
-    for unit, size in (("GiB", GIB), ("MiB", MIB), ("KiB", KIB)):
-        if n >= size:
-            return f"{n / size:.2f} {unit}"
-    return f"{n} B"
-
-
 def mb_per_s(size: int, seconds: float) -> float:
     return size / MB / seconds
 
@@ -129,17 +128,6 @@ def evidence_env(home: Path, **extra: str) -> dict[str, str]:
     env["EVIDENCE_HOME"] = str(home)
     env.update(extra)
     return env
-
-
-def remove(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)
-
-
-def tail(text: str, lines: int = 20) -> str:
-    return "\n".join(text.strip().splitlines()[-lines:])
 
 
 def timed_run(cmd: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> tuple[float, str]:
@@ -567,19 +555,6 @@ def rows_latency(data: Results) -> Rows:
 
 
 # ------------------------------------------------------------------------------------------ reporting
-def verdict(ok: bool) -> str:
-    return "ok" if ok else "BELOW TARGET"
-
-
-def runs_text(values: Sequence[float]) -> str:
-    return "  ".join(f"{value:.3f}" for value in values)
-
-
-def print_section(title: str, rows: Rows) -> None:
-    print(f"\n{title}")
-    width = max((len(label) for label, _ in rows), default=0)
-    for label, value in rows:
-        print(f"  {label:<{width}}  {value}")
 
 
 def context(cfg: Config) -> Results:
@@ -697,16 +672,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     try:
         results, ok = run_all(cfg)
-    finally:
-        if cfg.keep:
-            print(f"\nkept {cfg.work}")
-        else:
+    except BaseException:
+        if not cfg.keep:
             shutil.rmtree(cfg.work, ignore_errors=True)
-    results["context"]["benchmark_seconds"] = time.monotonic() - started
-    print(f"\nbenchmark took {results['context']['benchmark_seconds']:.0f} s")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
-    return 0 if ok else 1
+        raise
+    return finish(results, ok, work=cfg.work, keep=cfg.keep, started=started, json_path=args.json)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,6 @@ are marked in the table and the JSON but do not change the exit status.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
 import platform
@@ -60,6 +59,19 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+from report import (
+    BenchError,
+    Results,
+    Rows,
+    finish,
+    human_bytes,
+    print_section,
+    remove,
+    runs_text,
+    tail,
+    verdict,
+)
+
 import pipeline.transcode.derive as derive_module
 from pipeline.errors import PipelineError
 from pipeline.ingest.batch import ingest_arrivals
@@ -75,9 +87,6 @@ from pipeline.transcode.runner import TranscodeRun
 from pipeline.transcode.stage import derive
 from pipeline.transcode.verify import Verification
 
-KIB = 1 << 10
-MIB = 1 << 20
-GIB = 1 << 30
 DEFAULT_RUNS = 2
 OVERHEAD_TARGET = 1.05
 PROFILE = "video-access"
@@ -85,13 +94,6 @@ WIDTH, HEIGHT, FPS = 1920, 1080, 30
 TONES = (440, 660)  # Hz, one per audio track
 TIMEOUT = 3600.0
 PARTS = ("a", "b")
-
-Results = dict[str, Any]
-Rows = list[tuple[str, str]]
-
-
-class BenchError(RuntimeError):
-    """A measurement could not be made, or the product's output was wrong."""
 
 
 @dataclass(frozen=True)
@@ -106,22 +108,6 @@ class Config:
 
 
 # ------------------------------------------------------------------------------------------ helpers
-def human_bytes(n: int) -> str:
-    for unit, size in (("GiB", GIB), ("MiB", MIB), ("KiB", KIB)):
-        if n >= size:
-            return f"{n / size:.2f} {unit}"
-    return f"{n} B"
-
-
-def remove(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)
-
-
-def tail(text: str, lines: int = 20) -> str:
-    return "\n".join(text.strip().splitlines()[-lines:])
 
 
 def timed_run(cmd: Sequence[str]) -> float:
@@ -374,6 +360,7 @@ def rows_clip(data: Results) -> Rows:
         return f"{seconds:8.3f} s  {seconds / direct:6.3f} x ffmpeg"
 
     runs, params = data["runs_s"], data["profile"]["params"]
+    missed = verdict(data["meets_target"], "ABOVE TARGET")
     return [
         ("clip", clip_text(data["clip"])),
         ("clip generation (untimed)", f"{data['clip_generation_s']:8.3f} s"),
@@ -385,7 +372,7 @@ def rows_clip(data: Results) -> Rows:
         ("  transcode (runner's elapsed)", line(made["runner_elapsed"])),
         ("  verification", line(made["verify"])),
         ("  other (command, tool version, rename)", line(made["other"])),
-        ("ratio transcode / ffmpeg", f"{ratio:8.3f}    target <= {OVERHEAD_TARGET}  {verdict(data['meets_target'])}"),
+        ("ratio transcode / ffmpeg", f"{ratio:8.3f}    target <= {OVERHEAD_TARGET}  {missed}"),
         ("derive stage total", line(stage["total"])),
         ("  transcode (around run_transcode)", line(stage["transcode"])),
         ("  verification", line(stage["verify"])),
@@ -492,19 +479,6 @@ def rows_throughput(data: Results) -> Rows:
 
 
 # ------------------------------------------------------------------------------------------ reporting
-def verdict(ok: bool) -> str:
-    return "ok" if ok else "ABOVE TARGET"
-
-
-def runs_text(values: Sequence[float]) -> str:
-    return "  ".join(f"{value:.3f}" for value in values)
-
-
-def print_section(title: str, rows: Rows) -> None:
-    print(f"\n{title}")
-    width = max((len(label) for label, _ in rows), default=0)
-    for label, value in rows:
-        print(f"  {label:<{width}}  {value}")
 
 
 def context(cfg: Config) -> Results:
@@ -602,16 +576,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     try:
         results, ok = run_all(cfg)
-    finally:
-        if cfg.keep:
-            print(f"\nkept {cfg.work}")
-        else:
+    except BaseException:
+        if not cfg.keep:
             shutil.rmtree(cfg.work, ignore_errors=True)
-    results["context"]["benchmark_seconds"] = time.monotonic() - started
-    print(f"\nbenchmark took {results['context']['benchmark_seconds']:.0f} s")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
-    return 0 if ok else 1
+        raise
+    return finish(results, ok, work=cfg.work, keep=cfg.keep, started=started, json_path=args.json)
 
 
 if __name__ == "__main__":
