@@ -56,6 +56,13 @@ def process_name(role: str) -> str:
     return f"{role}@{socket.gethostname()}:{os.getpid()}"
 
 
+def _local_store(settings: Settings) -> LocalStore:
+    """The store as files on disk: the probe and derive stages hand ffmpeg a path."""
+    store = open_store(settings)
+    assert isinstance(store, LocalStore), "the probe and derive stages read the local store's files"
+    return store
+
+
 def probe_context(settings: Settings, *, actor: str | None = None) -> ProbeContext:
     """Everything the probe stage needs, with config files read once."""
     from pipeline.deadline import load_site_calendar
@@ -63,11 +70,9 @@ def probe_context(settings: Settings, *, actor: str | None = None) -> ProbeConte
     from pipeline.probe.directory import load_directory
     from pipeline.probe.stage import ProbeContext
 
-    store = open_store(settings)
-    assert isinstance(store, LocalStore), "probing reads the local store's files"
     return ProbeContext(
         engine=open_catalog(settings),
-        store=store,
+        store=_local_store(settings),
         actor=actor or settings.effective_actor,
         zone=settings.zone,
         profiles=load_filename_profiles(settings.config_file(settings.filename_patterns)),
@@ -84,11 +89,9 @@ def derive_context(settings: Settings, *, actor: str | None = None) -> DeriveCon
     from pipeline.transcode.profiles import load_transcode_config
     from pipeline.transcode.stage import DeriveContext
 
-    store = open_store(settings)
-    assert isinstance(store, LocalStore), "transcoding reads the local store's files"
     return DeriveContext(
         engine=open_catalog(settings),
-        store=store,
+        store=_local_store(settings),
         actor=actor or settings.effective_actor,
         config=load_transcode_config(settings.config_file(settings.transcode_profiles)),
         timeout=settings.transcode_timeout,

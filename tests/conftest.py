@@ -36,31 +36,34 @@ def ffmpeg(*args: str) -> None:
     subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *args], check=True)
 
 
+def make_clip(path: Path, *options: str) -> Path:
+    """A one-second 160x120 H.264 + AAC clip; ``options`` go before the output (tags, muxer flags)."""
+    ffmpeg(
+        "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10:duration=1",
+        "-f", "lavfi", "-i", "sine=frequency=440:duration=1",
+        "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", *options, str(path),
+    )  # fmt: skip
+    return path
+
+
 @pytest.fixture(scope="session")
 def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One tiny clip, recording and photo per session, made by ffmpeg."""
     folder = tmp_path_factory.mktemp("media")
-    ffmpeg(
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc=size=160x120:rate=10:duration=1",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:duration=1",
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
-        "-shortest",
-        str(folder / "clip.mp4"),
-    )
+    make_clip(folder / "clip.mp4")
     ffmpeg("-f", "lavfi", "-i", "sine=frequency=880:duration=1", str(folder / "voice.wav"))
     ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:duration=1", "-frames:v", "1", str(folder / "photo.jpg"))
     return folder
+
+
+@dataclass(frozen=True)
+class Samples:
+    """Sample files made once per module, looked up by name."""
+
+    folder: Path
+
+    def __getitem__(self, name: str) -> Path:
+        return self.folder / name
 
 
 @dataclass(frozen=True)

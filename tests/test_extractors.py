@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -30,6 +29,7 @@ from pipeline.metadata import (
 )
 from pipeline.metadata.facts import FIELDS
 from pipeline.metadata.geo import parse_iso6709
+from tests.conftest import Samples
 
 HAS_EXIFTOOL = shutil.which("exiftool") is not None
 BODYCAM = "DSJ0001_012345_20250930143015_0001_IMP.MP4"
@@ -79,14 +79,6 @@ def photo(
         gps[ExifTags.GPS.GPSAltitude] = alt[0]
     Image.new("RGB", (64, 48), "red").save(path, exif=exif)
     return path
-
-
-@dataclass(frozen=True)
-class Samples:
-    folder: Path
-
-    def __getitem__(self, name: str) -> Path:
-        return self.folder / name
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.conftest import ffmpeg
+from tests.conftest import make_clip
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -22,28 +22,7 @@ def clip(path: Path, *, creation: datetime | None = None, location: str | None =
     if location:
         tags += ["-metadata", f"location={location}"]
     path.parent.mkdir(parents=True, exist_ok=True)
-    ffmpeg(
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc=size=160x120:rate=10:duration=1",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:duration=1",
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
-        "-shortest",
-        *tags,
-        "-movflags",
-        "use_metadata_tags",
-        str(path),
-    )
-    return path
+    return make_clip(path, *tags, "-movflags", "use_metadata_tags")
 
 
 def bodycam_name(captured: datetime, serial: str = "DSJ0001", officer: str = "012345", imp: bool = False) -> str:

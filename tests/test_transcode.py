@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
 from types import MappingProxyType
@@ -34,6 +34,7 @@ from pipeline.transcode import (
     verify_derivative,
     verify_lossless,
 )
+from tests.conftest import Samples
 
 PROFILES = load_profiles()
 TIMEOUT = 60.0
@@ -92,14 +93,6 @@ def fast(profile: Profile, **changes: Any) -> Profile:
         params["preset"] = "ultrafast"
     params.update(changes)
     return replace(profile, params=MappingProxyType(params))
-
-
-@dataclass(frozen=True)
-class Samples:
-    folder: Path
-
-    def __getitem__(self, name: str) -> Path:
-        return self.folder / name
 
 
 @pytest.fixture(scope="module")
