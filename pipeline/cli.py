@@ -16,6 +16,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import click
@@ -33,9 +34,20 @@ from pipeline.ingest.batch import ingest_arrivals
 from pipeline.ingest.intake import TOOL, Arrival, IntakeContext, IntakeResult, mark_queued, open_sightings
 from pipeline.ingest.names import readable
 from pipeline.ingest.scan import Skipped, arrival_for, walk
+from pipeline.package.media import MEDIA_NAMES, parse_size
+from pipeline.package.stage import build_package, request_package
+from pipeline.package.verify import verify_package
 from pipeline.probe.choose import REQUIRED
 from pipeline.probe.stage import assess, probe
-from pipeline.runtime import derive_context, intake_context, open_catalog, open_store, probe_context, process_name
+from pipeline.runtime import (
+    derive_context,
+    intake_context,
+    open_catalog,
+    open_store,
+    package_context,
+    probe_context,
+    process_name,
+)
 from pipeline.settings import Settings, load_settings
 from pipeline.transcode.stage import derive
 
@@ -665,6 +677,133 @@ def derive_command(idents: Sequence[str], pending: bool, profiles: Sequence[str]
         sys.exit(1)
 
 
+# -------------------------------------------------------------------------------------------- packages
+@main.command("package")
+@click.argument("args", nargs=-1, required=True, metavar="CASE [ID]...")
+@click.option(
+    "--items",
+    "only_items",
+    is_flag=True,
+    help="Package only the item IDs given after CASE (`package CASE --items ID ID`; commas work too).",
+)
+@click.option("--media", type=click.Choice(MEDIA_NAMES), help="Disc type (default: setting package_media).")
+@click.option("--capacity", help="Bytes per disc instead of the medium's, e.g. 700MB (odd media, trials).")
+@click.option("--with-access-copies", is_flag=True, help="Put each item's verified access copies beside it.")
+@click.option("--producer", help="Who produces the discs, as the description names them (default: you).")
+@click.option("--purpose", help="What the discs are for, recorded with the request.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Where the images go.")
+@click.option("--enqueue", is_flag=True, help="Record the request and let a worker build it.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object for the package.")
+def package_command(
+    args: Sequence[str],
+    only_items: bool,
+    media: str | None,
+    capacity: str | None,
+    with_access_copies: bool,
+    producer: str | None,
+    purpose: str | None,
+    out_dir: Path | None,
+    enqueue: bool,
+    as_json: bool,
+) -> None:
+    """Make disc-ready ISO images of a case's items, with description, manifests and BagIt, and read
+    every image back to check it."""
+    case_number, *rest = args
+    if rest and not only_items:
+        raise click.UsageError(f"unexpected argument(s) {' '.join(rest)}; name items with --items ID...")
+    item_ids = [part for value in rest for part in value.split(",") if part]
+    if only_items and not item_ids:
+        raise click.UsageError("--items needs at least one item ID after the case number")
+    settings = _settings()
+    package_ctx = package_context(settings)
+    try:
+        with session_scope(package_ctx.engine) as session:
+            item_ids = [_find_item(session, ident).id for ident in item_ids]
+        package_id = request_package(
+            package_ctx,
+            case_number=case_number,
+            item_ids=item_ids,
+            media=media or settings.package_media,
+            capacity=parse_size(capacity) if capacity else None,
+            with_access_copies=with_access_copies,
+            producer=producer,
+            out_dir=out_dir,
+            purpose=purpose,
+        )
+    except PipelineError as exc:
+        _emit(
+            as_json, {"package": None, "case": case_number, "status": "refused", "error": str(exc)}, f"refused: {exc}"
+        )
+        sys.exit(1)
+    if enqueue:
+        from workers.app import app, configure
+        from workers.tasks import enqueue_package
+
+        configure(app, settings)
+        enqueue_package([package_id])
+        _emit(as_json, {"package": package_id, "case": case_number, "status": "queued"}, f"queued  {package_id}")
+        return
+    with _progress(100, as_json, "packaging") as bar:
+        shown = {"percent": 0}
+
+        def progress(what: str, done: int, total: int) -> None:
+            percent = (done * 50 // max(total, 1)) + (50 if what == "verify" else 0)
+            if percent > shown["percent"]:
+                bar.update(percent - shown["percent"])
+                shown["percent"] = percent
+
+        result = build_package(package_ctx, package_id, progress=progress, stale_after=settings.stale_after)
+    lines = [f"{result.status:<8} package {result.package} of case {result.case_number}: {result.items} item(s)"]
+    for disc in result.discs:
+        state = "verified" if disc.verified else "NOT verified"
+        lines.append(f"  disc {disc.index}: {disc.path}  {disc.size:,} bytes  sha256 {disc.sha256}  {state}")
+    if result.error:
+        lines.append(f"  error: {result.error}")
+    _emit(as_json, result.as_json(), "\n".join(lines))
+    if result.status != "verified":
+        sys.exit(1)
+
+
+@main.command("verify-package")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--no-catalog", is_flag=True, help="Check only against the disc's own manifest.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per image or folder.")
+def verify_package_command(paths: Sequence[Path], no_catalog: bool, as_json: bool) -> None:
+    """Check disc images (.iso) or mounted or copied disc folders against their manifest and the
+    catalog; name every missing, extra or altered file."""
+    settings = _settings()
+    engine = None if no_catalog else _catalog_if_present(settings)
+    failed = 0
+    for path in paths:
+        try:
+            check = verify_package(path, engine=engine, actor=settings.effective_actor)
+        except PipelineError as exc:
+            failed += 1
+            _emit(as_json, {"path": str(path), "ok": False, "error": str(exc)}, f"FAILED  {path}: {exc}")
+            continue
+        failed += not check.ok
+        lines = [
+            f"{'ok' if check.ok else 'FAILED':<7} {path}: {check.files} files"
+            + (f", package {check.package} disc {check.disc}" if check.package else "")
+            + (", checked against the catalog" if check.catalog else "")
+        ]
+        lines += [f"  missing: {name}" for name in check.missing]
+        lines += [f"  extra:   {name}" for name in check.extra]
+        lines += [f"  altered: {name}" for name in check.altered]
+        lines += [f"  problem: {problem}" for problem in check.problems]
+        _emit(as_json, check.as_json(), "\n".join(lines))
+    if failed:
+        sys.exit(1)
+
+
+def _catalog_if_present(settings: Settings) -> Any:
+    """The catalog, when this machine has one (a disc can be checked anywhere, catalog or not)."""
+    url = settings.effective_database_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return None
+    return open_catalog(settings)
+
+
 # ----------------------------------------------------------------------------------------------- audit
 @main.group()
 def audit() -> None:
@@ -728,7 +867,7 @@ def fixity(ids: Sequence[str], as_json: bool) -> None:
 @click.option("--concurrency", type=click.IntRange(min=1), help="Worker processes (default: setting).")
 @click.option(
     "--queues",
-    default="intake,probe,transcode,maintenance",
+    default="intake,probe,transcode,package,maintenance",
     show_default=True,
     help="Stages to work on, comma-separated (run slow stages on workers of their own).",
 )
@@ -836,7 +975,9 @@ def serve(concurrency: int | None) -> None:
             [*base, "--queues", "intake,maintenance", "--concurrency", str(concurrency or settings.worker_concurrency)]
         ),
         subprocess.Popen([*base, "--queues", "probe", "--concurrency", "1"]),
-        subprocess.Popen([*base, "--queues", "transcode", "--concurrency", str(settings.transcode_concurrency)]),
+        subprocess.Popen(
+            [*base, "--queues", "transcode,package", "--concurrency", str(settings.transcode_concurrency)]
+        ),
     ]
     click.echo(
         f"serving: inbox {settings.inbox_dir}, catalog {settings.effective_database_url}, "

@@ -13,6 +13,7 @@ from pipeline.settings import Settings
 from pipeline.storage import LocalStore, ObjectStore
 
 if TYPE_CHECKING:
+    from pipeline.package.stage import PackageContext
     from pipeline.probe.stage import ProbeContext
     from pipeline.transcode.stage import DeriveContext
 
@@ -95,4 +96,21 @@ def derive_context(settings: Settings, *, actor: str | None = None) -> DeriveCon
         actor=actor or settings.effective_actor,
         config=load_transcode_config(settings.config_file(settings.transcode_profiles)),
         timeout=settings.transcode_timeout,
+    )
+
+
+def package_context(settings: Settings, *, actor: str | None = None) -> PackageContext:
+    """Everything the package stage needs; access copies are named with their profile's extension."""
+    from pipeline.package.stage import PackageContext
+    from pipeline.transcode.profiles import load_transcode_config
+
+    config = load_transcode_config(settings.config_file(settings.transcode_profiles))
+    return PackageContext(
+        engine=open_catalog(settings),
+        store=_local_store(settings),
+        actor=actor or settings.effective_actor,
+        zone=settings.zone,
+        packages_dir=settings.packages_dir,
+        margin=settings.package_margin,
+        access_extensions={name: profile.extension for name, profile in config.profiles.items()},
     )

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     transcode_profiles: Path = Path("config/transcode_profiles.toml")
     transcode_timeout: float = Field(3600.0, gt=0)
     transcode_concurrency: int = Field(1, ge=1)
+    # Disc packages
+    package_media: Literal["cd", "dvd", "dvd-dl", "bd25", "bd50", "bd100"] = "dvd"
+    package_margin: float = Field(0.03, ge=0, lt=0.5)
 
     @classmethod
     def settings_customise_sources(
@@ -130,6 +133,10 @@ class Settings(BaseSettings):
     @property
     def store_dir(self) -> Path:
         return self.home_dir / "store"
+
+    @property
+    def packages_dir(self) -> Path:
+        return self.home_dir / "packages"
 
     @property
     def queue_dir(self) -> Path:

@@ -15,7 +15,7 @@ from kombu import Exchange, Queue
 from pipeline.settings import Settings, load_settings
 from workers import queue_folder
 
-STAGES = ("intake", "probe", "transcode", "maintenance")
+STAGES = ("intake", "probe", "transcode", "package", "maintenance")
 
 
 def queue_name(settings: Settings, stage: str) -> str:
@@ -64,6 +64,7 @@ def configure(app: Celery, settings: Settings) -> Celery:
             "evidence.intake": {"queue": queues["intake"], "routing_key": queues["intake"]},
             "evidence.probe": {"queue": queues["probe"], "routing_key": queues["probe"]},
             "evidence.derive": {"queue": queues["transcode"], "routing_key": queues["transcode"]},
+            "evidence.package": {"queue": queues["package"], "routing_key": queues["package"]},
             "evidence.reconcile": {"queue": queues["maintenance"], "routing_key": queues["maintenance"]},
         },
         worker_hijack_root_logger=False,

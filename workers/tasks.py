@@ -15,8 +15,9 @@ from pipeline.catalog.db import dispose_engines
 from pipeline.errors import TransientError
 from pipeline.ingest.intake import IntakeContext, intake
 from pipeline.ingest.reconcile import reconcile
+from pipeline.package.stage import PackageContext, build_package, stale_packages
 from pipeline.probe.stage import ProbeContext, probe
-from pipeline.runtime import derive_context, intake_context, probe_context, process_name
+from pipeline.runtime import derive_context, intake_context, package_context, probe_context, process_name
 from pipeline.settings import Settings
 from pipeline.transcode.stage import DeriveContext, derive
 from workers.app import app, broker_settings, queue_name
@@ -66,6 +67,15 @@ def _derive_context() -> DeriveContext:
     return derive_context(_settings(), actor=process_name("worker"))
 
 
+def enqueue_package(package_ids: Sequence[str]) -> None:
+    _enqueue(package_task, "package", package_ids)
+
+
+@cache
+def _package_context() -> PackageContext:
+    return package_context(_settings(), actor=process_name("worker"))
+
+
 # The stages after intake, for the reconciler: stage name -> how to queue it.
 LATER_STAGES = {"probe": enqueue_probe, "derive": enqueue_derive}
 
@@ -106,10 +116,19 @@ def derive_task(self: Task, item_ids: list[str]) -> dict[str, Any]:
     return {"statuses": [f"{result.profile}:{result.status}" for result in results]}
 
 
+@app.task(name="evidence.package", **STAGE_TASK)
+def package_task(self: Task, package_ids: list[str]) -> dict[str, Any]:
+    results = [build_package(_package_context(), package_id) for package_id in package_ids]
+    return {"statuses": [result.status for result in results]}
+
+
 @app.task(name="evidence.reconcile", autoretry_for=(TransientError,), retry_backoff=True, max_retries=5)
 def reconcile_task() -> dict[str, int]:
     report = reconcile(_context(), enqueue_intake, LATER_STAGES)
-    return {"requeued": report.requeued, "partials_removed": report.partials_removed}
+    packages = stale_packages(_context().engine, _settings().stale_after)
+    if packages:
+        enqueue_package(packages)
+    return {"requeued": report.requeued + len(packages), "partials_removed": report.partials_removed}
 
 
 @worker_process_init.connect
@@ -119,6 +138,7 @@ def _fresh_connections(**_: Any) -> None:
     _context.cache_clear()
     _probe_context.cache_clear()
     _derive_context.cache_clear()
+    _package_context.cache_clear()
 
 
 @worker_ready.connect

@@ -195,3 +195,57 @@ class Derivative(SQLModel, table=True):
     tool: str | None = Field(default=None, max_length=255)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Package(SQLModel, table=True):
+    """A request for disc-ready images of a case's items: who asked, when, for what, and how it went."""
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=26)
+    case_number: str = Field(max_length=100, index=True)
+    item_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    requested_by: str = Field(max_length=255)
+    requested_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    purpose: str | None = Field(default=None, sa_type=Text)
+    producer: str = Field(max_length=255)
+    media: str = Field(max_length=16)
+    capacity: int = Field(sa_type=BigInt)
+    with_access_copies: bool = False
+    out_dir: str = Field(sa_type=Text)
+    status: str = Field(default="requested", max_length=16, index=True)  # requested | building | verified | failed
+    disc_count: int | None = None
+    produced_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    error: str | None = Field(default=None, sa_type=Text)
+    tool: str | None = Field(default=None, max_length=255)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class PackageDisc(SQLModel, table=True):
+    """One image of a package, with its own hash and the outcome of reading it back."""
+
+    __table_args__ = (UniqueConstraint("package_id", "disc_index"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigInt)
+    package_id: str = Field(foreign_key="package.id", max_length=26, index=True)
+    disc_index: int
+    label: str = Field(max_length=32)
+    path: str = Field(sa_type=Text)
+    size: int = Field(sa_type=BigInt)
+    sha256: str = Field(max_length=64)
+    file_count: int
+    verified: bool = False
+    verification: dict[str, object] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    verified_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class PackageFile(SQLModel, table=True):
+    """One file on one disc of a package: an original, an access copy, or a description/manifest."""
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigInt)
+    package_id: str = Field(foreign_key="package.id", max_length=26, index=True)
+    disc_index: int
+    disc_path: str = Field(sa_type=Text)
+    role: str = Field(max_length=16)  # original | access | description
+    item_id: str | None = Field(default=None, foreign_key="item.id", max_length=26, index=True)
+    size: int = Field(sa_type=BigInt)
+    sha256: str = Field(max_length=64)
