@@ -12,7 +12,7 @@ import pytest
 import redis
 from sqlmodel import Session, func, select
 
-from pipeline.catalog.models import Derivative, Item, Sighting, StageRun
+from pipeline.catalog.models import Derivative, Item, Package, PackageDisc, Sighting, StageRun
 from tests.conftest import REDIS_URL, wait_for
 
 
@@ -124,3 +124,54 @@ class TestCeleryWorker:
         assert (item.sha256, item.size) == (expected, size)
         assert [(s.status, s.disposition, s.attempts) for s in sightings] == [("stored", "moved", 2)]
         assert ctx.store.digest(expected) == (expected, size)
+
+
+class TestPackageWorker:
+    @pytest.fixture
+    def case_items(self, cli, media, tmp_path) -> list[str]:
+        folder = tmp_path / "arrivals"
+        media.variant("clip.mp4", folder / "现场.mp4")
+        media.variant("voice.wav", folder / "询问.wav")
+        ingested = cli("ingest", str(folder), "--no-derive", "--json")
+        ids = [str(record["item"]) for record in ingested.records]
+        assert cli("assign", *ids, "--case", "A-2025-7").exit_code == 0
+        return ids
+
+    def package(self, ctx, package_id: str) -> Package | None:
+        with Session(ctx.engine) as session:
+            return session.get(Package, package_id)
+
+    def test_a_queued_package_is_built_and_verified_by_a_worker(self, cluster_env, start, cli, ctx, case_items) -> None:
+        """`package --enqueue` records the request; a worker on the package queue builds the image."""
+        [queued] = cli("package", "A-2025-7", "--enqueue", "--json").records
+        assert queued["status"] == "queued"
+        assert self.package(ctx, str(queued["package"])).status == "requested"  # type: ignore[union-attr]
+        worker = start("worker", "--queues", "package", "--concurrency", "1")
+        wait_for(
+            lambda: self.package(ctx, str(queued["package"])).status == "verified",  # type: ignore[union-attr]
+            120,
+            f"the worker to build the package; it said:\n{worker.output()[-2000:]}",
+            interval=0.5,
+        )
+        with Session(ctx.engine) as session:
+            (disc,) = session.exec(select(PackageDisc).where(PackageDisc.package_id == queued["package"])).all()
+        check = cli("verify-package", disc.path, "--json")
+        assert check.exit_code == 0 and check.records[0]["catalog"] is True
+
+    def test_a_request_whose_message_was_lost_is_built_after_reconciling(
+        self, cluster_env, start, cli, ctx, case_items, monkeypatch
+    ) -> None:
+        """The catalog, not the broker, holds the request: with the queue emptied, the reconciler
+        finds the unbuilt package and a worker builds it."""
+        [queued] = cli("package", "A-2025-7", "--enqueue", "--json").records
+        client = redis.Redis.from_url(REDIS_URL)
+        lost = list(client.scan_iter(f"{cluster_env['EVIDENCE_QUEUE_PREFIX']}:*"))
+        assert lost, "the request should have been queued"
+        client.delete(*lost)
+        worker = start("worker", "--concurrency", "1", "--beat", extra_env={"EVIDENCE_STALE_AFTER": "2"})
+        wait_for(
+            lambda: self.package(ctx, str(queued["package"])).status == "verified",  # type: ignore[union-attr]
+            120,
+            f"the reconciler to re-queue the package; the worker said:\n{worker.output()[-2000:]}",
+            interval=0.5,
+        )

@@ -64,6 +64,8 @@ class DiscResult:
     items: int
     verified: bool
     problems: tuple[str, ...] = ()
+    write_seconds: float | None = None  # writing the image, flushed to disk
+    verify_seconds: float | None = None  # reading it back from the disk and comparing
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -76,6 +78,8 @@ class DiscResult:
             "items": self.items,
             "verified": self.verified,
             "problems": list(self.problems),
+            "write_seconds": self.write_seconds,
+            "verify_seconds": self.verify_seconds,
         }
 
 
@@ -268,6 +272,7 @@ def _build(ctx: PackageContext, package_id: str, progress: Progress) -> PackageR
         def report(written: int, _total: int, base: int = done, size: int = disc_bytes) -> None:
             progress("write", base + min(written, size), total)
 
+        started = time.monotonic()
         write_image(
             path,
             files,
@@ -278,6 +283,7 @@ def _build(ctx: PackageContext, package_id: str, progress: Progress) -> PackageR
             preparer=ctx.actor,
             progress=report,
         )
+        written = time.monotonic()
         readback = read_back(path, progress=lambda read, size: progress("verify", read, size))
         problems = _compare(files, readback, target)
         _write_sidecar(path, readback.sha256)
@@ -291,6 +297,8 @@ def _build(ctx: PackageContext, package_id: str, progress: Progress) -> PackageR
             items=len(planned),
             verified=not problems,
             problems=problems,
+            write_seconds=round(written - started, 3),
+            verify_seconds=round(time.monotonic() - written, 3),
         )
         discs.append((result, files, owners))
         done += disc_bytes
@@ -448,7 +456,13 @@ def _record(
                         sha256=disc.sha256,
                         file_count=disc.files,
                         verified=True,
-                        verification={"method": "read-back", "files": disc.files, "problems": []},
+                        verification={
+                            "method": "read-back",
+                            "files": disc.files,
+                            "problems": [],
+                            "write_seconds": disc.write_seconds,
+                            "verify_seconds": disc.verify_seconds,
+                        },
                         verified_at=now,
                     )
                 )
