@@ -25,7 +25,19 @@ from sqlalchemy import delete
 from sqlmodel import Session, col, or_, select
 
 from pipeline.catalog.db import session_scope
-from pipeline.catalog.models import Case, CustodyEvent, Derivative, Item, ItemFact, ItemIssue, Sighting, StageRun
+from pipeline.catalog.models import (
+    Case,
+    CustodyEvent,
+    Derivative,
+    Item,
+    ItemFact,
+    ItemIssue,
+    Package,
+    PackageDisc,
+    PackageFile,
+    Sighting,
+    StageRun,
+)
 from pipeline.catalog.types import utcnow
 from pipeline.custody import CustodyLog, check_chain
 from pipeline.errors import PipelineError
@@ -379,6 +391,15 @@ def item(ident: str, as_json: bool) -> None:
                 select(Derivative).where(Derivative.item_id == found.id).order_by(col(Derivative.created_at))
             ).all()
         ]
+        data["packages"] = [
+            {"package": f.package_id, "disc": f.disc_index, "path": f.disc_path, "status": p.status}
+            for f, p in session.exec(
+                select(PackageFile, Package)
+                .join(Package, col(Package.id) == PackageFile.package_id)
+                .where(PackageFile.item_id == found.id, PackageFile.role == "original")
+                .order_by(col(PackageFile.id))
+            ).all()
+        ]
         data["store_key"] = open_store(settings).key(found.sha256)
         data["events"] = [
             {
@@ -429,6 +450,10 @@ def item(ident: str, as_json: bool) -> None:
     click.echo("\nsightings:")
     for s in data["sightings"]:
         click.echo(f"  {s['received_at']}  {s['dock']:<12} {s['status']:<9} {s['disposition']:<11} {s['path']}")
+    if data["packages"]:
+        click.echo("\npackages:")
+        for p in data["packages"]:
+            click.echo(f"  {p['package']}  disc {p['disc']}  {p['status']:<9} {p['path']}")
     click.echo("\ncustody:")
     for e in data["events"]:
         click.echo(f"  #{e['seq']:<6} {e['at']}  {e['actor']:<24} {e['action']}")
@@ -762,6 +787,57 @@ def package_command(
     _emit(as_json, result.as_json(), "\n".join(lines))
     if result.status != "verified":
         sys.exit(1)
+
+
+@main.command("packages")
+@click.option("--case", "case_number", help="Only packages of this case.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per package.")
+def packages_command(case_number: str | None, as_json: bool) -> None:
+    """List disc packages: who asked, when, for what, and each disc's image, hash and verification."""
+    engine = open_catalog(_settings())
+    with session_scope(engine) as session:
+        query = select(Package).order_by(col(Package.requested_at))
+        if case_number:
+            query = query.where(Package.case_number == case_number)
+        for found in session.exec(query).all():
+            discs = session.exec(
+                select(PackageDisc).where(PackageDisc.package_id == found.id).order_by(col(PackageDisc.disc_index))
+            ).all()
+            data = {
+                "package": found.id,
+                "case": found.case_number,
+                "status": found.status,
+                "requested_by": found.requested_by,
+                "requested_at": _iso(found.requested_at),
+                "purpose": found.purpose,
+                "producer": found.producer,
+                "produced_at": _iso(found.produced_at),
+                "media": found.media,
+                "items": found.item_ids,
+                "with_access_copies": found.with_access_copies,
+                "error": found.error,
+                "discs": [
+                    {
+                        "index": disc.disc_index,
+                        "label": disc.label,
+                        "path": disc.path,
+                        "size": disc.size,
+                        "sha256": disc.sha256,
+                        "verified": disc.verified,
+                        "verified_at": _iso(disc.verified_at),
+                    }
+                    for disc in discs
+                ],
+            }
+            lines = [
+                f"{found.id}  {found.status:<9} case {found.case_number}  {len(found.item_ids)} item(s) on "
+                f"{found.media}, asked by {found.requested_by} at {_iso(found.requested_at)}"
+                + (f" for {found.purpose}" if found.purpose else "")
+            ]
+            lines += [f"  disc {d.disc_index}: {d.path}  sha256 {d.sha256}" for d in discs]
+            if found.error:
+                lines.append(f"  error: {found.error}")
+            _emit(as_json, data, "\n".join(lines))
 
 
 @main.command("verify-package")

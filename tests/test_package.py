@@ -258,6 +258,13 @@ class TestPackageCommand:
             assert stored is not None and stored.requested_by == "tester" and stored.purpose == "移送起诉"
             assert stored.status == "verified" and stored.disc_count == 1
         assert cli("audit", "verify").exit_code == 0
+        [listed] = cli("packages", "--case", CASE, "--json").records
+        assert listed["status"] == "verified" and listed["discs"][0]["sha256"] == disc["sha256"]
+        shown = cli("item", case_items[0], "--json").records[0]
+        assert shown["packages"] == [
+            {"package": record["package"], "disc": 1, "path": shown["packages"][0]["path"], "status": "verified"}
+        ]
+        assert shown["packages"][0]["path"].startswith("data/originals/")
 
     def test_items_spread_over_several_discs_each_self_describing(self, cli, case_items, settings) -> None:
         """With a small disc the three items go on two discs; every item is on exactly one, and each
