@@ -236,6 +236,10 @@ class TestPackageCommand:
         assert sha256_of(image) == disc["sha256"]
         assert (image.parent / (image.name + ".sha256")).read_text().split()[0] == disc["sha256"]
 
+        # The volume label: the case number's digits in ISO 9660, the whole case number in UDF.
+        assert f"ID_FS_LABEL={CASE}" in run("blkid", "-p", "-o", "udev", str(image)).splitlines()
+        assert "Volume Id    : 2025_0123" in run("xorriso", "-indev", str(image), "-pvd_info")
+
         root = extract(image, tmp_path / "disc")
         assert subprocess.run(["sha256sum", "--quiet", "-c", "MANIFEST.sha256"], cwd=root).returncode == 0
         bagit.Bag(str(root)).validate()

@@ -97,13 +97,18 @@ def write_image(
     files: Sequence[DiscFile],
     *,
     label: str,
+    title: str | None = None,
     disc_index: int = 1,
     disc_count: int = 1,
     publisher: str = "",
     preparer: str = "",
     progress: Progress | None = None,
 ) -> int:
-    """Write ``files`` as an ISO image at ``path`` (which must not exist) and return its size."""
+    """Write ``files`` as an ISO image at ``path`` (which must not exist) and return its size.
+
+    ``label`` (at most 16 of A-Z, 0-9 and _) names the volume in ISO 9660; ``title`` (any text, such
+    as a Chinese case number) replaces it where the format allows: UDF, which Windows, macOS and
+    Linux show, and Joliet."""
     if path.exists():
         raise PackageError(f"{path}: already exists; packages never overwrite an image")
     iso = pycdlib.PyCdlib()
@@ -120,6 +125,8 @@ def write_image(
         preparer_ident_str=preparer.encode("ascii", "replace").decode("ascii")[:128],
         app_ident_str=APPLICATION,
     )
+    if title:
+        _set_title(iso, title)
     iso_dirs: dict[str, list[str]] = {"": []}
     names: dict[str, IsoNames] = {"": IsoNames()}
 
@@ -183,6 +190,29 @@ def write_image(
     os.replace(partial, path)
     fsync_dir(path.parent)
     return size
+
+
+def _set_title(iso: pycdlib.PyCdlib, title: str) -> None:
+    """Put ``title`` into the UDF volume identifiers (63 characters) and Joliet's (16).
+
+    pycdlib gives every file system the one ASCII volume identifier ISO 9660 allows; these fields
+    hold Unicode, so they are set on its descriptors directly. If a pycdlib release moves them, the
+    image keeps the ASCII label rather than failing."""
+    from pycdlib import udf
+
+    try:
+        for descriptors in (iso.udf_main_descs, iso.udf_reserve_descs):
+            for volume in descriptors.pvds:
+                volume.vol_ident = udf._ostaunicode_zero_pad(title[:15], 32)
+            for logical in descriptors.logical_volumes:
+                logical.logical_vol_ident = udf._ostaunicode_zero_pad(title[:63], 128)
+        file_set = iso.udf_file_set
+        file_set.log_vol_ident = udf._ostaunicode_zero_pad(title[:63], 128)
+        file_set.file_set_ident = udf._ostaunicode_zero_pad(title[:15], 32)
+        if iso.joliet_vd is not None:
+            iso.joliet_vd.volume_identifier = title[:16].ljust(16).encode("utf-16-be")
+    except AttributeError:
+        return
 
 
 @dataclass(frozen=True)

@@ -277,6 +277,7 @@ def _build(ctx: PackageContext, package_id: str, progress: Progress) -> PackageR
             path,
             files,
             label=label,
+            title=package.case_number + (f" {index}/{len(plan)}" if len(plan) > 1 else ""),
             disc_index=index,
             disc_count=len(plan),
             publisher=package.producer,
