@@ -34,6 +34,7 @@ FILE_MODE = 0o100444
 DIRECTORY_MODE = 0o040555
 
 Progress = Callable[[int, int], None]
+_ZEROS = bytes(BLOCK)
 
 
 def pycdlib_version() -> str:
@@ -59,7 +60,7 @@ class _SparseWriter(io.RawIOBase):
 
     def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
         length = len(data)
-        if length >= 65536 and data == bytes(length):
+        if length >= 65536 and data == (_ZEROS if length == BLOCK else bytes(length)):
             self.position += length
         else:
             view = memoryview(data)
