@@ -232,6 +232,7 @@ class TestPackageCommand:
         assert record["status"] == "verified" and record["items"] == 3
         [disc] = record["discs"]
         assert disc["verified"] and disc["problems"] == []
+        assert disc["write_seconds"] > 0 and disc["verify_seconds"] > 0
         image = Path(disc["path"])
         assert sha256_of(image) == disc["sha256"]
         assert (image.parent / (image.name + ".sha256")).read_text().split()[0] == disc["sha256"]

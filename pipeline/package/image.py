@@ -13,11 +13,13 @@ import hashlib
 import io
 import itertools
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from queue import Full, Queue
 from typing import BinaryIO, cast
 
 import pycdlib
@@ -332,11 +334,44 @@ def read_back(path: Path, *, progress: Progress | None = None) -> ImageReadBack:
     return ImageReadBack(size=position, sha256=whole.hexdigest(), files=files, problems=tuple(problems))
 
 
-def _chunks(image: BinaryIO) -> Iterator[memoryview]:
-    buffer = bytearray(READ_CHUNK)
-    view = memoryview(buffer)
-    while True:
-        got = image.readinto(buffer)  # type: ignore[attr-defined]
-        if not got:
-            return
-        yield view[:got]
+def _chunks(image: BinaryIO, depth: int = 2) -> Iterator[memoryview]:
+    """The image in chunks, read ahead on a thread of its own so the disk works while we hash.
+
+    Buffers are reused: each chunk is valid until the next one is asked for. With ``depth`` chunks
+    queued, one being filled and one in the caller's hands, ``depth + 2`` buffers never overlap."""
+    buffers = [bytearray(READ_CHUNK) for _ in range(depth + 2)]
+    queue: Queue[memoryview | BaseException | None] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def hand_over(item: memoryview | BaseException | None) -> None:
+        while not stop.is_set():
+            try:
+                queue.put(item, timeout=0.1)
+                return
+            except Full:
+                continue
+
+    def reader() -> None:
+        try:
+            for number in itertools.count():
+                buffer = buffers[number % len(buffers)]
+                got = image.readinto(buffer)  # type: ignore[attr-defined]
+                hand_over(memoryview(buffer)[:got] if got else None)
+                if not got or stop.is_set():
+                    return
+        except BaseException as exc:  # handed to the caller, who raises it
+            hand_over(exc)
+
+    thread = threading.Thread(target=reader, name="image-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = queue.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()

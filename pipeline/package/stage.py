@@ -563,8 +563,19 @@ def _result(session: Session, package: Package) -> PackageResult:
                 files=row.file_count,
                 items=counts.get(row.disc_index, 0),
                 verified=row.verified,
+                problems=_texts(row.verification.get("problems")),
+                write_seconds=_seconds(row.verification.get("write_seconds")),
+                verify_seconds=_seconds(row.verification.get("verify_seconds")),
             )
             for row in rows
         ),
         error=package.error,
     )
+
+
+def _seconds(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _texts(value: object) -> tuple[str, ...]:
+    return tuple(str(text) for text in value) if isinstance(value, list) else ()
