@@ -1,7 +1,7 @@
 # One image for every role (api, workers, watcher, beat); the command picks the role.
 FROM python:3.11-slim-bookworm
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ffmpeg \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ffmpeg libimage-exiftool-perl \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml README.md ./
