@@ -86,6 +86,39 @@ class TestLocalStore:
         with pytest.raises(StoreError, match="read-back of the stored copy differs"):
             hashing_copy(src, dst, back)
 
+    @pytest.mark.parametrize("unnamed", [True, False], ids=["unnamed-temporary", "named-temporary"])
+    def test_failed_copy_leaves_nothing_behind(self, tmp_path: Path, monkeypatch, unnamed: bool) -> None:
+        """A copy that fails half-way is neither filed nor left in tmp/, however its temporary was made."""
+        source = tmp_path / "src.bin"
+        source.write_bytes(os.urandom(5000))
+        store = LocalStore(tmp_path / "store")
+        store._unnamed = store._unnamed and unnamed
+
+        def fail(*_args: object, **_kwargs: object) -> None:
+            raise StoreError("read-back of the stored copy differs from the source at byte offset 0")
+
+        monkeypatch.setattr("pipeline.storage.local.hashing_copy", fail)
+        with pytest.raises(StoreError, match="read-back"):
+            put_file(store, source)
+        assert list(store.tmp_dir.iterdir()) == []
+        assert list(store.objects()) == []
+
+    def test_named_temporaries_where_the_file_system_has_no_unnamed_ones(self, tmp_path: Path, media) -> None:
+        """Without O_TMPFILE the copy is written under tmp/ and renamed: filed, repaired and
+        recognised as existing just the same."""
+        clip = media.variant("clip.mp4", tmp_path / "clip.mp4")
+        store = LocalStore(tmp_path / "store")
+        store._unnamed = False
+        first = put_file(store, clip)
+        assert store.path(first.sha256).read_bytes() == clip.read_bytes()
+        assert put_file(store, clip).existed
+        path = store.path(first.sha256)
+        path.chmod(0o600)
+        path.write_bytes(b"truncated")
+        assert put_file(store, clip).repaired
+        assert store.digest(first.sha256) == (first.sha256, clip.stat().st_size)
+        assert list(store.tmp_dir.iterdir()) == []
+
     def test_leftover_partials_are_removed(self, tmp_path: Path) -> None:
         store = LocalStore(tmp_path / "store")
         partial = store.tmp_dir / "dead-writer.part"

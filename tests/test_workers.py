@@ -16,6 +16,20 @@ from pipeline.catalog.models import Derivative, Item, Package, PackageDisc, Sigh
 from tests.conftest import REDIS_URL, wait_for
 
 
+def open_files_under(folder: Path) -> list[int]:
+    """Sizes of the files in ``folder`` some process has open, named or not (the store copies into
+    unnamed temporary files where it can)."""
+    prefix = f"{folder}/"
+    sizes = []
+    for link in Path("/proc").glob("[0-9]*/fd/*"):
+        try:
+            if os.readlink(link).startswith(prefix):
+                sizes.append(os.stat(link).st_size)
+        except OSError:
+            continue  # the process or descriptor went away meanwhile
+    return sizes
+
+
 @pytest.fixture
 def database_url(postgres_url: str) -> str:
     """These tests run the cluster configuration: PostgreSQL catalog, Redis broker."""
@@ -99,7 +113,7 @@ class TestCeleryWorker:
         partials = settings.store_dir / "tmp"
 
         def copying() -> bool:
-            return any(p.stat().st_size > (64 << 20) for p in partials.glob("*.part"))
+            return any(size > (64 << 20) for size in open_files_under(partials))
 
         wait_for(copying, 60, f"the worker to be part-way through the copy: {worker.log}", interval=0.02)
         worker.stop(signal.SIGKILL)

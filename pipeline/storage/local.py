@@ -2,14 +2,17 @@
 
 Layout: ``sha256/ab/abcd…`` under the store root (256 folders; ext4 indexes large folders);
 writers use ``tmp/`` on the same file system.
-An object is written to a temporary name, read back and compared chunk by chunk, fsynced, renamed
-to its digest and made read-only; the rename is made durable by syncing the directory.
+An object is written to an unnamed temporary file (``O_TMPFILE``; a named ``tmp/*.part`` where the
+file system has none), read back and compared chunk by chunk, made read-only, fsynced, and only then
+given its digest as its name (a link, or a rename over a damaged copy); the new name is made durable
+by syncing the directory.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -20,20 +23,38 @@ from ulid import ULID
 
 from pipeline.errors import StoreError
 from pipeline.storage.base import Heartbeat, StoredObject
-from pipeline.storage.transfer import PIPELINE_THRESHOLD, hash_file, hashing_copy
+from pipeline.storage.transfer import PIPELINE_THRESHOLD, Transfer, hash_file, hashing_copy
 
 HEX = frozenset("0123456789abcdef")
 
 
-def _find_syncfs() -> Callable[[int], int] | None:
+def _find_libc(name: str) -> Callable[..., int] | None:
     try:
-        syncfs: Callable[[int], int] = ctypes.CDLL(None, use_errno=True).syncfs
-        return syncfs
+        found: Callable[..., int] = getattr(ctypes.CDLL(None, use_errno=True), name)
+        return found
     except (AttributeError, OSError):
         return None
 
 
-_libc_syncfs = _find_syncfs()
+_libc_syncfs = _find_libc("syncfs")
+_libc_linkat = _find_libc("linkat")
+_AT_FDCWD = -100
+_AT_SYMLINK_FOLLOW = 0x400
+
+
+def _link_unnamed(fd: int, path: str) -> bool:
+    """Give the unnamed file open on ``fd`` the name ``path``; False when the name is taken.
+
+    Through its /proc link, followed (``os.link`` would link the /proc entry itself).
+    """
+    assert _libc_linkat is not None
+    source = f"/proc/self/fd/{fd}".encode()
+    if _libc_linkat(_AT_FDCWD, source, _AT_FDCWD, os.fsencode(path), _AT_SYMLINK_FOLLOW) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code == errno.EEXIST:
+        return False
+    raise OSError(code, os.strerror(code), path)
 
 
 def fsync_dir(path: str | bytes | os.PathLike[str]) -> None:
@@ -56,7 +77,10 @@ class LocalStore:
         self.objects_dir.mkdir(parents=True, exist_ok=True)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self._tmp = str(self.tmp_dir)
+        self._objects = str(self.objects_dir)
         self._folders: set[str] = set()
+        # An unnamed file is named through /proc (linkat with AT_EMPTY_PATH needs a capability).
+        self._unnamed = hasattr(os, "O_TMPFILE") and _libc_linkat is not None and os.path.isdir("/proc/self/fd")
 
     def path(self, sha256: str) -> Path:
         if len(sha256) != 64 or not HEX.issuperset(sha256):
@@ -81,34 +105,55 @@ class LocalStore:
         heartbeat: Heartbeat | None = None,
     ) -> StoredObject:
         # Plain string paths here: this runs once per file, and pathlib's parsing shows in profiles.
-        tmp = os.path.join(self._tmp, f"{ULID()}.part")
         size_hint = os.fstat(source_fd).st_size
         if size_hint >= PIPELINE_THRESHOLD:
             with contextlib.suppress(OSError):
                 os.posix_fadvise(source_fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
         # One descriptor both writes and reads back: the copy is compared with what was hashed.
-        dest_fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        dest_fd, tmp = self._create_temporary()
         try:
-            transfer = hashing_copy(
-                source_fd,
-                dest_fd,
-                dest_fd,
-                algorithms=algorithms,
-                chunk_size=self.chunk_size,
-                size_hint=size_hint,
-                heartbeat=heartbeat,
-            )
-            os.fchmod(dest_fd, 0o444)
-            if durable:
-                os.fsync(dest_fd)
-        except BaseException:
+            try:
+                transfer = hashing_copy(
+                    source_fd,
+                    dest_fd,
+                    dest_fd,
+                    algorithms=algorithms,
+                    chunk_size=self.chunk_size,
+                    size_hint=size_hint,
+                    heartbeat=heartbeat,
+                )
+                os.fchmod(dest_fd, 0o444)
+                if durable:
+                    os.fsync(dest_fd)
+            except BaseException:
+                if tmp is not None:
+                    os.unlink(tmp)
+                raise
+            return self._file(dest_fd, tmp, transfer, durable=durable)
+        finally:
             os.close(dest_fd)
-            os.unlink(tmp)
-            raise
-        os.close(dest_fd)
-        sha256 = transfer.digests["sha256"]
+
+    def _create_temporary(self) -> tuple[int, str | None]:
+        """A new file to copy into: unnamed (``O_TMPFILE``) where the system allows it, so creating
+        it takes no lock on ``tmp/`` and a writer that dies leaves nothing behind; else a named
+        ``tmp/*.part``. Returns the descriptor and the name (None when unnamed)."""
+        if self._unnamed:
+            try:
+                return os.open(self._tmp, os.O_RDWR | os.O_TMPFILE | os.O_CLOEXEC, 0o600), None
+            except OSError as exc:
+                if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+                    raise
+                self._unnamed = False  # this file system has no unnamed files
+        tmp = os.path.join(self._tmp, f"{ULID()}.part")
+        return os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), tmp
+
+    def _file(self, fd: int, tmp: str | None, transfer: Transfer, *, durable: bool) -> StoredObject:
+        """Give the verified copy open on ``fd`` (named ``tmp``, or unnamed) its digest's name."""
+        sha256 = transfer.digests["sha256"]  # hashlib's hex digest: no need to check its form
         extra = {name: value for name, value in transfer.digests.items() if name != "sha256"}
-        final = str(self.path(sha256))
+        folder = os.path.join(self._objects, sha256[:2])
+        final = os.path.join(folder, sha256)
+        key = f"sha256/{sha256[:2]}/{sha256}"
         existed = repaired = False
         try:
             try:
@@ -118,26 +163,38 @@ class LocalStore:
             else:
                 existed = True
                 if found == transfer.size:
-                    os.unlink(tmp)
-                    return StoredObject(sha256, transfer.size, self.key(sha256), extra, transfer.head, True)
+                    if tmp is not None:
+                        os.unlink(tmp)
+                    return StoredObject(sha256, transfer.size, key, extra, transfer.head, True)
                 # A damaged object (truncated, overwritten) sits under this digest: replace it with
                 # the verified copy just made. Fixity reports how it was found.
                 repaired = True
-            folder = os.path.dirname(final)
             if folder not in self._folders:
                 os.makedirs(folder, exist_ok=True)
                 self._folders.add(folder)
-            os.replace(tmp, final)
+            unnamed = tmp is None
+            if unnamed and (repaired or not _link_unnamed(fd, final)):
+                # The name is taken (a damaged copy, or a writer that filed the same bytes just
+                # now): name the copy in tmp/ first, then swap it in atomically.
+                tmp = os.path.join(self._tmp, f"{ULID()}.part")
+                if not _link_unnamed(fd, tmp):
+                    raise FileExistsError(errno.EEXIST, "temporary name taken", tmp)
+            if tmp is not None:
+                os.replace(tmp, final)
+                tmp = None
             if durable:
+                if unnamed:
+                    os.fsync(fd)  # its link count, now that it has a name
                 fsync_dir(folder)
             found = os.stat(final).st_size
         except OSError as exc:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+            if tmp is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
             raise StoreError(f"cannot file object {sha256}: {exc}") from exc
         if found != transfer.size:
             raise StoreError(f"object {sha256} has {found} bytes after filing, expected {transfer.size}")
-        return StoredObject(sha256, transfer.size, self.key(sha256), extra, transfer.head, existed, repaired)
+        return StoredObject(sha256, transfer.size, key, extra, transfer.head, existed, repaired)
 
     def sync(self) -> None:
         """Flush the whole store file system once (cheaper than an fsync per object in a batch)."""
