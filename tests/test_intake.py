@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from pipeline.catalog.models import Item, Sighting
+from pipeline.catalog.models import CustodyEvent, Item, Sighting
 from pipeline.ingest import intake as intake_module
-from pipeline.ingest.intake import Arrival, IntakeContext, intake, open_sightings
+from pipeline.ingest.intake import Arrival, IntakeContext, intake, intake_leased, open_sightings
 from pipeline.ingest.reconcile import due_sightings
 
 
@@ -143,6 +143,38 @@ class TestIntake:
         assert due_sightings(ctx.engine, stale_after=300, quiet_period=0, lease_seconds=60) == [sid]
         (done,) = intake(ctx, [sid], worker="w2")
         assert done.status == "stored" and not clip.exists()
+
+    def test_sightings_opened_with_a_lease_are_taken_in_without_a_claim(self, ctx, dock, media) -> None:
+        """The command line records its arrivals already leased to itself and takes them in next."""
+        clip = media.variant("clip.mp4", dock / "leased.mp4")
+        (opened,) = open_sightings(ctx, [Arrival(os.fsencode(clip), "dock1", "move")], lease_to="cli-1")
+        assert opened is not None
+        (sighting,) = rows(ctx, Sighting)
+        assert (sighting.lease_owner, sighting.attempts) == ("cli-1", 1)
+        assert sighting.lease_until is not None and sighting.lease_until > sighting.received_at
+        (result,) = intake_leased(ctx, [opened], worker="cli-1")
+        assert (result.status, result.disposition) == ("stored", "moved")
+        assert not clip.exists() and (ctx.processed_dir / "dock1" / "leased.mp4").exists()
+        (sighting,) = rows(ctx, Sighting)
+        assert (sighting.status, sighting.lease_owner, sighting.active_key) == ("stored", None, None)
+        actions = [event.action for event in rows(ctx, CustodyEvent)]
+        assert actions == ["received", "ingested", "source-moved"]
+
+    def test_leased_sighting_taken_over_meanwhile_is_left_to_its_new_owner(self, ctx, dock, media) -> None:
+        """A worker whose lease passed to another catalogues nothing and leaves the source alone."""
+        clip = media.variant("clip.mp4", dock / "lost.mp4")
+        (opened,) = open_sightings(ctx, [Arrival(os.fsencode(clip), "dock1", "move")], lease_to="cli-1")
+        assert opened is not None
+        with Session(ctx.engine) as session:
+            sighting = session.get(Sighting, opened.id)
+            sighting.lease_owner = "w2"  # its lease ran out and another worker took it over
+            session.add(sighting)
+            session.commit()
+        (result,) = intake_leased(ctx, [opened], worker="cli-1")
+        assert result.status == "busy"
+        assert rows(ctx, Item) == [] and clip.exists()
+        (sighting,) = rows(ctx, Sighting)
+        assert (sighting.status, sighting.lease_owner) == ("pending", "w2")
 
     def test_file_still_being_written_is_deferred(self, ctx, dock, media, monkeypatch) -> None:
         """A source that grows during the copy is not catalogued; it waits to be taken in again."""

@@ -11,7 +11,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 
 from pipeline.catalog.db import dispose_engines
-from pipeline.ingest.intake import Arrival, IntakeContext, IntakeResult, intake, open_sightings
+from pipeline.ingest.intake import Arrival, IntakeContext, IntakeResult, intake_leased, open_sightings
 from pipeline.ingest.names import readable
 from pipeline.probe.stage import ProbeContext, probe
 from pipeline.runtime import derive_context, intake_context, probe_context, process_name
@@ -31,8 +31,10 @@ _child: tuple[IntakeContext, _Stages] | None = None
 
 
 def _take_in(ctx: IntakeContext, stages: _Stages, batch: Sequence[Arrival]) -> list[IntakeResult]:
-    """One batch: sightings, intake, and the later stages that ``stages`` names."""
-    opened = open_sightings(ctx, batch)
+    """One batch: sightings (leased to this process as they are recorded), intake, and the later
+    stages that ``stages`` names."""
+    worker = process_name("ingest")
+    opened = open_sightings(ctx, batch, lease_to=worker)
     results = [
         IntakeResult(
             None,
@@ -44,10 +46,10 @@ def _take_in(ctx: IntakeContext, stages: _Stages, batch: Sequence[Arrival]) -> l
         for arrival, sighting in zip(batch, opened, strict=True)
         if sighting is None
     ]
-    ids = [s.id for s in opened if s is not None]
-    if not ids:
+    leased = [s for s in opened if s is not None]
+    if not leased:
         return results
-    taken = intake(ctx, ids, worker=process_name("ingest"))
+    taken = intake_leased(ctx, leased, worker=worker)
     if stages.probe is None:
         return results + taken
     new_items = [r.item for r in taken if r.status == "stored" and r.item]

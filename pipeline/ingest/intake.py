@@ -26,6 +26,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine, update
+from sqlalchemy import select as select_columns  # SQLModel's select takes at most four columns
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -119,6 +120,8 @@ class Opened:
     path: str
     dock: str
     size: int
+    raw: bytes = b""
+    policy: str = "move"
 
 
 def ensure_docks(session: Session, docks: Iterable[str]) -> None:
@@ -129,20 +132,23 @@ def ensure_docks(session: Session, docks: Iterable[str]) -> None:
         insert_rows(session, Dock, [{"id": dock, "created_at": now} for dock in sorted(wanted - known)])
 
 
-def open_sightings(ctx: IntakeContext, arrivals: Sequence[Arrival], *, skip_seen: bool = False) -> list[Opened | None]:
+def open_sightings(
+    ctx: IntakeContext, arrivals: Sequence[Arrival], *, skip_seen: bool = False, lease_to: str | None = None
+) -> list[Opened | None]:
     """Record arrivals as pending sightings, one transaction for the lot.
 
     A path that already has an open sighting (being taken in, or its source not yet disposed of)
     gets ``None``: the same file is never taken twice at once. With ``skip_seen`` (the watcher), so
     does a file already taken in from the same path with the same size and mtime (a dock whose
-    policy keeps sources, or a source whose move was cut short).
+    policy keeps sources, or a source whose move was cut short). With ``lease_to`` the sightings are
+    recorded already leased to that worker, which takes them in next with :func:`intake_leased`.
     """
     if not arrivals:
         return []
     for attempt in range(3):
         try:
             with session_scope(ctx.engine) as session:
-                return _open_sightings(session, ctx, arrivals, skip_seen)
+                return _open_sightings(session, ctx, arrivals, skip_seen, lease_to)
         except IntegrityError:
             # Another process opened one of these paths in between; look again.
             if attempt == 2:
@@ -151,7 +157,7 @@ def open_sightings(ctx: IntakeContext, arrivals: Sequence[Arrival], *, skip_seen
 
 
 def _open_sightings(
-    session: Session, ctx: IntakeContext, arrivals: Sequence[Arrival], skip_seen: bool
+    session: Session, ctx: IntakeContext, arrivals: Sequence[Arrival], skip_seen: bool, lease_to: str | None
 ) -> list[Opened | None]:
     keys = [path_key(arrival.path) for arrival in arrivals]
     taken = set(session.exec(select(Sighting.active_key).where(col(Sighting.active_key).in_(keys))).all())
@@ -166,6 +172,7 @@ def _open_sightings(
         seen = {(key, size, mtime) for key, size, mtime in rows}
     ensure_docks(session, (arrival.dock for arrival in arrivals))
     now = utcnow()
+    until = now + timedelta(seconds=ctx.lease_seconds) if lease_to is not None else None
     out: list[Opened | None] = []
     new_rows: list[dict[str, object]] = []
     with CustodyLog(session, ctx.actor) as log:
@@ -185,7 +192,7 @@ def _open_sightings(
                 out.append(None)
                 continue
             taken.add(key)
-            opened = Opened(new_id(), readable(arrival.path), arrival.dock, size)
+            opened = Opened(new_id(), readable(arrival.path), arrival.dock, size, arrival.path, arrival.policy)
             new_rows.append(
                 {
                     "id": opened.id,
@@ -203,10 +210,10 @@ def _open_sightings(
                     "disposed_path": None,
                     "source_policy": arrival.policy,
                     "active_key": key,
-                    "lease_owner": None,
-                    "lease_until": None,
+                    "lease_owner": lease_to,
+                    "lease_until": until,
                     "queued_at": None,
-                    "attempts": 0,
+                    "attempts": int(lease_to is not None),
                     "updated_at": now,
                 }
             )
@@ -254,6 +261,24 @@ class _Work:
 def intake(ctx: IntakeContext, sighting_ids: Sequence[str], *, worker: str) -> list[IntakeResult]:
     """Take in the given sightings; returns one result per ID, in order."""
     claimed, finished, to_dispose = _claim(ctx, sighting_ids, worker)
+    return _take_in(ctx, sighting_ids, claimed, finished, to_dispose, worker)
+
+
+def intake_leased(ctx: IntakeContext, opened: Sequence[Opened], *, worker: str) -> list[IntakeResult]:
+    """Take in sightings just opened with ``open_sightings(..., lease_to=worker)``: their lease is
+    already this worker's, so there is nothing to claim. Returns one result per sighting, in order."""
+    claimed = [_Work(o.id, o.raw, o.path, o.dock, o.policy) for o in opened]
+    return _take_in(ctx, [o.id for o in opened], claimed, {}, [], worker)
+
+
+def _take_in(
+    ctx: IntakeContext,
+    sighting_ids: Sequence[str],
+    claimed: list[_Work],
+    finished: dict[str, IntakeResult],
+    to_dispose: list[_Work],
+    worker: str,
+) -> list[IntakeResult]:
     if claimed:
         durable_each = len(claimed) == 1
         if durable_each:
@@ -432,7 +457,19 @@ def _catalogue_in(session: Session, ctx: IntakeContext, batch: list[_Work], work
     now = utcnow()
     ids = [work.id for work in batch]
     sightings = {
-        s.id: s for s in session.exec(select(Sighting).where(col(Sighting.id).in_(ids)).with_for_update()).all()
+        row.id: row
+        for row in session.execute(
+            select_columns(
+                col(Sighting.id),
+                col(Sighting.lease_owner),
+                col(Sighting.status),
+                col(Sighting.size),
+                col(Sighting.mtime_ns),
+                col(Sighting.received_at),
+            )
+            .where(col(Sighting.id).in_(ids))
+            .with_for_update()
+        ).all()
     }
     digests = [work.stored.sha256 for work in batch if work.stored]
     items = {i.sha256: i for i in session.exec(select(Item).where(col(Item.sha256).in_(digests))).all()}
