@@ -23,20 +23,20 @@ from pipeline.catalog.types import utcnow
 from pipeline.errors import CustodyChainError
 
 GENESIS = "0" * 64
+# Built once: ``json.dumps`` with options makes a new encoder per call, which shows when a batch
+# records thousands of events. The output is the same.
+_DETAILS = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+_SEAL = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def canonical_json(details: dict[str, Any]) -> str:
-    return json.dumps(details, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return _DETAILS.encode(details)
 
 
 def event_hash(
     *, at: datetime, actor: str, action: str, target: str, tool: str | None, details: str, prev_hash: str
 ) -> str:
-    sealed = json.dumps(
-        [at.isoformat(timespec="microseconds"), actor, action, target, tool, details, prev_hash],
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+    sealed = _SEAL.encode([at.isoformat(timespec="microseconds"), actor, action, target, tool, details, prev_hash])
     return hashlib.sha256(sealed.encode("utf-8")).hexdigest()
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from alembic import command
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 
-from pipeline.catalog.db import _alembic_config, migrate
+from pipeline.catalog.db import MIGRATIONS, _alembic_config, _declared_head, migrate
 
 
 class TestMigrations:
@@ -28,3 +29,15 @@ class TestMigrations:
                 text("SELECT original_name, review_status, classification, deadline_provisional, media FROM item")
             ).one()
         assert tuple(row) == ("a.mp4", "pending-review", "unclassified", 0, "{}")
+
+    def test_head_read_from_the_scripts_is_alembics(self) -> None:
+        """The start-up check that skips loading Alembic agrees with Alembic on the newest revision."""
+        assert _declared_head() == ScriptDirectory(str(MIGRATIONS)).get_current_head()
+
+    def test_fresh_catalog_is_migrated_then_left_alone(self, tmp_path) -> None:
+        engine = create_engine(f"sqlite:///{tmp_path / 'new.sqlite3'}")
+        migrate(engine)
+        migrate(engine)
+        with engine.connect() as connection:
+            versions = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+        assert versions == [_declared_head()]
