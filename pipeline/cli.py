@@ -41,16 +41,12 @@ from pipeline.catalog.models import (
 from pipeline.catalog.types import utcnow
 from pipeline.custody import CustodyLog, check_chain
 from pipeline.errors import PipelineError
-from pipeline.fixity import run_fixity
 from pipeline.ingest.batch import ingest_arrivals
 from pipeline.ingest.intake import TOOL, Arrival, IntakeContext, IntakeResult, mark_queued, open_sightings
 from pipeline.ingest.names import readable
 from pipeline.ingest.scan import Skipped, arrival_for, walk
 from pipeline.package.media import MEDIA_NAMES, parse_size
-from pipeline.package.stage import build_package, request_package
-from pipeline.package.verify import verify_package
 from pipeline.probe.choose import REQUIRED
-from pipeline.probe.stage import assess, probe
 from pipeline.runtime import (
     derive_context,
     intake_context,
@@ -61,7 +57,6 @@ from pipeline.runtime import (
     process_name,
 )
 from pipeline.settings import Settings, load_settings
-from pipeline.transcode.stage import derive
 
 BATCH = 500
 
@@ -511,6 +506,8 @@ def assign(
     as_json: bool,
 ) -> None:
     """Set facts by hand; they win over extracted ones. Old and new values go into the custody log."""
+    from pipeline.probe.stage import assess
+
     values = {"case_number": case_number, "proof_object": proof_object, "captured_place": place, "collector": collector}
     given = {name: value.strip() for name, value in values.items() if value is not None}
     if not given:
@@ -632,6 +629,8 @@ def overdue(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def probe_command(idents: Sequence[str], pending: bool, as_json: bool) -> None:
     """Read metadata again (or for the first time) for the given items: facts, issues, deadline."""
+    from pipeline.probe.stage import probe
+
     if bool(idents) == pending:
         raise click.UsageError("give item IDs, or --pending (not both)")
     settings = _settings()
@@ -671,6 +670,8 @@ def probe_command(idents: Sequence[str], pending: bool, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per derivative.")
 def derive_command(idents: Sequence[str], pending: bool, profiles: Sequence[str], force: bool, as_json: bool) -> None:
     """Make (or remake) access copies, thumbnails and masters, each verified and stored."""
+    from pipeline.transcode.stage import derive
+
     if bool(idents) == pending:
         raise click.UsageError("give item IDs, or --pending (not both)")
     settings = _settings()
@@ -733,6 +734,8 @@ def package_command(
 ) -> None:
     """Make disc-ready ISO images of a case's items, with description, manifests and BagIt, and read
     every image back to check it."""
+    from pipeline.package.stage import build_package, request_package
+
     case_number, *rest = args
     if rest and not only_items:
         raise click.UsageError(f"unexpected argument(s) {' '.join(rest)}; name items with --items ID...")
@@ -847,6 +850,8 @@ def packages_command(case_number: str | None, as_json: bool) -> None:
 def verify_package_command(paths: Sequence[Path], no_catalog: bool, as_json: bool) -> None:
     """Check disc images (.iso) or mounted or copied disc folders against their manifest and the
     catalog; name every missing, extra or altered file."""
+    from pipeline.package.verify import verify_package
+
     settings = _settings()
     engine = None if no_catalog else _catalog_if_present(settings)
     failed = 0
@@ -917,6 +922,8 @@ def audit_verify(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def fixity(ids: Sequence[str], as_json: bool) -> None:
     """Re-hash every stored object (or the given items) and name each that no longer matches."""
+    from pipeline.fixity import run_fixity
+
     settings = _settings()
     engine = open_catalog(settings)
     with session_scope(engine) as session:

@@ -9,14 +9,17 @@ import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from pipeline.catalog.db import dispose_engines
 from pipeline.ingest.intake import Arrival, IntakeContext, IntakeResult, intake_leased, open_sightings
 from pipeline.ingest.names import readable
-from pipeline.probe.stage import ProbeContext, probe
 from pipeline.runtime import derive_context, intake_context, probe_context, process_name
 from pipeline.settings import Settings
-from pipeline.transcode.stage import DeriveContext, derive
+
+if TYPE_CHECKING:  # the stages are imported when they run: `ingest --no-probe` starts without them
+    from pipeline.probe.stage import ProbeContext
+    from pipeline.transcode.stage import DeriveContext
 
 
 @dataclass(frozen=True)
@@ -53,9 +56,13 @@ def _take_in(ctx: IntakeContext, stages: _Stages, batch: Sequence[Arrival]) -> l
     if stages.probe is None:
         return results + taken
     new_items = [r.item for r in taken if r.status == "stored" and r.item]
+    from pipeline.probe.stage import probe
+
     issues = {p.item: p.issues for p in probe(stages.probe, new_items)}
     derived: dict[str, list[str]] = {}
     if stages.derive is not None:
+        from pipeline.transcode.stage import derive
+
         for made in derive(stages.derive, new_items):
             derived.setdefault(made.item, []).append(f"{made.kind}:{made.status}")
     return results + [
