@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,19 @@ def print_section(title: str, rows: Rows) -> None:
     width = max((len(label) for label, _ in rows), default=0)
     for label, value in rows:
         print(f"  {label:<{width}}  {value}")
+
+
+def run_bench(run_all: Callable[[], tuple[Results, bool]], *, work: Path, keep: bool, json_path: Path | None) -> int:
+    """Run a benchmark's parts, then :func:`finish`; the scratch folder goes even if a part raised
+    (unless ``keep``)."""
+    started = time.monotonic()
+    try:
+        results, ok = run_all()
+    except BaseException:
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+        raise
+    return finish(results, ok, work=work, keep=keep, started=started, json_path=json_path)
 
 
 def finish(results: Results, ok: bool, *, work: Path, keep: bool, started: float, json_path: Path | None) -> int:

@@ -63,10 +63,10 @@ from report import (
     BenchError,
     Results,
     Rows,
-    finish,
     human_bytes,
     print_section,
     remove,
+    run_bench,
     runs_text,
     tail,
     verdict,
@@ -573,14 +573,7 @@ def make_config(args: argparse.Namespace) -> Config:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     cfg = make_config(args)
-    started = time.monotonic()
-    try:
-        results, ok = run_all(cfg)
-    except BaseException:
-        if not cfg.keep:
-            shutil.rmtree(cfg.work, ignore_errors=True)
-        raise
-    return finish(results, ok, work=cfg.work, keep=cfg.keep, started=started, json_path=args.json)
+    return run_bench(lambda: run_all(cfg), work=cfg.work, keep=cfg.keep, json_path=args.json)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ SQLite or on a PostgreSQL schema of its own."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -230,6 +231,15 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str, interva
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def sha256_of(path: Path) -> str:
+    """A file's SHA-256, read in chunks (some test files are several GiB, mostly sparse)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def files_under(folder: Path) -> list[Path]:

@@ -23,16 +23,9 @@ from pipeline.package.image import read_back, write_image
 from pipeline.package.media import BASE_OVERHEAD, footprint, medium, parse_size
 from pipeline.package.names import FolderNames, safe_name, volume_label
 from pipeline.package.plan import PlannedItem, plan_discs
+from tests.conftest import sha256_of
 
 CASE = "沪公(浦)刑立字[2025]0123号"
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def run(*args: str, cwd: Path | None = None) -> str:

@@ -3,7 +3,6 @@ killed in the middle of a large file."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 from pathlib import Path
@@ -13,7 +12,7 @@ import redis
 from sqlmodel import Session, func, select
 
 from pipeline.catalog.models import Derivative, Item, Package, PackageDisc, Sighting, StageRun
-from tests.conftest import REDIS_URL, wait_for
+from tests.conftest import REDIS_URL, sha256_of, wait_for
 
 
 def open_files_under(folder: Path) -> list[int]:
@@ -61,14 +60,6 @@ def cluster_env(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[st
 def count(ctx, model) -> int:
     with Session(ctx.engine) as session:
         return int(session.exec(select(func.count()).select_from(model)).one())
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class TestCeleryWorker:
