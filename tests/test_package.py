@@ -304,6 +304,29 @@ class TestPackageCommand:
         assert result.exit_code == 1
         assert f"item {ingested['item']} belongs to case OTHER-1" in result.records[0]["error"]
 
+    def test_an_altered_original_in_the_store_fails_the_package(self, cli, case_items, settings) -> None:
+        """The image is compared with the catalog, not with the store: a stored original that changed
+        since intake fails the package, names the file, and leaves no image that looks verified."""
+        with Session(get_engine(settings.effective_database_url)) as session:
+            item = session.get(Item, case_items[1])
+            assert item is not None
+            stored = settings.store_dir / "sha256" / item.sha256[:2] / item.sha256
+        stored.chmod(0o644)
+        flip_byte(stored, 100)
+        result = cli("package", CASE, "--json")
+        assert result.exit_code == 1
+        [record] = result.records
+        assert record["status"] == "failed"
+        assert f"data/originals/{item.original_name}: expected sha256 {item.sha256}" in record["error"]
+        assert not list(Path(record["discs"][0]["path"]).parent.glob("*.sha256"))
+        with Session(get_engine(settings.effective_database_url)) as session:
+            stored_package = session.get(Package, record["package"])
+            assert stored_package is not None and stored_package.status == "failed"
+            actions = session.exec(
+                select(CustodyEvent.action).where(CustodyEvent.target == f"package:{record['package']}")
+            )
+            assert list(actions) == ["package-requested", "package-failed"]
+
     def test_access_copies_travel_with_their_originals(self, cli, case_items, tmp_path) -> None:
         """--with-access-copies puts each verified access copy under data/access, in the manifest."""
         assert cli("derive", *case_items).exit_code == 0

@@ -287,7 +287,8 @@ def _build(ctx: PackageContext, package_id: str, progress: Progress) -> PackageR
         written = time.monotonic()
         readback = read_back(path, progress=lambda read, size: progress("verify", read, size))
         problems = _compare(files, readback, target)
-        _write_sidecar(path, readback.sha256)
+        if not problems:  # the image's own digest beside it vouches for a verified image only
+            _write_sidecar(path, readback.sha256)
         result = DiscResult(
             index=index,
             label=label,
