@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import bagit
@@ -26,6 +27,7 @@ from pipeline.package.plan import PlannedItem, plan_discs
 from tests.conftest import sha256_of
 
 CASE = "沪公(浦)刑立字[2025]0123号"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(*args: str, cwd: Path | None = None) -> str:
@@ -170,6 +172,33 @@ class TestImage:
                 digest.update(chunk)
             assert stream.wait() == 0
             assert digest.hexdigest() == expected
+
+    def test_a_disc_of_many_files_needs_few_open_files(self, tmp_path: Path) -> None:
+        """300 originals go on one disc by a process allowed 64 open files: a large case never runs
+        out of file descriptors."""
+        sources = tmp_path / "sources"
+        sources.mkdir()
+        for n in range(300):
+            (sources / f"{n:03d}.wav").write_bytes(os.urandom(2000))
+        image = tmp_path / "many.iso"
+        script = (
+            "import hashlib, resource, sys\n"
+            "from pathlib import Path\n"
+            "from pipeline.package.contents import DiscFile\n"
+            "from pipeline.package.image import read_back, write_image\n"
+            "resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))\n"
+            "files = [DiscFile('data/originals/' + p.name, p.stat().st_size,"
+            " hashlib.sha256(p.read_bytes()).hexdigest(), p) for p in sorted(Path(sys.argv[1]).iterdir())]\n"
+            "write_image(Path(sys.argv[2]), files, label='MANY')\n"
+            "found = read_back(Path(sys.argv[2]))\n"
+            "assert all(found.files[f.disc_path].sha256 == f.sha256 for f in files), 'a file differs'\n"
+            "print(len(found.files))\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(sources), str(image)], capture_output=True, text=True, cwd=ROOT
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "300"
 
     def test_an_existing_image_is_never_overwritten(self, tmp_path: Path) -> None:
         source = tmp_path / "a.txt"

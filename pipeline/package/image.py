@@ -150,49 +150,56 @@ def write_image(
             )
         return iso_dirs[key]
 
-    with ExitStack() as stack:
-        for entry in sorted(files, key=lambda f: f.disc_path):
-            disc_path = PurePosixPath(entry.disc_path)
-            if disc_path.is_absolute() or ".." in disc_path.parts:
-                raise PackageError(f"{entry.disc_path}: not a safe path on a disc")
-            parent_key = str(disc_path.parent) if str(disc_path.parent) != "." else ""
-            parts = [*directory(disc_path.parent), names[parent_key].claim(disc_path.name)]
-            if entry.source is not None:
-                source: BinaryIO = stack.enter_context(open(entry.source, "rb"))
-                size = os.fstat(source.fileno()).st_size
-                if size != entry.size:
-                    raise PackageError(f"{entry.source}: {size} bytes, the catalog says {entry.size}")
-            elif entry.content is not None:
-                source = io.BytesIO(entry.content)
-                size = len(entry.content)
-            else:
-                raise PackageError(f"{entry.disc_path}: no source and no content")
-            iso.add_fp(
-                source,
-                size,
-                iso_path=_iso_path(parts) + ";1",
+    for entry in sorted(files, key=lambda f: f.disc_path):
+        disc_path = PurePosixPath(entry.disc_path)
+        if disc_path.is_absolute() or ".." in disc_path.parts:
+            raise PackageError(f"{entry.disc_path}: not a safe path on a disc")
+        parent_key = str(disc_path.parent) if str(disc_path.parent) != "." else ""
+        parts = [*directory(disc_path.parent), names[parent_key].claim(disc_path.name)]
+        iso_path, joliet_path = _iso_path(parts) + ";1", "/" + entry.disc_path
+        if entry.source is not None:
+            # By name: pycdlib opens each file only while it copies it, so a case of thousands of
+            # items never holds thousands of descriptors.
+            size = os.stat(entry.source).st_size
+            if size != entry.size:
+                raise PackageError(f"{entry.source}: {size} bytes, the catalog says {entry.size}")
+            iso.add_file(
+                str(entry.source),
+                iso_path=iso_path,
                 rr_name=disc_path.name,
-                joliet_path="/" + entry.disc_path,
-                udf_path="/" + entry.disc_path,
+                joliet_path=joliet_path,
+                udf_path=joliet_path,
                 file_mode=FILE_MODE,
             )
+        elif entry.content is not None:
+            iso.add_fp(
+                io.BytesIO(entry.content),
+                len(entry.content),
+                iso_path=iso_path,
+                rr_name=disc_path.name,
+                joliet_path=joliet_path,
+                udf_path=joliet_path,
+                file_mode=FILE_MODE,
+            )
+        else:
+            raise PackageError(f"{entry.disc_path}: no source and no content")
 
-        partial = path.with_name(path.name + ".part")
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            writer = _SparseWriter(fd)
-            callback = (lambda done, total, _opaque: progress(done, total)) if progress else None
-            iso.write_fp(cast(BinaryIO, writer), blocksize=BLOCK, progress_cb=callback)
-            size = writer.finish()
-        except BaseException:
-            os.close(fd)
-            partial.unlink(missing_ok=True)
-            raise
+    partial = path.with_name(path.name + ".part")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        writer = _SparseWriter(fd)
+        callback = (lambda done, total, _opaque: progress(done, total)) if progress else None
+        iso.write_fp(cast(BinaryIO, writer), blocksize=BLOCK, progress_cb=callback)
+        writer.finish()
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    finally:
         os.close(fd)
     iso.close()
     os.replace(partial, path)
     fsync_dir(path.parent)
-    return size
+    return writer.end
 
 
 def _set_title(iso: pycdlib.PyCdlib, title: str) -> None:
