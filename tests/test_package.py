@@ -356,6 +356,14 @@ class TestPackageCommand:
             )
             assert list(actions) == ["package-requested", "package-failed"]
 
+    def test_an_output_folder_that_cannot_be_written_fails_cleanly(self, cli, case_items) -> None:
+        """The request is recorded as failed with the reason; no traceback, nothing half-made."""
+        result = cli("package", CASE, "--out", "/dev/null/discs", "--json")
+        assert result.exit_code == 1
+        [record] = result.records
+        assert record["status"] == "failed"
+        assert "cannot write the images" in record["error"] and "/dev/null/discs" in record["error"]
+
     def test_access_copies_travel_with_their_originals(self, cli, case_items, tmp_path) -> None:
         """--with-access-copies puts each verified access copy under data/access, in the manifest."""
         assert cli("derive", *case_items).exit_code == 0

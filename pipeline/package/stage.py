@@ -30,7 +30,7 @@ from pipeline.package.contents import AccessCopy, DiscFile, DiscInfo, ItemEntry
 from pipeline.package.describe import disc_root_files
 from pipeline.package.errors import PackageError
 from pipeline.package.image import ImageReadBack, pycdlib_version, read_back, write_image
-from pipeline.package.media import Medium, medium
+from pipeline.package.media import BASE_OVERHEAD, Medium, medium
 from pipeline.package.names import FolderNames, volume_label
 from pipeline.package.plan import PlannedItem, plan_discs
 from pipeline.storage.local import LocalStore, fsync_dir
@@ -192,6 +192,8 @@ def build_package(
         return _build(ctx, package_id, beat)
     except PackageError as exc:
         return _fail(ctx, package_id, str(exc), ())
+    except OSError as exc:  # the output folder: full, read-only, gone
+        return _fail(ctx, package_id, f"cannot write the images: {exc}", ())
     except BaseException as exc:
         _fail(ctx, package_id, f"stopped: {exc.__class__.__name__}: {exc}", ())
         raise
@@ -245,6 +247,10 @@ def _build(ctx: PackageContext, package_id: str, progress: Progress) -> PackageR
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     fsync_dir(folder.parent)
+    need = sum(BASE_OVERHEAD + sum(p.need for p in disc) for disc in plan)
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        raise PackageError(f"{folder}: the images need about {need:,} bytes and only {free:,} are free")
 
     discs: list[tuple[DiscResult, list[DiscFile], dict[str, str | None]]] = []
     total = sum(item.size + sum(c.size or 0 for c in copies.get(item.id, [])) for item in items)
