@@ -487,7 +487,24 @@ ASSIGNABLE = (
     ("proof_object", "--proof-object"),
     ("captured_place", "--place"),
     ("collector", "--collector"),
+    ("captured_at", "--captured-at"),
 )
+
+
+def _manual_capture_time(value: str, settings: Settings) -> str:
+    """A --captured-at value as ISO 8601 with its offset (a time without one is the site's local
+    time), refused when it cannot be read or lies in the future."""
+    from pipeline.probe.choose import parse_time
+
+    moment = parse_time(value.strip(), settings.zone)
+    if moment is None:
+        raise click.BadParameter(
+            f"{value!r} is not a time: give ISO 8601, e.g. 2026-11-20T14:30 (site time) or 2026-11-20T06:30Z",
+            param_hint="--captured-at",
+        )
+    if moment > utcnow():
+        raise click.BadParameter(f"{value!r} lies in the future", param_hint="--captured-at")
+    return moment.astimezone(settings.zone).isoformat()
 
 
 @main.command()
@@ -496,6 +513,11 @@ ASSIGNABLE = (
 @click.option("--proof-object", help="What the records are meant to prove.")
 @click.option("--place", help="Where they were captured.")
 @click.option("--collector", help="The officer who collected them.")
+@click.option(
+    "--captured-at",
+    "captured_at",
+    help="When they were captured, ISO 8601 (without an offset: site time); the deadline follows.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def assign(
     idents: Sequence[str],
@@ -503,18 +525,27 @@ def assign(
     proof_object: str | None,
     place: str | None,
     collector: str | None,
+    captured_at: str | None,
     as_json: bool,
 ) -> None:
     """Set facts by hand; they win over extracted ones. Old and new values go into the custody log."""
     from pipeline.probe.stage import assess
 
-    values = {"case_number": case_number, "proof_object": proof_object, "captured_place": place, "collector": collector}
+    values = {
+        "case_number": case_number,
+        "proof_object": proof_object,
+        "captured_place": place,
+        "collector": collector,
+        "captured_at": captured_at,
+    }
     given = {name: value.strip() for name, value in values.items() if value is not None}
     if not given:
-        raise click.UsageError("nothing to assign: give --case, --proof-object, --place or --collector")
+        raise click.UsageError("nothing to assign: give --case, --proof-object, --place, --collector or --captured-at")
     if empty := [flag for name, flag in ASSIGNABLE if name in given and not given[name]]:
         raise click.UsageError(f"{', '.join(empty)} cannot be empty")
     settings = _settings()
+    if "captured_at" in given:
+        given["captured_at"] = _manual_capture_time(given["captured_at"], settings)
     probe_ctx = probe_context(settings)
     actor = settings.effective_actor
     failed = 0
@@ -522,12 +553,20 @@ def assign(
         try:
             with session_scope(probe_ctx.engine) as session, CustodyLog(session, actor) as log:
                 found = _find_item(session, ident)
+                if "captured_at" in given and found.received_at is not None:
+                    captured = datetime.fromisoformat(given["captured_at"])
+                    if captured > found.received_at + timedelta(seconds=probe_ctx.drift_tolerance):
+                        raise click.ClickException(
+                            f"{found.id}: capture time {given['captured_at']} is after the record arrived "
+                            f"({found.received_at.astimezone(settings.zone).isoformat()})"
+                        )
                 if "case_number" in given and session.get(Case, given["case_number"]) is None:
                     session.add(Case(number=given["case_number"]))
                     log.record("case-opened", f"case:{given['case_number']}", {"via": "assign"}, tool=TOOL)
                 changes = {}
                 for name, value in given.items():
-                    changes[name] = {"old": getattr(found, name), "new": value}
+                    old = getattr(found, name)
+                    changes[name] = {"old": old.isoformat() if isinstance(old, datetime) else old, "new": value}
                     session.execute(
                         delete(ItemFact).where(
                             col(ItemFact.item_id) == found.id,

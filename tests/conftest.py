@@ -161,6 +161,7 @@ def dock(settings: Settings) -> Path:
 class CliResult:
     exit_code: int
     output: str
+    errors: str = ""
 
     @property
     def records(self) -> list[dict[str, object]]:
@@ -169,12 +170,12 @@ class CliResult:
 
 @pytest.fixture
 def cli(env: dict[str, str]) -> Callable[..., CliResult]:
-    """Run the ``evidence`` command in this process (standard output only)."""
+    """Run the ``evidence`` command in this process (standard output, and standard error apart)."""
     runner = CliRunner()
 
     def run(*args: str) -> CliResult:
         result = runner.invoke(main, list(args), catch_exceptions=False)
-        return CliResult(result.exit_code, result.stdout)
+        return CliResult(result.exit_code, result.stdout, result.stderr)
 
     return run
 

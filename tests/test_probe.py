@@ -3,6 +3,7 @@ manual assignment, cases and the overdue list."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -87,6 +88,46 @@ class TestProbe:
         assert assigned[0]["details"]["changes"]["proof_object"]["new"] == "酒驾现场"
         assert cli("items", "--missing", "case_number", "--json").records == []
         assert [i["id"] for i in cli("items", "--case", "A2025-001", "--json").records] == [item_id]
+
+    def test_assign_sets_a_capture_time_the_file_lacks_and_the_deadline_follows(self, cli, dock, recent) -> None:
+        item_id = cli("ingest", str(clip(dock / "a.mp4")), "--json").records[0]["item"]
+        assert [i["id"] for i in cli("items", "--issue", "capture-time-unknown", "--json").records] == [item_id]
+        local = recent.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")  # no offset: site time
+        change = cli("assign", item_id, "--captured-at", local, "--json").records[0]
+        assert change["changes"]["captured_at"] == {"old": None, "new": recent.isoformat()}
+        assert "capture-time-unknown" not in change["issues"] and "late" not in change["issues"]
+        shown = cli("item", item_id, "--json").records[0]
+        assert datetime.fromisoformat(shown["facts"]["captured_at"]["value"]) == recent
+        assert shown["facts"]["captured_at"]["source"] == "manual:tester"
+        assert shown["deadline"] is not None and shown["late"] is False
+        assert cli("items", "--issue", "capture-time-unknown", "--json").records == []
+
+    def test_a_custodians_capture_time_wins_over_the_devices_and_can_make_it_late(self, cli, dock, recent) -> None:
+        item_id = cli("ingest", str(clip(dock / "b.mp4", creation=recent)), "--json").records[0]["item"]
+        assert cli("item", item_id, "--json").records[0]["late"] is False
+        result = cli("assign", item_id, "--captured-at", "2025-09-30T10:00:00+08:00", "--json")
+        assert result.exit_code == 0
+        old = result.records[0]["changes"]["captured_at"]["old"]
+        assert datetime.fromisoformat(old) == recent
+        shown = cli("item", item_id, "--json").records[0]
+        assert shown["facts"]["captured_at"]["source"] == "manual:tester"
+        assert shown["deadline"] == "2025-10-11T16:00:00+00:00" and shown["late"] is True
+        assert "clock-drift" not in {i["code"] for i in shown["issues"]}
+
+    def test_assign_refuses_capture_times_that_cannot_be(self, cli, dock, monkeypatch) -> None:
+        monkeypatch.setenv("EVIDENCE_CLOCK_DRIFT_TOLERANCE", "0")
+        item_id = cli("ingest", str(clip(dock / "c.mp4")), "--json").records[0]["item"]
+        unreadable = cli("assign", item_id, "--captured-at", "last tuesday")
+        assert unreadable.exit_code == 2 and "'last tuesday' is not a time" in unreadable.errors
+        future = cli("assign", item_id, "--captured-at", (datetime.now(UTC) + timedelta(hours=1)).isoformat())
+        assert future.exit_code == 2 and "lies in the future" in future.errors
+        received = datetime.fromisoformat(cli("item", item_id, "--json").records[0]["received_at"])
+        time.sleep(max(0.0, (received + timedelta(seconds=1.5) - datetime.now(UTC)).total_seconds()))
+        after = cli("assign", item_id, "--captured-at", (received + timedelta(seconds=1)).isoformat(), "--json")
+        assert after.exit_code == 1 and "after the record arrived" in after.records[0]["error"]
+        shown = cli("item", item_id, "--json").records[0]
+        assert shown["facts"]["captured_at"]["value"] is None
+        assert not [e for e in shown["events"] if e["action"] == "assigned"]
 
     def test_case_target_finds_all_records_of_one_target(self, cli, dock, recent) -> None:
         first = clip(dock / bodycam_name(recent, serial="DSJ0001"), creation=recent)
