@@ -21,7 +21,7 @@ from typing import Any
 
 import click
 from pydantic import ValidationError
-from sqlalchemy import delete
+from sqlalchemy import Engine, delete
 from sqlmodel import Session, col, or_, select
 
 from pipeline.catalog.db import session_scope
@@ -802,13 +802,26 @@ def package_command(
             as_json, {"package": None, "case": case_number, "status": "refused", "error": str(exc)}, f"refused: {exc}"
         )
         sys.exit(1)
+    incomplete = _incomplete_items(package_ctx.engine, package_id)
+    if incomplete and not as_json:
+        click.echo(
+            f"warning: {len(incomplete)} item(s) lack facts the regulation requires; their description says "
+            "'not recorded' (set them with `evidence assign`):",
+            err=True,
+        )
+        for entry in incomplete:
+            click.echo(f"  {entry['item']}  {', '.join(entry['missing'])}", err=True)
     if enqueue:
         from workers.app import app, configure
         from workers.tasks import enqueue_package
 
         configure(app, settings)
         enqueue_package([package_id])
-        _emit(as_json, {"package": package_id, "case": case_number, "status": "queued"}, f"queued  {package_id}")
+        _emit(
+            as_json,
+            {"package": package_id, "case": case_number, "status": "queued", "incomplete": incomplete},
+            f"queued  {package_id}",
+        )
         return
     with _progress(100, as_json, "packaging") as bar:
         shown = {"percent": 0}
@@ -826,9 +839,22 @@ def package_command(
         lines.append(f"  disc {disc.index}: {disc.path}  {disc.size:,} bytes  sha256 {disc.sha256}  {state}")
     if result.error:
         lines.append(f"  error: {result.error}")
-    _emit(as_json, result.as_json(), "\n".join(lines))
+    _emit(as_json, {**result.as_json(), "incomplete": incomplete}, "\n".join(lines))
     if result.status != "verified":
         sys.exit(1)
+
+
+def _incomplete_items(engine: Engine, package_id: str) -> list[dict[str, Any]]:
+    """The items of a package that lack any of the facts the regulation requires, with which."""
+    with session_scope(engine) as session:
+        package = session.get(Package, package_id)
+        assert package is not None
+        items = session.exec(select(Item).where(col(Item.id).in_(package.item_ids)).order_by(col(Item.id))).all()
+        return [
+            {"item": item.id, "missing": missing}
+            for item in items
+            if (missing := [field for field in REQUIRED if getattr(item, field) in (None, "")])
+        ]
 
 
 @main.command("packages")

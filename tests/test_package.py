@@ -293,6 +293,23 @@ class TestPackageCommand:
         ]
         assert shown["packages"][0]["path"].startswith("data/originals/")
 
+    def test_items_lacking_required_facts_are_packaged_with_a_warning(self, cli, case_items, tmp_path) -> None:
+        """A disc may be needed before every fact is known: it is made, and the handler is told
+        which items lack which facts; once they are set the warning is gone."""
+        shown = {i: cli("item", i, "--json").records[0]["facts"]["captured_at"]["value"] for i in case_items}
+        lacking = sorted(i for i, captured in shown.items() if captured is None)
+        assert lacking, "the sample media are expected to carry no capture time"
+        result = cli("package", CASE, "--out", str(tmp_path / "first"))
+        assert result.exit_code == 0
+        assert "lack facts the regulation requires" in result.errors
+        assert all(item in result.errors for item in lacking)
+        record = package(cli, "--out", str(tmp_path / "second"))
+        assert record["incomplete"] == [{"item": i, "missing": ["captured_at"]} for i in lacking]
+        assert cli("assign", *lacking, "--captured-at", "2025-01-23T09:30").exit_code == 0
+        done = cli("package", CASE, "--out", str(tmp_path / "third"))
+        assert done.exit_code == 0 and done.errors == ""
+        assert package(cli, "--out", str(tmp_path / "fourth"))["incomplete"] == []
+
     def test_items_spread_over_several_discs_each_self_describing(self, cli, case_items, settings) -> None:
         """With a small disc the three items go on two discs; every item is on exactly one, and each
         disc's description says which of the two it is."""
