@@ -1053,10 +1053,9 @@ def worker(concurrency: int | None, queues: str, beat: bool, loglevel: str) -> N
 
 
 def _run_watcher(settings: Settings, stop: threading.Event, with_reconciler: bool) -> None:
-    from pipeline.ingest.reconcile import reconcile
     from pipeline.ingest.watcher import Watcher
     from workers.app import app, configure
-    from workers.tasks import LATER_STAGES, enqueue_intake
+    from workers.tasks import enqueue_intake, reconcile_all
 
     configure(app, settings)
     ctx = intake_context(settings, actor=process_name("watcher"))
@@ -1074,7 +1073,7 @@ def _run_watcher(settings: Settings, stop: threading.Event, with_reconciler: boo
     def reconcile_loop() -> None:
         while not stop.is_set():
             try:
-                reconcile(ctx, enqueue_intake, LATER_STAGES)
+                reconcile_all(ctx, settings)
             except Exception:
                 logging.getLogger("evidence.reconcile").exception("reconcile pass failed; retrying later")
             stop.wait(settings.reconcile_interval)

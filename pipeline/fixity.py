@@ -1,21 +1,37 @@
 """Fixity: re-read every stored object, compare with the digest recorded at intake, record the
-outcome on the item and in the custody log."""
+outcome on the item and in the custody log.
+
+Checks run on demand (``evidence fixity``) and on a schedule: the reconciler queues, a batch at a
+time, the items whose last check (or intake) is older than the interval. An altered or missing
+object opens an issue on the item (``fixity-mismatch``, ``fixity-missing``) that stays until a check
+finds the object whole again.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
-from sqlalchemy import Engine
-from sqlmodel import col, select
+from sqlalchemy import Engine, delete, func, update
+from sqlmodel import Session, col, select
 
 from pipeline.catalog.db import session_scope
-from pipeline.catalog.models import FixityCheck, Item
+from pipeline.catalog.models import FixityCheck, Item, ItemIssue, StageRun
 from pipeline.catalog.types import utcnow
 from pipeline.custody import CustodyLog
 from pipeline.errors import FixityError
 from pipeline.ingest.intake import TOOL
+from pipeline.ingest.reconcile import touch_stage
 from pipeline.storage.base import ObjectStore
+
+STAGE = "fixity"
+
+# Outcome -> the issue it opens on the item.
+ISSUES = {"mismatch": "fixity-mismatch", "missing": "fixity-missing"}
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -102,6 +118,7 @@ def run_fixity(
                     item.fixity_status = result.outcome
                     item.fixity_checked_at = now
                     session.add(item)
+                _record_issue(session, result)
                 log.record(
                     "fixity-checked",
                     f"item:{result.item}",
@@ -114,5 +131,67 @@ def run_fixity(
                     },
                     tool=TOOL,
                 )
+            session.execute(
+                update(StageRun)
+                .where(col(StageRun.stage) == STAGE, col(StageRun.item_id).in_([r.item for r in results]))
+                .values(status="done", attempts=StageRun.attempts + 1, error=None, tool=TOOL, updated_at=now)
+            )
+        for result in results:
+            if not result.ok:
+                logger.error("fixity %s: item %s, %s: %s", result.outcome, result.item, result.key, result.error)
         yield from results
         last_id = rows[-1][0]
+
+
+def _record_issue(session: Session, result: FixityResult) -> None:
+    """Open the item's fixity issue when its object is altered or gone; close it once it is whole."""
+    session.execute(
+        delete(ItemIssue).where(col(ItemIssue.item_id) == result.item, col(ItemIssue.code).in_(ISSUES.values()))
+    )
+    if not result.ok:
+        message = f"Stored copy {result.outcome}: {result.error}. Restore it from a replica or a verified disc."
+        session.add(ItemIssue(item_id=result.item, code=ISSUES[result.outcome], message=message))
+
+
+def schedule_fixity(engine: Engine, *, every: timedelta, limit: int) -> list[str]:
+    """The items due for a scheduled check (last checked, or taken in, longer than ``every`` ago),
+    oldest first, marked pending; none while an earlier batch is still pending, so the queue stays
+    short and the pace follows what the workers manage."""
+    with session_scope(engine) as session:
+        waiting = session.exec(
+            select(func.count()).select_from(StageRun).where(StageRun.stage == STAGE, StageRun.status == "pending")
+        ).one()
+        if waiting:
+            return []
+        last = func.coalesce(col(Item.fixity_checked_at), col(Item.created_at))
+        due = list(
+            session.exec(
+                select(Item.id).where(last <= utcnow() - every).order_by(last, col(Item.id)).limit(limit)
+            ).all()
+        )
+        if not due:
+            return []
+        runs = {
+            run.item_id: run
+            for run in session.exec(
+                select(StageRun).where(StageRun.stage == STAGE, col(StageRun.item_id).in_(due))
+            ).all()
+        }
+        now = utcnow()
+        for item_id in due:
+            run = runs.get(item_id) or StageRun(item_id=item_id, stage=STAGE, status="pending")
+            run.status, run.updated_at = "pending", now
+            session.add(run)
+    return due
+
+
+def check_scheduled(engine: Engine, store: ObjectStore, *, actor: str, item_ids: Sequence[str]) -> list[FixityResult]:
+    """A queued batch of checks, one item at a time; after each, the items still waiting are marked
+    as in hand, so the reconciler does not queue them again while a long batch runs."""
+    ids = list(dict.fromkeys(item_ids))
+    results: list[FixityResult] = []
+    for index, item_id in enumerate(ids):
+        results += run_fixity(engine, store, actor=actor, items=[item_id])
+        if rest := ids[index + 1 :]:
+            touch_stage(engine, STAGE, rest)
+    return results

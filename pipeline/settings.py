@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     reconcile_interval: float = Field(30.0, gt=0)
     copy_chunk_size: int = Field(1 << 20, ge=4096, le=64 << 20)
     worker_concurrency: int = Field(2, ge=1)
+    # Scheduled fixity: every stored object is re-hashed at least this often (0: only on demand).
+    fixity_interval_days: float = Field(30.0, ge=0)
+    fixity_batch: int = Field(20, ge=1)
     actor: str = ""
     # Metadata and deadlines
     timezone: str = "Asia/Shanghai"

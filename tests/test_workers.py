@@ -180,3 +180,39 @@ class TestPackageWorker:
             f"the reconciler to re-queue the package; the worker said:\n{worker.output()[-2000:]}",
             interval=0.5,
         )
+
+
+class TestScheduledFixity:
+    def test_a_worker_finds_an_altered_object_when_its_check_comes_due(
+        self, cluster_env, start, cli, ctx, media, tmp_path
+    ) -> None:
+        """No one runs `evidence fixity`: the reconciler queues the checks that have come due and a
+        worker on the maintenance queue runs them, opening an issue on the altered item."""
+        folder = tmp_path / "arrivals"
+        media.variant("clip.mp4", folder / "a.mp4")
+        media.variant("voice.wav", folder / "b.wav")
+        records = cli("ingest", str(folder), "--no-probe", "--json").records
+        victim, intact = records[0], records[1]
+        path = ctx.store.path(str(victim["sha256"]))
+        path.chmod(0o600)
+        data = bytearray(path.read_bytes())
+        data[100] ^= 0x10
+        path.write_bytes(bytes(data))
+
+        def checked() -> bool:
+            with Session(ctx.engine) as session:
+                return all(session.get(Item, r["item"]).fixity_checked_at for r in records)  # type: ignore[union-attr]
+
+        worker = start(
+            "worker",
+            "--queues",
+            "maintenance",
+            "--beat",
+            extra_env={"EVIDENCE_FIXITY_INTERVAL_DAYS": "0.00002", "EVIDENCE_FIXITY_BATCH": "1"},
+        )
+        wait_for(checked, 90, f"scheduled fixity checks; the worker said:\n{worker.output()[-2000:]}", interval=0.5)
+        with Session(ctx.engine) as session:
+            assert session.get(Item, victim["item"]).fixity_status == "mismatch"  # type: ignore[union-attr]
+            assert session.get(Item, intact["item"]).fixity_status == "ok"  # type: ignore[union-attr]
+        assert [i["id"] for i in cli("items", "--issue", "fixity-mismatch", "--json").records] == [victim["item"]]
+        assert f"fixity mismatch: item {victim['item']}" in worker.output()

@@ -66,6 +66,7 @@ def configure(app: Celery, settings: Settings) -> Celery:
             "evidence.derive": {"queue": queues["transcode"], "routing_key": queues["transcode"]},
             "evidence.package": {"queue": queues["package"], "routing_key": queues["package"]},
             "evidence.reconcile": {"queue": queues["maintenance"], "routing_key": queues["maintenance"]},
+            "evidence.fixity": {"queue": queues["maintenance"], "routing_key": queues["maintenance"]},
         },
         worker_hijack_root_logger=False,
         worker_send_task_events=False,

@@ -4,6 +4,7 @@ themselves (the pipeline functions record their own outcomes in the catalog)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from functools import cache
 from typing import Any
 
@@ -13,8 +14,9 @@ from kombu import Connection
 
 from pipeline.catalog.db import dispose_engines
 from pipeline.errors import TransientError
+from pipeline.fixity import check_scheduled, schedule_fixity
 from pipeline.ingest.intake import IntakeContext, intake
-from pipeline.ingest.reconcile import reconcile
+from pipeline.ingest.reconcile import ReconcileReport, reconcile
 from pipeline.package.stage import PackageContext, build_package, stale_packages
 from pipeline.probe.stage import ProbeContext, probe
 from pipeline.runtime import derive_context, intake_context, package_context, probe_context, process_name
@@ -76,8 +78,28 @@ def _package_context() -> PackageContext:
     return package_context(_settings(), actor=process_name("worker"))
 
 
+def enqueue_fixity(item_ids: Sequence[str]) -> None:
+    _enqueue(fixity_task, "maintenance", item_ids)
+
+
 # The stages after intake, for the reconciler: stage name -> how to queue it.
-LATER_STAGES = {"probe": enqueue_probe, "derive": enqueue_derive}
+LATER_STAGES = {"probe": enqueue_probe, "derive": enqueue_derive, "fixity": enqueue_fixity}
+
+
+def reconcile_all(ctx: IntakeContext, settings: Settings) -> ReconcileReport:
+    """One reconciler pass: queue again what a lost message or a dead worker left undone (intake,
+    later stages, packages), and queue the fixity checks that have come due."""
+    report = reconcile(ctx, enqueue_intake, LATER_STAGES)
+    requeued = report.requeued
+    if packages := stale_packages(ctx.engine, settings.stale_after):
+        enqueue_package(packages)
+        requeued += len(packages)
+    if settings.fixity_interval_days > 0:
+        every = timedelta(days=settings.fixity_interval_days)
+        if due := schedule_fixity(ctx.engine, every=every, limit=settings.fixity_batch):
+            enqueue_fixity(due)  # a lost message is sent again: the items stay pending
+            requeued += len(due)
+    return ReconcileReport(requeued, report.partials_removed)
 
 
 # Stage tasks retry only what is transient (database, broker), with backoff and jitter, for as long as
@@ -122,13 +144,17 @@ def package_task(self: Task, package_ids: list[str]) -> dict[str, Any]:
     return {"statuses": [result.status for result in results]}
 
 
+@app.task(name="evidence.fixity", **STAGE_TASK)
+def fixity_task(self: Task, item_ids: list[str]) -> dict[str, Any]:
+    ctx = _context()
+    results = check_scheduled(ctx.engine, ctx.store, actor=ctx.actor, item_ids=item_ids)
+    return {"statuses": [result.outcome for result in results]}
+
+
 @app.task(name="evidence.reconcile", autoretry_for=(TransientError,), retry_backoff=True, max_retries=5)
 def reconcile_task() -> dict[str, int]:
-    report = reconcile(_context(), enqueue_intake, LATER_STAGES)
-    packages = stale_packages(_context().engine, _settings().stale_after)
-    if packages:
-        enqueue_package(packages)
-    return {"requeued": report.requeued + len(packages), "partials_removed": report.partials_removed}
+    report = reconcile_all(_context(), _settings())
+    return {"requeued": report.requeued, "partials_removed": report.partials_removed}
 
 
 @worker_process_init.connect

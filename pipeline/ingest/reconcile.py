@@ -118,13 +118,14 @@ def reconcile(
         for start in range(0, len(items), batch):
             chunk = items[start : start + batch]
             enqueue_stage(chunk)
-            _touch_stage(ctx.engine, stage, chunk)
+            touch_stage(ctx.engine, stage, chunk)
         requeued += len(items)
     removed = ctx.store.remove_partials(older_than=max(ctx.lease_seconds * 2, 60.0))
     return ReconcileReport(requeued, removed)
 
 
-def _touch_stage(engine: Engine, stage: str, item_ids: Sequence[str]) -> None:
+def touch_stage(engine: Engine, stage: str, item_ids: Sequence[str]) -> None:
+    """Mark these items' pending ``stage`` as recently queued (or still being worked on)."""
     with session_scope(engine) as session:
         session.execute(
             update(StageRun)

@@ -21,6 +21,7 @@ from pipeline.catalog.models import Item, ItemFact, ItemIssue, Sighting, StageRu
 from pipeline.catalog.types import utcnow
 from pipeline.custody import CustodyLog
 from pipeline.deadline import WorkCalendar, upload_deadline, working_days_late
+from pipeline.fixity import ISSUES as FIXITY_ISSUES
 from pipeline.ingest.intake import TOOL
 from pipeline.metadata import ExtractionContext, FilenameProfile, MediaInfo, Problem, extract_all
 from pipeline.probe.choose import Candidate, Choice, Directory, choose, clock_drift, derived
@@ -158,13 +159,14 @@ def assess(session: Session, ctx: ProbeContext, item: Item, problems: Sequence[P
             assessment.issues.append((code, MESSAGES[code]))
     if item.media_kind == "other":
         assessment.issues.append(("unsupported-type", MESSAGES["unsupported-type"]))
-    old_media_issues = session.exec(
-        select(ItemIssue).where(ItemIssue.item_id == item.id, col(ItemIssue.code).in_(_MEDIA_CODES))
+    kept = session.exec(
+        select(ItemIssue).where(ItemIssue.item_id == item.id, col(ItemIssue.code).in_(_MEDIA_CODES + _STORE_CODES))
     ).all()
     if problems is None:
-        assessment.issues += [(i.code, i.message) for i in old_media_issues]
+        assessment.issues += [(i.code, i.message) for i in kept]
     else:
         assessment.issues += [(p.code, p.message) for p in problems]
+        assessment.issues += [(i.code, i.message) for i in kept if i.code in _STORE_CODES]
     drift = clock_drift(candidates, chosen, item.received_at, ctx.zone, ctx.drift_tolerance)
     if drift:
         assessment.issues.append(("clock-drift", f"Device clock looks wrong: {drift}."))
@@ -186,6 +188,10 @@ _MEDIA_CODES = (
     "extractor-failed",
     "unsupported-type",
 )
+
+
+# Issues of the stored object, not of its metadata: only a fixity check opens or closes them.
+_STORE_CODES = tuple(FIXITY_ISSUES.values())
 
 
 def _deadline(ctx: ProbeContext, item: Item, assessment: _Assessment) -> None:
