@@ -1115,15 +1115,22 @@ def serve(concurrency: int | None) -> None:
     stop = threading.Event()
     _stop_on_signals(stop)
     base = [sys.executable, "-m", "pipeline", "worker", "--loglevel", "WARNING"]
-    # Intake has workers of its own, so slow probing never holds up files waiting on the docks. Same
-    # process group: a signal to `serve` from a terminal or a supervisor reaches the workers too.
+    # Intake has workers of its own, so slow probing or a batch of fixity checks never holds up files
+    # waiting on the docks. Same process group: a signal to `serve` from a terminal or a supervisor
+    # reaches the workers too.
     workers = [
         subprocess.Popen(
-            [*base, "--queues", "intake,maintenance", "--concurrency", str(concurrency or settings.worker_concurrency)]
+            [*base, "--queues", "intake", "--concurrency", str(concurrency or settings.worker_concurrency)]
         ),
         subprocess.Popen([*base, "--queues", "probe", "--concurrency", "1"]),
         subprocess.Popen(
-            [*base, "--queues", "transcode,package", "--concurrency", str(settings.transcode_concurrency)]
+            [
+                *base,
+                "--queues",
+                "transcode,package,maintenance",
+                "--concurrency",
+                str(settings.transcode_concurrency),
+            ]
         ),
     ]
     click.echo(
