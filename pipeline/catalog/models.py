@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Column, LargeBinary, String, Text, UniqueConstraint, false
+from sqlalchemy import JSON, Column, Index, LargeBinary, String, Text, UniqueConstraint, false, text
 from sqlmodel import Field, SQLModel
 from ulid import ULID
 
@@ -40,6 +40,9 @@ class Dock(SQLModel, table=True):
 
 class Item(SQLModel, table=True):
     """One piece of evidence: one unique content, however often it arrived."""
+
+    # The scheduled fixity check takes the items checked (or taken in) longest ago first.
+    __table_args__ = (Index("ix_item_fixity_due", text("coalesce(fixity_checked_at, created_at)"), "id"),)
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=26)
     sha256: str = Field(max_length=64, unique=True, index=True)
