@@ -187,11 +187,16 @@ def schedule_fixity(engine: Engine, *, every: timedelta, limit: int) -> list[str
 
 def check_scheduled(engine: Engine, store: ObjectStore, *, actor: str, item_ids: Sequence[str]) -> list[FixityResult]:
     """A queued batch of checks, one item at a time; after each, the items still waiting are marked
-    as in hand, so the reconciler does not queue them again while a long batch runs."""
+    as in hand, so the reconciler does not queue them again while a long batch runs. An item whose
+    check is no longer pending (a repeated message) is skipped."""
     ids = list(dict.fromkeys(item_ids))
     results: list[FixityResult] = []
     for index, item_id in enumerate(ids):
-        results += run_fixity(engine, store, actor=actor, items=[item_id])
+        with session_scope(engine) as session:
+            run = session.exec(select(StageRun).where(StageRun.item_id == item_id, StageRun.stage == STAGE)).first()
+            pending = run is not None and run.status == "pending"
+        if pending:
+            results += run_fixity(engine, store, actor=actor, items=[item_id])
         if rest := ids[index + 1 :]:
             touch_stage(engine, STAGE, rest)
     return results
