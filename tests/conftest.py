@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import signal
+import stat
 import struct
 import subprocess
 import sys
@@ -232,6 +233,16 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str, interva
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def flip_byte(path: Path, offset: int) -> None:
+    """Alter one byte of a file in place (made writable first: stored objects are read-only)."""
+    path.chmod(path.stat().st_mode | stat.S_IWUSR)
+    with path.open("r+b") as handle:
+        handle.seek(offset)
+        byte = handle.read(1)
+        handle.seek(offset)
+        handle.write(bytes([byte[0] ^ 0xFF]))
 
 
 def sha256_of(path: Path) -> str:

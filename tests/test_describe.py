@@ -29,6 +29,7 @@ from pipeline.package.describe import (
     sha256_manifest,
     tag_manifest,
 )
+from tests.conftest import flip_byte
 
 CASE = "京朝公（治）行罚决字〔2024〕0123号"
 PRODUCER = "赵敏"
@@ -143,12 +144,6 @@ def folder(tmp_path: Path, disc: Disc) -> Path:
     return write_disc(tmp_path / "disc", [*disc.payload, *disc.root])
 
 
-def flip_byte(path: Path, offset: int = 10) -> None:
-    data = bytearray(path.read_bytes())
-    data[offset] ^= 0x01
-    path.write_bytes(bytes(data))
-
-
 def sha256sum_check(folder: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["sha256sum", "-c", "MANIFEST.sha256"], cwd=folder, capture_output=True, text=True, check=False
@@ -202,7 +197,7 @@ class TestBag:
 
     def test_a_flipped_byte_in_an_original_is_reported_for_that_file(self, folder: Path) -> None:
         """Damage to an original makes validation fail and names the damaged file."""
-        flip_byte(folder / VIDEO)
+        flip_byte(folder / VIDEO, 10)
         with pytest.raises(bagit.BagValidationError) as raised:
             bagit.Bag(str(folder)).validate()
         [detail] = raised.value.details
@@ -211,7 +206,7 @@ class TestBag:
 
     def test_an_edited_description_is_reported(self, folder: Path) -> None:
         """Editing the written description after production is detected by the tag manifest."""
-        flip_byte(folder / "DESCRIPTION.txt", offset=40)
+        flip_byte(folder / "DESCRIPTION.txt", 40)
         with pytest.raises(bagit.BagValidationError) as raised:
             bagit.Bag(str(folder)).validate()
         [detail] = raised.value.details
@@ -274,7 +269,7 @@ class TestSha256sumCheck:
 
     def test_sha256sum_fails_on_an_altered_payload_file(self, folder: Path) -> None:
         """After a payload file is altered, `sha256sum -c` exits non-zero and names it."""
-        flip_byte(folder / AUDIO)
+        flip_byte(folder / AUDIO, 10)
         result = sha256sum_check(folder)
         assert result.returncode != 0
         assert f"{AUDIO}: FAILED" in result.stdout

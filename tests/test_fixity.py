@@ -10,6 +10,7 @@ from sqlmodel import Session, select
 
 from pipeline.catalog.models import CustodyEvent, FixityCheck, Item, StageRun
 from pipeline.fixity import check_scheduled, schedule_fixity
+from tests.conftest import flip_byte
 
 
 def ingest_two(cli, dock, media) -> list[dict]:
@@ -34,10 +35,7 @@ class TestFixity:
         records = ingest_two(cli, dock, media)
         victim = records[0]
         path = ctx.store.path(victim["sha256"])
-        path.chmod(0o600)
-        data = bytearray(path.read_bytes())
-        data[len(data) // 2] ^= 0x01
-        path.write_bytes(bytes(data))
+        flip_byte(path, path.stat().st_size // 2)
         result = cli("fixity", "--json")
         assert result.exit_code == 1
         by_item = {r["item"]: r for r in result.records}
@@ -62,8 +60,7 @@ class TestFixity:
         victim = records[0]
         path = ctx.store.path(victim["sha256"])
         original = path.read_bytes()
-        path.chmod(0o600)
-        path.write_bytes(original[:-1] + bytes([original[-1] ^ 0xFF]))
+        flip_byte(path, len(original) - 1)
         assert cli("fixity").exit_code == 1
         flagged = cli("items", "--issue", "fixity-mismatch", "--json").records
         assert [i["id"] for i in flagged] == [victim["item"]]

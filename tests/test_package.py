@@ -24,7 +24,7 @@ from pipeline.package.image import read_back, write_image
 from pipeline.package.media import BASE_OVERHEAD, footprint, medium, parse_size
 from pipeline.package.names import FolderNames, safe_name, volume_label
 from pipeline.package.plan import PlannedItem, plan_discs
-from tests.conftest import sha256_of
+from tests.conftest import flip_byte, sha256_of
 
 CASE = "沪公(浦)刑立字[2025]0123号"
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,14 +43,6 @@ def extract(image: Path, into: Path) -> Path:
         path.chmod(0o755 if path.is_dir() else 0o644)  # the disc's files are read-only
     into.chmod(0o755)
     return into
-
-
-def flip_byte(path: Path, offset: int) -> None:
-    with path.open("r+b") as handle:
-        handle.seek(offset)
-        byte = handle.read(1)
-        handle.seek(offset)
-        handle.write(bytes([byte[0] ^ 0xFF]))
 
 
 # ------------------------------------------------------------------------------------------ units
@@ -357,7 +349,6 @@ class TestPackageCommand:
             item = session.get(Item, case_items[1])
             assert item is not None
             stored = settings.store_dir / "sha256" / item.sha256[:2] / item.sha256
-        stored.chmod(0o644)
         flip_byte(stored, 100)
         result = cli("package", CASE, "--json")
         assert result.exit_code == 1

@@ -12,7 +12,7 @@ import redis
 from sqlmodel import Session, func, select
 
 from pipeline.catalog.models import Derivative, Item, Package, PackageDisc, Sighting, StageRun
-from tests.conftest import REDIS_URL, sha256_of, wait_for
+from tests.conftest import REDIS_URL, flip_byte, sha256_of, wait_for
 
 
 def open_files_under(folder: Path) -> list[int]:
@@ -193,11 +193,7 @@ class TestScheduledFixity:
         media.variant("voice.wav", folder / "b.wav")
         records = cli("ingest", str(folder), "--no-probe", "--json").records
         victim, intact = records[0], records[1]
-        path = ctx.store.path(str(victim["sha256"]))
-        path.chmod(0o600)
-        data = bytearray(path.read_bytes())
-        data[100] ^= 0x10
-        path.write_bytes(bytes(data))
+        flip_byte(ctx.store.path(str(victim["sha256"])), 100)
 
         def checked() -> bool:
             with Session(ctx.engine) as session:
