@@ -1,7 +1,21 @@
-"""One base exception; subclasses carry the facts a person needs to act on the failure."""
+"""One base exception; subclasses carry the facts a person needs to act on the failure.
+
+Every failure falls into one of three kinds, and each kind is handled the same way in every stage:
+
+- **content** (:class:`ContentError` and the stages' own content errors): the file is odd, damaged,
+  unsupported, or a tool refuses it. Recorded on the item or sighting with a code and a plain
+  message; never retried, never stops the batch.
+- **system** (:class:`SystemFault`: :class:`TransientError`, :class:`StoreError`,
+  :class:`ToolUnavailableError`): something the pipeline depends on failed (database, broker, store
+  disk, a program that is missing). Retried with back-off by the workers and reported on the command
+  line; the dock's source stays where it is and nothing half-written stays in the store.
+- **bug**: any other exception inside one item's stage. Caught at the item's boundary, recorded on
+  that item as ``stage-error`` with the exception's text, logged with its traceback; the batch goes on.
+"""
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 
@@ -9,8 +23,21 @@ class PipelineError(Exception):
     """Base of every error the pipeline raises on purpose."""
 
 
-class TransientError(PipelineError):
-    """A system that should come back (broker, database, object store): retry with backoff."""
+class ContentError(PipelineError):
+    """The file itself is the problem (odd, damaged, unsupported): record it, never retry it."""
+
+
+class SystemFault(PipelineError):
+    """A system the pipeline depends on failed; the file is not to blame. Retry, never record the
+    file as bad."""
+
+
+class TransientError(SystemFault):
+    """A system that should come back soon (broker, database, object store): retry with backoff."""
+
+
+class ToolUnavailableError(SystemFault):
+    """A program the stage needs is not installed or cannot be started."""
 
 
 class IntakeError(PipelineError):
@@ -26,8 +53,36 @@ class SourceChangedError(IntakeError):
     """The file changed while it was being copied: it was not complete yet."""
 
 
-class StoreError(PipelineError):
+class SourceReadError(IntakeError, ContentError):
+    """The dock's file could not be read (an I/O error on the source side of the copy)."""
+
+
+class StoreError(SystemFault):
     """The object store could not write or read an object."""
+
+
+class StoreFullError(StoreError):
+    """The store has no room (or no quota) for the object; the source stays where it is."""
+
+
+# Errors of the store's own disk: the store cannot take objects until a person acts.
+_STORE_ERRNOS = {
+    errno.ENOSPC: "store full (no space left on its disk)",
+    errno.EDQUOT: "store full (disk quota exceeded)",
+    errno.EROFS: "store is read-only",
+    errno.EIO: "store disk I/O error",
+    errno.EACCES: "store not writable (permission denied)",
+    errno.EPERM: "store not writable (operation not permitted)",
+}
+
+
+def store_error(exc: OSError, what: str = "") -> StoreError:
+    """The :class:`StoreError` for an ``OSError`` raised on the store's side of a copy."""
+    reason = _STORE_ERRNOS.get(exc.errno or 0) or f"store error: {exc.strerror or exc}"
+    message = f"{reason}{f' while {what}' if what else ''}"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StoreFullError(message)
+    return StoreError(message)
 
 
 class FixityError(PipelineError):
@@ -52,3 +107,16 @@ class CustodyChainError(PipelineError):
 
 class NotFoundError(PipelineError):
     """No catalog entry matches what was asked for."""
+
+
+def is_system_fault(exc: BaseException) -> bool:
+    """True for failures of the systems around a file (retry), False for the file's own."""
+    return isinstance(exc, SystemFault)
+
+
+def describe(exc: BaseException) -> str:
+    """An exception's text for a person: its message, or its type when it has none."""
+    text = str(exc).strip()
+    if isinstance(exc, PipelineError):
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import stat
 from collections.abc import Iterable, Sequence
@@ -35,13 +36,14 @@ from pipeline.catalog.db import insert_rows, session_scope
 from pipeline.catalog.models import Disposition, Dock, Item, Sighting, SightingStatus, StageRun, new_id
 from pipeline.catalog.types import utcnow
 from pipeline.custody import CustodyLog
-from pipeline.errors import IntakeError, PipelineError, SourceChangedError
+from pipeline.errors import IntakeError, SourceChangedError, SourceReadError, SystemFault, TransientError, describe
 from pipeline.ingest.kinds import guess_kind
 from pipeline.ingest.names import path_key, readable
 from pipeline.storage.base import ObjectStore, StoredObject
 from pipeline.storage.local import fsync_dir
 
 TOOL = f"evidence-pipeline {__version__}"
+logger = logging.getLogger(__name__)
 # Stages every new item goes through after intake; each records its own status (StageRun).
 NEXT_STAGES = ("probe", "derive")
 
@@ -160,23 +162,51 @@ def _open_sightings(
     session: Session, ctx: IntakeContext, arrivals: Sequence[Arrival], skip_seen: bool, lease_to: str | None
 ) -> list[Opened | None]:
     keys = [path_key(arrival.path) for arrival in arrivals]
-    taken = set(session.exec(select(Sighting.active_key).where(col(Sighting.active_key).in_(keys))).all())
+    now = utcnow()
+    open_rows = session.exec(
+        select(Sighting.active_key, Sighting.id, Sighting.status, Sighting.lease_until).where(
+            col(Sighting.active_key).in_(keys)
+        )
+    ).all()
+    taken = {key for key, *_ in open_rows}
+    # A sighting left pending by a store fault (or a worker that died) whose lease is free: the
+    # caller that takes in here and now takes it over instead of being turned away.
+    resumable = {
+        key: sid
+        for key, sid, status, lease_until in open_rows
+        if lease_to is not None and status == SightingStatus.PENDING and (lease_until is None or lease_until <= now)
+    }
     seen: set[tuple[str, int, int]] = set()
     if skip_seen:
+        # Taken in already, or failed, from this path with this size and time: nothing new to try.
         rows = session.exec(
             select(Sighting.path_key, Sighting.size, Sighting.mtime_ns).where(
                 col(Sighting.path_key).in_(keys),
-                col(Sighting.status).in_([SightingStatus.STORED, SightingStatus.DUPLICATE]),
+                col(Sighting.status).in_([SightingStatus.STORED, SightingStatus.DUPLICATE, SightingStatus.FAILED]),
             )
         ).all()
         seen = {(key, size, mtime) for key, size, mtime in rows}
     ensure_docks(session, (arrival.dock for arrival in arrivals))
-    now = utcnow()
     until = now + timedelta(seconds=ctx.lease_seconds) if lease_to is not None else None
     out: list[Opened | None] = []
     new_rows: list[dict[str, object]] = []
+    resumed: list[dict[str, object]] = []
     with CustodyLog(session, ctx.actor) as log:
         for arrival, key in zip(arrivals, keys, strict=True):
+            if key in resumable:
+                sid = resumable.pop(key)
+                size = _size_or_zero(arrival.path)
+                resumed.append(
+                    {
+                        "id": sid,
+                        "lease_owner": lease_to,
+                        "lease_until": until,
+                        "source_policy": arrival.policy,
+                        "updated_at": now,
+                    }
+                )
+                out.append(Opened(sid, readable(arrival.path), arrival.dock, size, arrival.path, arrival.policy))
+                continue
             if key in taken:
                 out.append(None)
                 continue
@@ -226,7 +256,16 @@ def _open_sightings(
             out.append(opened)
         if new_rows:
             insert_rows(session, Sighting, new_rows)
+        if resumed:
+            session.execute(update(Sighting), resumed)
     return out
+
+
+def _size_or_zero(path: bytes) -> int:
+    try:
+        return os.lstat(path).st_size
+    except OSError:
+        return 0
 
 
 def mark_queued(engine: Engine, sighting_ids: Sequence[str]) -> None:
@@ -251,7 +290,8 @@ class _Work:
     size: int = 0
     mtime_ns: int = 0
     name: bytes = b""
-    failure: str | None = None
+    failure: str | None = None  # the file's fault (or a defect): recorded as failed
+    system: str | None = None  # the store's fault: the sighting stays pending and is tried again
     quarantine: bool = False
     changed: bool = False
     result: IntakeResult | None = None
@@ -403,7 +443,9 @@ def _open_source(path: bytes) -> int:
 
 
 def _copy_one(ctx: IntakeContext, work: _Work, worker: str, *, durable: bool) -> None:
-    """Copy one source into the store. Sets ``work.stored`` or ``work.failure``; never raises."""
+    """Copy one source into the store. Sets ``work.stored``, ``work.failure`` (the file's fault),
+    ``work.system`` (the store's) or ``work.changed``; raises only :class:`TransientError` (the
+    catalog went away while renewing the lease: the whole batch is tried again)."""
     work.name = os.path.basename(work.path)
     try:
         fd = _open_source(work.path)
@@ -432,11 +474,18 @@ def _copy_one(ctx: IntakeContext, work: _Work, worker: str, *, durable: bool) ->
         work.stored = stored
     except SourceChangedError:
         work.changed = True
-    except OSError as exc:
-        work.failure = f"read failed: {exc.strerror or exc}"
+    except SourceReadError as exc:
+        work.failure = exc.reason
         work.quarantine = True
-    except PipelineError as exc:
+    except TransientError:
+        raise
+    except SystemFault as exc:  # the store cannot take it now: the source stays, to be tried again
+        work.system = f"{exc}; the file stays where it is and is taken in once the store is fixed"
+    except IntakeError as exc:  # the lease went to another worker, which reports the outcome
         work.failure = str(exc)
+    except Exception as exc:  # a defect: this file fails, with the reason; the batch goes on
+        logger.exception("intake of %s failed", work.shown)
+        work.failure = f"stage-error: {describe(exc)}"
     finally:
         os.close(fd)
 
@@ -500,6 +549,14 @@ def _catalogue_in(session: Session, ctx: IntakeContext, batch: list[_Work], work
                 change.update(queued_at=None, error=error)  # the reconciler requeues it once quiet
                 log.record("intake-deferred", target, {"path": work.shown, "reason": error}, tool=TOOL)
                 work.result = replace(result, error=error)
+                continue
+            if work.system is not None:
+                # Pending still, the lease given up: the reconciler (or the next `ingest`) retries.
+                change["error"] = work.system
+                log.record("intake-deferred", target, {"path": work.shown, "reason": work.system}, tool=TOOL)
+                work.result = replace(
+                    result, status=SightingStatus.FAILED, error=work.system, disposition=Disposition.KEPT
+                )
                 continue
             if work.failure is not None or work.stored is None:
                 error = work.failure or "not stored"

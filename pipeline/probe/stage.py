@@ -17,13 +17,16 @@ from sqlalchemy import Engine, delete
 from sqlmodel import Session, col, select
 
 from pipeline.catalog.db import insert_rows, session_scope
-from pipeline.catalog.models import Item, ItemFact, ItemIssue, Sighting, StageRun
+from pipeline.catalog.models import Item, ItemFact, ItemIssue, Sighting
 from pipeline.catalog.types import utcnow
 from pipeline.custody import CustodyLog
 from pipeline.deadline import WorkCalendar, upload_deadline, working_days_late
+from pipeline.errors import StoreError, SystemFault, ToolUnavailableError, TransientError
 from pipeline.fixity import ISSUES as FIXITY_ISSUES
 from pipeline.ingest.intake import TOOL
 from pipeline.metadata import ExtractionContext, FilenameProfile, MediaInfo, Problem, extract_all
+from pipeline.metadata.facts import TOOL_MISSING
+from pipeline.outcomes import DERIVE_FAILED, STAGE_ERROR, record_stage_error, set_stage
 from pipeline.probe.choose import Candidate, Choice, Directory, choose, clock_drift, derived
 from pipeline.storage.local import LocalStore
 
@@ -66,6 +69,7 @@ class ProbeResult:
     status: str  # probed | failed | missing
     issues: tuple[str, ...] = ()
     error: str | None = None
+    system: bool = False  # failed for a system fault (a program missing): try again later
 
 
 @dataclass
@@ -76,58 +80,79 @@ class _Assessment:
 
 
 def probe(ctx: ProbeContext, item_ids: Sequence[str]) -> list[ProbeResult]:
-    """Probe each item; one item's failure never stops the others."""
+    """Probe each item; one item's failure never stops the others.
+
+    A content problem is an issue on the item (the probe is still done). A system fault (a program
+    that is not installed) leaves the stage pending and gives a ``failed`` result with ``system``
+    set, for the caller to retry; a defect is recorded on the item as ``stage-error``. Only a
+    :class:`TransientError` (the catalog went away) is raised, for the whole batch to be retried.
+    """
     results = []
-    for item_id in item_ids:
-        with session_scope(ctx.engine) as session:
-            item = session.get(Item, item_id)
-            if item is None:
-                results.append(ProbeResult(item_id, "missing", error=f"no item {item_id}"))
-                continue
-            sha256, kind, name = item.sha256, item.media_kind, item.original_name
-        extractions = extract_all(
-            ctx.store.path(sha256), kind, ExtractionContext(original_name=name, filename_profiles=ctx.profiles)
-        )
-        candidates = [Candidate(f.field, f.value, f.source) for e in extractions for f in e.facts]
-        problems = [p for e in extractions for p in e.problems]
-        media = next((e.media for e in extractions if e.media is not None), None)
-        tools = sorted({e.tool for e in extractions})
-        with session_scope(ctx.engine) as session, CustodyLog(session, ctx.actor) as log:
-            item = session.get(Item, item_id)
-            assert item is not None
-            session.execute(
-                delete(ItemFact).where(col(ItemFact.item_id) == item_id, col(ItemFact.source).not_like("manual:%"))
-            )
-            derived_ones = derived(candidates, dock=item.dock_id, directory=ctx.directory)
-            now = utcnow()
-            rows = [
-                {
-                    "item_id": item_id,
-                    "field": c.field,
-                    "value": c.value,
-                    "source": c.source,
-                    "chosen": False,
-                    "reason": None,
-                    "recorded_at": now,
-                }
-                for c in [*candidates, *derived_ones]
-            ]
-            insert_rows(session, ItemFact, rows)
-            item.media = _media_json(media)
-            assessment = assess(session, ctx, item, problems)
-            _stage_done(session, item_id, tools)
-            log.record(
-                "probed",
-                f"item:{item_id}",
-                {
-                    "tools": tools,
-                    "facts": {k: _jsonable(v.value) for k, v in assessment.chosen.items()},
-                    "issues": [code for code, _ in assessment.issues],
-                },
-                tool=", ".join(tools) or TOOL,
-            )
-            results.append(ProbeResult(item_id, "probed", tuple(code for code, _ in assessment.issues)))
+    for item_id in dict.fromkeys(item_ids):
+        try:
+            results.append(_probe_one(ctx, item_id))
+        except TransientError:
+            raise
+        except SystemFault as exc:
+            results.append(ProbeResult(item_id, "failed", error=str(exc), system=True))
+        except Exception as exc:
+            error = record_stage_error(ctx.engine, ctx.actor, item_id, STAGE, exc, tool=TOOL)
+            results.append(ProbeResult(item_id, "failed", error=f"{STAGE_ERROR}: {error}"))
     return results
+
+
+def _probe_one(ctx: ProbeContext, item_id: str) -> ProbeResult:
+    with session_scope(ctx.engine) as session:
+        item = session.get(Item, item_id)
+        if item is None:
+            return ProbeResult(item_id, "missing", error=f"no item {item_id}")
+        sha256, kind, name = item.sha256, item.media_kind, item.original_name
+    source = ctx.store.path(sha256)
+    if not source.is_file():
+        raise StoreError(f"the stored copy {ctx.store.key(sha256)} is missing; run `evidence fixity {item_id}`")
+    extractions = extract_all(source, kind, ExtractionContext(original_name=name, filename_profiles=ctx.profiles))
+    candidates = [Candidate(f.field, f.value, f.source) for e in extractions for f in e.facts]
+    problems = [p for e in extractions for p in e.problems]
+    if missing := [p for p in problems if p.code == TOOL_MISSING]:
+        raise ToolUnavailableError(missing[0].message)
+    media = next((e.media for e in extractions if e.media is not None), None)
+    tools = sorted({e.tool for e in extractions})
+    with session_scope(ctx.engine) as session, CustodyLog(session, ctx.actor) as log:
+        item = session.get(Item, item_id)
+        assert item is not None
+        session.execute(
+            delete(ItemFact).where(col(ItemFact.item_id) == item_id, col(ItemFact.source).not_like("manual:%"))
+        )
+        derived_ones = derived(candidates, dock=item.dock_id, directory=ctx.directory)
+        now = utcnow()
+        rows = [
+            {
+                "item_id": item_id,
+                "field": c.field,
+                "value": c.value,
+                "source": c.source,
+                "chosen": False,
+                "reason": None,
+                "recorded_at": now,
+            }
+            for c in [*candidates, *derived_ones]
+        ]
+        insert_rows(session, ItemFact, rows)
+        item.media = _media_json(media)
+        assessment = assess(session, ctx, item, problems)
+        set_stage(session, item_id, STAGE, "done", tool=", ".join(tools) or TOOL)
+        codes = tuple(dict.fromkeys(code for code, _ in assessment.issues))
+        log.record(
+            "probed",
+            f"item:{item_id}",
+            {
+                "tools": tools,
+                "facts": {k: _jsonable(v.value) for k, v in assessment.chosen.items()},
+                "issues": list(codes),
+            },
+            tool=", ".join(tools) or TOOL,
+        )
+    return ProbeResult(item_id, "probed", codes)
 
 
 def assess(session: Session, ctx: ProbeContext, item: Item, problems: Sequence[Problem] | None = None) -> _Assessment:
@@ -171,9 +196,15 @@ def assess(session: Session, ctx: ProbeContext, item: Item, problems: Sequence[P
     if drift:
         assessment.issues.append(("clock-drift", f"Device clock looks wrong: {drift}."))
     _deadline(ctx, item, assessment)
-    session.execute(delete(ItemIssue).where(col(ItemIssue.item_id) == item.id))
+    # Issues other stages own (a failed derivative, another stage's defect) stay as they are.
+    session.execute(
+        delete(ItemIssue).where(
+            col(ItemIssue.item_id) == item.id, col(ItemIssue.code).not_in([DERIVE_FAILED, STAGE_ERROR])
+        )
+    )
+    assessment.issues = list(dict(assessment.issues).items())  # each code once
     now = utcnow()
-    for code, message in dict(assessment.issues).items():
+    for code, message in assessment.issues:
         session.add(ItemIssue(item_id=item.id, code=code, message=message, created_at=now))
     session.add(item)
     return assessment
@@ -221,17 +252,6 @@ def _deadline(ctx: ProbeContext, item: Item, assessment: _Assessment) -> None:
                 f"({deadline.due.astimezone(ctx.zone):%Y-%m-%d %H:%M %Z}).",
             )
         )
-
-
-def _stage_done(session: Session, item_id: str, tools: Sequence[str]) -> None:
-    run = session.exec(select(StageRun).where(StageRun.item_id == item_id, StageRun.stage == STAGE)).first()
-    run = run or StageRun(item_id=item_id, stage=STAGE, status="pending")
-    run.status = "done"
-    run.attempts += 1
-    run.error = None
-    run.tool = ", ".join(tools)[:255] or TOOL
-    run.updated_at = utcnow()
-    session.add(run)
 
 
 def _text(choice: Choice | None) -> str | None:

@@ -21,11 +21,13 @@ from typing import BinaryIO
 
 from ulid import ULID
 
-from pipeline.errors import StoreError
+from pipeline.errors import StoreError, StoreFullError, store_error
 from pipeline.storage.base import Heartbeat, StoredObject
 from pipeline.storage.transfer import PIPELINE_THRESHOLD, Transfer, hash_file, hashing_copy
 
 HEX = frozenset("0123456789abcdef")
+# Bytes kept free on the store's file system (its folders, the catalog's journal when they share a disk).
+RESERVE = 1 << 20
 
 
 def _find_libc(name: str) -> Callable[..., int] | None:
@@ -104,13 +106,20 @@ class LocalStore:
         durable: bool = True,
         heartbeat: Heartbeat | None = None,
     ) -> StoredObject:
+        """Copy, verify and file one object. The store's own failures (full, read-only, I/O errors)
+        raise :class:`StoreError` and leave nothing behind; a source that cannot be read raises
+        :class:`~pipeline.errors.SourceReadError`."""
         # Plain string paths here: this runs once per file, and pathlib's parsing shows in profiles.
         size_hint = os.fstat(source_fd).st_size
+        self._check_room(size_hint)
         if size_hint >= PIPELINE_THRESHOLD:
             with contextlib.suppress(OSError):
                 os.posix_fadvise(source_fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
         # One descriptor both writes and reads back: the copy is compared with what was hashed.
-        dest_fd, tmp = self._create_temporary()
+        try:
+            dest_fd, tmp = self._create_temporary()
+        except OSError as exc:
+            raise store_error(exc, "creating a new object") from exc
         try:
             try:
                 transfer = hashing_copy(
@@ -125,13 +134,28 @@ class LocalStore:
                 os.fchmod(dest_fd, 0o444)
                 if durable:
                     os.fsync(dest_fd)
-            except BaseException:
+            except BaseException as exc:
                 if tmp is not None:
-                    os.unlink(tmp)
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(tmp)
+                if isinstance(exc, OSError):  # hashing_copy raises OSError only for the store's side
+                    raise store_error(exc, "writing an object") from exc
                 raise
             return self._file(dest_fd, tmp, transfer, durable=durable)
         finally:
             os.close(dest_fd)
+
+    def _check_room(self, size: int) -> None:
+        """Refuse, before writing anything, an object the store's file system has no room for."""
+        try:
+            info = os.statvfs(self._tmp)
+        except OSError:
+            return  # the write itself will say what is wrong
+        free = info.f_bavail * info.f_frsize
+        if size + RESERVE > free:
+            raise StoreFullError(
+                f"store full: {size:,} bytes to store, {max(free - RESERVE, 0):,} bytes free in {self.root.name}/"
+            )
 
     def _create_temporary(self) -> tuple[int, str | None]:
         """A new file to copy into: unnamed (``O_TMPFILE``) where the system allows it, so creating
@@ -191,7 +215,7 @@ class LocalStore:
             if tmp is not None:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
-            raise StoreError(f"cannot file object {sha256}: {exc}") from exc
+            raise store_error(exc, f"filing object {sha256}") from exc
         if found != transfer.size:
             raise StoreError(f"object {sha256} has {found} bytes after filing, expected {transfer.size}")
         return StoredObject(sha256, transfer.size, key, extra, transfer.head, existed, repaired)

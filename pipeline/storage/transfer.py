@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from pipeline.errors import StoreError
+from pipeline.errors import SourceReadError, StoreError
 
 PIPELINE_THRESHOLD = 8 << 20
 HEAD_BYTES = 64
@@ -146,7 +146,11 @@ def hashing_copy(
     heartbeat_every: int = 64 << 20,
 ) -> Transfer:
     """Copy ``source_fd`` to ``dest_fd`` in one read pass, hashing with SHA-256 (and ``algorithms``),
-    and compare every chunk read back through ``readback_fd`` with what was hashed."""
+    and compare every chunk read back through ``readback_fd`` with what was hashed.
+
+    A failure to read the source raises :class:`SourceReadError`; ``OSError`` comes only from the
+    destination's side, so the store can tell its own faults (disk full) from the source's.
+    """
     hashers = new_hashers(algorithms)
     digests: _InlineDigests | _ThreadedDigests
     if size_hint >= PIPELINE_THRESHOLD:
@@ -160,7 +164,11 @@ def hashing_copy(
     try:
         while True:
             buf = digests.buffer()
-            n = os.readv(source_fd, [buf])
+            try:
+                n = os.readv(source_fd, [buf])
+            except OSError as exc:  # the source's fault; an OSError from here on is the store's
+                digests.give_back(buf)
+                raise SourceReadError("source", f"read failed at byte {offset}: {exc.strerror or exc}") from exc
             if n == 0:
                 digests.give_back(buf)
                 break

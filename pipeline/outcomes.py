@@ -1,0 +1,80 @@
+"""A stage's outcome for one item, recorded the same way by every stage.
+
+The error policy (see :mod:`pipeline.errors`) in the catalog: ``StageRun.status`` is ``pending``
+(to do, or to be tried again after a system fault), ``done`` or ``failed`` (a content error, a
+defect, or a system fault that outlasted its retries; the reconciler leaves it alone until a person
+retries it). A defect is also an open ``stage-error`` issue on the item, naming the stage and the
+exception, which the stage's next success closes.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import Engine, delete
+from sqlmodel import Session, col, select
+
+from pipeline.catalog.db import session_scope
+from pipeline.catalog.models import Item, ItemIssue, StageRun
+from pipeline.catalog.types import utcnow
+from pipeline.custody import CustodyLog
+from pipeline.errors import describe
+
+STAGE_ERROR = "stage-error"
+# The derive stage's content failures: some derivative of the item could not be made or verified.
+DERIVE_FAILED = "derive-failed"
+logger = logging.getLogger(__name__)
+
+
+def stage_error_message(stage: str, error: str) -> str:
+    return f"The {stage} stage failed on this item: {error}. Retry it with `evidence {stage} ID` once fixed."
+
+
+def set_stage(
+    session: Session, item_id: str, stage: str, status: str, *, error: str | None = None, tool: str | None = None
+) -> None:
+    """Record ``stage``'s status for the item (one row per item and stage)."""
+    run = session.exec(select(StageRun).where(StageRun.item_id == item_id, StageRun.stage == stage)).first()
+    run = run or StageRun(item_id=item_id, stage=stage, status=status)
+    run.status, run.error, run.attempts, run.updated_at = status, error or None, run.attempts + 1, utcnow()
+    if tool is not None:
+        run.tool = tool[:255]
+    session.add(run)
+    if status == "done":
+        clear_stage_error(session, item_id, stage)
+
+
+def clear_stage_error(session: Session, item_id: str, stage: str) -> None:
+    session.execute(
+        delete(ItemIssue).where(
+            col(ItemIssue.item_id) == item_id,
+            col(ItemIssue.code) == STAGE_ERROR,
+            col(ItemIssue.message).startswith(f"The {stage} stage "),
+        )
+    )
+
+
+def record_stage_error(engine: Engine, actor: str, item_id: str, stage: str, exc: BaseException, *, tool: str) -> str:
+    """A defect met while ``stage`` worked on one item: logged with its traceback, recorded on the
+    item (issue ``stage-error``, stage failed, custody event). Returns the text recorded."""
+    error = describe(exc)
+    logger.error("%s stage failed on item %s: %s", stage, item_id, error, exc_info=exc)
+    with session_scope(engine) as session, CustodyLog(session, actor) as log:
+        if session.get(Item, item_id) is None:
+            return error
+        set_stage(session, item_id, stage, "failed", error=f"{STAGE_ERROR}: {error}")
+        clear_stage_error(session, item_id, stage)
+        session.add(ItemIssue(item_id=item_id, code=STAGE_ERROR, message=stage_error_message(stage, error)))
+        log.record(STAGE_ERROR, f"item:{item_id}", {"stage": stage, "error": error}, tool=tool)
+    return error
+
+
+def mark_failed(engine: Engine, item_ids: list[str], stage: str, error: str) -> None:
+    """After a system fault outlasted its retries: the stage is failed with the reason, and the
+    reconciler leaves it alone until a person retries it."""
+    with session_scope(engine) as session:
+        for item_id in item_ids:
+            run = session.exec(select(StageRun).where(StageRun.item_id == item_id, StageRun.stage == stage)).first()
+            if run is not None and run.status != "done":
+                run.status, run.error, run.updated_at = "failed", error, utcnow()
+                session.add(run)
