@@ -21,9 +21,10 @@ from pipeline.catalog.db import session_scope
 from pipeline.catalog.models import FixityCheck, Item, ItemIssue, StageRun
 from pipeline.catalog.types import utcnow
 from pipeline.custody import CustodyLog
-from pipeline.errors import FixityError
+from pipeline.errors import FixityError, describe
 from pipeline.ingest.intake import TOOL
 from pipeline.ingest.reconcile import touch_stage
+from pipeline.outcomes import STAGE_ERROR, clear_stage_error, stage_error_message
 from pipeline.storage.base import ObjectStore
 
 STAGE = "fixity"
@@ -39,7 +40,7 @@ class FixityResult:
     item: str
     sha256: str
     key: str
-    outcome: str  # ok | mismatch | missing
+    outcome: str  # ok | mismatch | missing | error (a defect met while checking)
     found: str | None = None
     size: int | None = None
     error: str | None = None
@@ -87,6 +88,15 @@ def check_object(store: ObjectStore, item_id: str, sha256: str, size: int) -> Fi
     return FixityResult(item_id, sha256, key, "ok", found, found_size)
 
 
+def _check_one(store: ObjectStore, item_id: str, sha256: str, size: int) -> FixityResult:
+    """One item's check; a defect is this item's ``error`` outcome, and the others are still checked."""
+    try:
+        return check_object(store, item_id, sha256, size)
+    except Exception as exc:
+        logger.exception("fixity check of item %s failed", item_id)
+        return FixityResult(item_id, sha256, sha256, "error", error=f"{STAGE_ERROR}: {describe(exc)}")
+
+
 def run_fixity(
     engine: Engine, store: ObjectStore, *, actor: str, items: Sequence[str] = (), batch: int = 100
 ) -> Iterator[FixityResult]:
@@ -100,7 +110,7 @@ def run_fixity(
             rows = session.exec(query.order_by(col(Item.id)).limit(batch)).all()
         if not rows:
             return
-        results = [check_object(store, item_id, sha256, size) for item_id, sha256, size in rows]
+        results = [_check_one(store, item_id, sha256, size) for item_id, sha256, size in rows]
         with session_scope(engine) as session, CustodyLog(session, actor) as log:
             now = utcnow()
             for result in results:
@@ -148,7 +158,11 @@ def _record_issue(session: Session, result: FixityResult) -> None:
     session.execute(
         delete(ItemIssue).where(col(ItemIssue.item_id) == result.item, col(ItemIssue.code).in_(ISSUES.values()))
     )
-    if not result.ok:
+    clear_stage_error(session, result.item, STAGE)
+    if result.outcome == "error":
+        message = stage_error_message(STAGE, result.error or "")
+        session.add(ItemIssue(item_id=result.item, code=STAGE_ERROR, message=message))
+    elif not result.ok:
         message = f"Stored copy {result.outcome}: {result.error}. Restore it from a replica or a verified disc."
         session.add(ItemIssue(item_id=result.item, code=ISSUES[result.outcome], message=message))
 

@@ -9,6 +9,7 @@ Items are only read.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import time
@@ -25,7 +26,8 @@ from pipeline.catalog.db import session_scope
 from pipeline.catalog.models import Case, Derivative, Item, Package, PackageDisc, PackageFile
 from pipeline.catalog.types import utcnow
 from pipeline.custody import CustodyLog
-from pipeline.errors import NotFoundError
+from pipeline.errors import NotFoundError, TransientError, describe
+from pipeline.outcomes import STAGE_ERROR
 from pipeline.package.contents import AccessCopy, DiscFile, DiscInfo, ItemEntry
 from pipeline.package.describe import disc_root_files
 from pipeline.package.errors import PackageError
@@ -34,6 +36,8 @@ from pipeline.package.media import BASE_OVERHEAD, Medium, medium
 from pipeline.package.names import FolderNames, volume_label
 from pipeline.package.plan import PlannedItem, plan_discs
 from pipeline.storage.local import LocalStore, fsync_dir
+
+logger = logging.getLogger(__name__)
 
 ORIGINALS = "data/originals"
 ACCESS = "data/access"
@@ -190,10 +194,15 @@ def build_package(
     beat = _Heartbeat(ctx.engine, package_id, progress)
     try:
         return _build(ctx, package_id, beat)
+    except TransientError:
+        raise  # the catalog went away: the build is taken up again once it is back (and stale)
     except PackageError as exc:
         return _fail(ctx, package_id, str(exc), ())
     except OSError as exc:  # the output folder: full, read-only, gone
         return _fail(ctx, package_id, f"cannot write the images: {exc}", ())
+    except Exception as exc:  # a defect: this package fails with the reason, logged with its traceback
+        logger.exception("package %s failed", package_id)
+        return _fail(ctx, package_id, f"{STAGE_ERROR}: {describe(exc)}", ())
     except BaseException as exc:
         _fail(ctx, package_id, f"stopped: {exc.__class__.__name__}: {exc}", ())
         raise

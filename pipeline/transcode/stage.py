@@ -9,26 +9,41 @@ recorded with its reason and leaves the item as it was.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlalchemy import Engine, delete
+from sqlmodel import Session, col, select
 from ulid import ULID
 
+from pipeline import __version__
 from pipeline.catalog.db import session_scope
-from pipeline.catalog.models import Derivative, Item, StageRun
+from pipeline.catalog.models import Derivative, Item, ItemIssue
 from pipeline.catalog.types import utcnow
 from pipeline.custody import CustodyLog
+from pipeline.errors import ContentError, StoreError, SystemFault, ToolUnavailableError, TransientError, describe
 from pipeline.metadata import ExtractionContext, FfprobeExtractor, MediaInfo
+from pipeline.outcomes import (
+    DERIVE_FAILED,
+    STAGE_ERROR,
+    clear_stage_error,
+    record_stage_error,
+    set_stage,
+    stage_error_message,
+)
 from pipeline.storage.local import LocalStore
+from pipeline.transcode.commands import FFMPEG
 from pipeline.transcode.derive import make_derivative
 from pipeline.transcode.errors import TranscodeError
 from pipeline.transcode.profiles import Profile, TranscodeConfig
 
 STAGE = "derive"
+_TOOL = f"evidence-pipeline {__version__}"
+logger = logging.getLogger(__name__)
 _PROBE = FfprobeExtractor(check_integrity=False)
 
 
@@ -46,9 +61,10 @@ class DeriveResult:
     item: str
     profile: str  # name@version
     kind: str
-    status: str  # verified | failed | skipped
+    status: str  # verified | failed | skipped | missing
     sha256: str | None = None
     error: str | None = None
+    system: bool = False  # failed for a system fault: the stage stays pending, to be tried again
 
     def as_json(self) -> dict[str, object]:
         data: dict[str, object] = {
@@ -66,23 +82,57 @@ class DeriveResult:
 def derive(
     ctx: DeriveContext, item_ids: Sequence[str], *, only: Sequence[str] = (), force: bool = False
 ) -> list[DeriveResult]:
-    """Make the derivatives of each item (``only`` limits the profiles by name)."""
+    """Make the derivatives of each item (``only`` limits the profiles by name).
+
+    One item's failure never stops the others: a derivative that cannot be made from an odd file
+    is failed with ffmpeg's words (and a ``derive-failed`` issue on the item), a defect is recorded
+    as ``stage-error``, and a system fault (the stored copy missing, ffmpeg not installed) gives a
+    ``failed`` result with ``system`` set and leaves the stage pending. Only a
+    :class:`TransientError` is raised, for the whole batch to be retried.
+    """
     results: list[DeriveResult] = []
-    for item_id in item_ids:
-        with session_scope(ctx.engine) as session:
-            item = session.get(Item, item_id)
-            if item is None:
-                continue
-            sha256, kind, name = item.sha256, item.media_kind, item.original_name
-        profiles = [p for p in ctx.config.for_media_kind(kind) if not only or p.name in only]
-        source = ctx.store.path(sha256)
-        media = _PROBE.extract(source, ExtractionContext(original_name=name, media_kind=kind)).media
-        item_results = [_derive_one(ctx, item_id, profile, source, media, force) for profile in profiles]
-        with session_scope(ctx.engine) as session:
-            failed = [r for r in item_results if r.status == "failed"]
-            _stage(session, item_id, "failed" if failed else "done", "; ".join(r.error or "" for r in failed))
-        results += item_results
+    for item_id in dict.fromkeys(item_ids):
+        try:
+            results += _derive_item(ctx, item_id, only, force)
+        except TransientError:
+            raise
+        except SystemFault as exc:
+            results.append(DeriveResult(item_id, "", "", "failed", error=str(exc), system=True))
+        except Exception as exc:
+            error = record_stage_error(ctx.engine, ctx.actor, item_id, STAGE, exc, tool=_TOOL)
+            results.append(DeriveResult(item_id, "", "", "failed", error=f"{STAGE_ERROR}: {error}"))
     return results
+
+
+def _derive_item(ctx: DeriveContext, item_id: str, only: Sequence[str], force: bool) -> list[DeriveResult]:
+    with session_scope(ctx.engine) as session:
+        item = session.get(Item, item_id)
+        if item is None:
+            return [DeriveResult(item_id, "", "", "missing", error=f"no item {item_id}")]
+        sha256, kind, name = item.sha256, item.media_kind, item.original_name
+    profiles = [p for p in ctx.config.for_media_kind(kind) if not only or p.name in only]
+    source = ctx.store.path(sha256)
+    if not source.is_file():
+        raise StoreError(f"the stored copy {ctx.store.key(sha256)} is missing; run `evidence fixity {item_id}`")
+    if profiles and shutil.which(FFMPEG) is None:
+        raise ToolUnavailableError(f"{FFMPEG} is not installed; no derivative can be made")
+    media = _PROBE.extract(source, ExtractionContext(original_name=name, media_kind=kind)).media
+    item_results = [_derive_one(ctx, item_id, profile, source, media, force) for profile in profiles]
+    failed = [r for r in item_results if r.status == "failed"]
+    defects = [r for r in failed if (r.error or "").startswith(STAGE_ERROR)]
+    with session_scope(ctx.engine) as session:
+        error = "; ".join(f"{r.profile}: {r.error}" for r in failed)
+        set_stage(session, item_id, STAGE, "failed" if failed else "done", error=error, tool=_TOOL)
+        session.execute(
+            delete(ItemIssue).where(col(ItemIssue.item_id) == item_id, col(ItemIssue.code) == DERIVE_FAILED)
+        )
+        if content := [r for r in failed if r not in defects]:
+            message = "Derivatives could not be made: " + "; ".join(f"{r.profile}: {r.error}" for r in content)
+            session.add(ItemIssue(item_id=item_id, code=DERIVE_FAILED, message=message))
+        if defects:
+            clear_stage_error(session, item_id, STAGE)
+            session.add(ItemIssue(item_id=item_id, code=STAGE_ERROR, message=stage_error_message(STAGE, error)))
+    return item_results
 
 
 def _derive_one(
@@ -123,8 +173,14 @@ def _derive_one(
                 stored = ctx.store.put(fd)
             finally:
                 os.close(fd)
-    except TranscodeError as exc:
+    except (TranscodeError, ContentError) as exc:  # the original is odd: ffmpeg's own words
         error = str(exc)
+    except (TransientError, SystemFault):
+        _set_status(ctx, item_id, profile, "pending")
+        raise
+    except Exception as exc:  # a defect: this derivative fails with the reason, the others go on
+        logger.exception("%s of item %s failed", profile.label, item_id)
+        error = f"{STAGE_ERROR}: {describe(exc)}"
     finally:
         with contextlib.suppress(FileNotFoundError):
             dest.unlink()
@@ -175,8 +231,9 @@ def _row(session: Session, item_id: str, profile: Profile) -> Derivative | None:
     ).first()
 
 
-def _stage(session: Session, item_id: str, status: str, error: str) -> None:
-    run = session.exec(select(StageRun).where(StageRun.item_id == item_id, StageRun.stage == STAGE)).first()
-    run = run or StageRun(item_id=item_id, stage=STAGE, status=status)
-    run.status, run.error, run.attempts, run.updated_at = status, error or None, run.attempts + 1, utcnow()
-    session.add(run)
+def _set_status(ctx: DeriveContext, item_id: str, profile: Profile, status: str) -> None:
+    with session_scope(ctx.engine) as session:
+        row = _row(session, item_id, profile)
+        if row is not None:
+            row.status, row.updated_at = status, utcnow()
+            session.add(row)
