@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(60.0, gt=0)
     stale_after: float = Field(300.0, gt=0)
     reconcile_interval: float = Field(30.0, gt=0)
+    # A worker retries a system fault (database, broker, store, missing program) this many times with
+    # exponential back-off and jitter up to retry_backoff_max seconds, then marks the stage failed.
+    task_max_retries: int = Field(10, ge=0)
+    retry_backoff_max: float = Field(300.0, gt=0)
     copy_chunk_size: int = Field(1 << 20, ge=4096, le=64 << 20)
     worker_concurrency: int = Field(2, ge=1)
     # Scheduled fixity: every stored object is re-hashed at least this often (0: only on demand).
