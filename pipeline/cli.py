@@ -40,7 +40,7 @@ from pipeline.catalog.models import (
 )
 from pipeline.catalog.types import utcnow
 from pipeline.custody import CustodyLog, check_chain
-from pipeline.errors import PipelineError
+from pipeline.errors import NotFoundError, PipelineError
 from pipeline.ingest.batch import ingest_arrivals
 from pipeline.ingest.intake import TOOL, Arrival, IntakeContext, IntakeResult, mark_queued, open_sightings
 from pipeline.ingest.names import readable
@@ -662,26 +662,42 @@ def overdue(as_json: bool) -> None:
             _emit(as_json, data, "\n".join(lines))
 
 
+def _stage_ids(
+    session: Session, stage: str, idents: Sequence[str], pending: bool, retry_failed: bool
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """The item IDs a stage command works on, and each given ID that names no item, with why."""
+    if bool(idents) == (pending or retry_failed):
+        raise click.UsageError("give item IDs, or --pending and/or --retry-failed (not both)")
+    if not idents:
+        statuses = [status for status, wanted in (("pending", pending), ("failed", retry_failed)) if wanted]
+        query = select(StageRun.item_id).where(StageRun.stage == stage, col(StageRun.status).in_(statuses))
+        return list(session.exec(query.order_by(col(StageRun.item_id))).all()), []
+    ids: list[str] = []
+    unknown: list[tuple[str, str]] = []
+    for ident in idents:
+        try:
+            ids.append(_find_item(session, ident).id)
+        except click.ClickException as exc:
+            unknown.append((ident, exc.message))
+    return list(dict.fromkeys(ids)), unknown
+
+
 @main.command("probe")
 @click.argument("idents", nargs=-1)
-@click.option("--pending", is_flag=True, help="Every item whose probe stage has not finished.")
+@click.option("--pending", is_flag=True, help="Every item whose probe stage is still to do.")
+@click.option("--retry-failed", is_flag=True, help="Every item whose probe stage failed (after its cause is fixed).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-def probe_command(idents: Sequence[str], pending: bool, as_json: bool) -> None:
+def probe_command(idents: Sequence[str], pending: bool, retry_failed: bool, as_json: bool) -> None:
     """Read metadata again (or for the first time) for the given items: facts, issues, deadline."""
     from pipeline.probe.stage import probe
 
-    if bool(idents) == pending:
-        raise click.UsageError("give item IDs, or --pending (not both)")
     settings = _settings()
     probe_ctx = probe_context(settings)
     with session_scope(probe_ctx.engine) as session:
-        if pending:
-            ids = list(
-                session.exec(select(StageRun.item_id).where(StageRun.stage == "probe", StageRun.status != "done")).all()
-            )
-        else:
-            ids = [_find_item(session, ident).id for ident in idents]
-    failed = 0
+        ids, unknown = _stage_ids(session, "probe", idents, pending, retry_failed)
+    failed = len(unknown)
+    for ident, reason in unknown:
+        _emit(as_json, {"item": ident, "status": "missing", "issues": [], "error": reason}, f"missing {reason}")
     with _progress(len(ids), as_json, "probing") as bar:
         for start in range(0, len(ids), BATCH):
             for result in probe(probe_ctx, ids[start : start + BATCH]):
@@ -694,7 +710,8 @@ def probe_command(idents: Sequence[str], pending: bool, as_json: bool) -> None:
                         "issues": list(result.issues),
                         **({"error": result.error} if result.error else {}),
                     },
-                    f"{result.status:<7} {result.item}  {', '.join(result.issues) or 'no issues'}",
+                    f"{result.status:<7} {result.item}  "
+                    + (result.error if result.error else ", ".join(result.issues) or "no issues"),
                 )
             bar.update(min(BATCH, len(ids) - start))
     if failed:
@@ -703,40 +720,43 @@ def probe_command(idents: Sequence[str], pending: bool, as_json: bool) -> None:
 
 @main.command("derive")
 @click.argument("idents", nargs=-1)
-@click.option("--pending", is_flag=True, help="Every item whose derivatives have not been made yet.")
+@click.option("--pending", is_flag=True, help="Every item whose derivatives are still to make.")
+@click.option("--retry-failed", is_flag=True, help="Every item whose derive stage failed (after its cause is fixed).")
 @click.option("--profile", "profiles", multiple=True, help="Only this profile (repeatable).")
 @click.option("--force", is_flag=True, help="Make them again even where a verified one exists.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per derivative.")
-def derive_command(idents: Sequence[str], pending: bool, profiles: Sequence[str], force: bool, as_json: bool) -> None:
+def derive_command(
+    idents: Sequence[str], pending: bool, retry_failed: bool, profiles: Sequence[str], force: bool, as_json: bool
+) -> None:
     """Make (or remake) access copies, thumbnails and masters, each verified and stored."""
-    from pipeline.transcode.stage import derive
+    from pipeline.transcode.stage import DeriveResult, derive
 
-    if bool(idents) == pending:
-        raise click.UsageError("give item IDs, or --pending (not both)")
     settings = _settings()
     derive_ctx = derive_context(settings)
-    if unknown := sorted(set(profiles) - set(derive_ctx.config.profiles)):
+    if unknown_profiles := sorted(set(profiles) - set(derive_ctx.config.profiles)):
         raise click.BadParameter(
-            f"unknown profile(s) {', '.join(unknown)}; known: {', '.join(derive_ctx.config.profiles)}",
+            f"unknown profile(s) {', '.join(unknown_profiles)}; known: {', '.join(derive_ctx.config.profiles)}",
             param_hint="--profile",
         )
     with session_scope(derive_ctx.engine) as session:
-        if pending:
-            ids = list(
-                session.exec(select(StageRun.item_id).where(StageRun.stage == "derive", StageRun.status != "done"))
-            )
-        else:
-            ids = [_find_item(session, ident).id for ident in idents]
+        ids, unknown = _stage_ids(session, "derive", idents, pending, retry_failed)
     failed = 0
+
+    def report(result: DeriveResult) -> None:
+        nonlocal failed
+        failed += result.status in ("failed", "missing")
+        _emit(
+            as_json,
+            result.as_json(),
+            f"{result.status:<8} {result.item}  {result.profile:<24} {result.error or result.sha256 or ''}",
+        )
+
+    for ident, reason in unknown:
+        report(DeriveResult(ident, "", "", "missing", error=reason))
     with _progress(len(ids), as_json, "deriving") as bar:
         for item_id in ids:
             for result in derive(derive_ctx, [item_id], only=profiles, force=force):
-                failed += result.status == "failed"
-                _emit(
-                    as_json,
-                    result.as_json(),
-                    f"{result.status:<8} {result.item}  {result.profile:<24} {result.error or result.sha256 or ''}",
-                )
+                report(result)
             bar.update(1)
     if failed:
         sys.exit(1)
@@ -785,7 +805,15 @@ def package_command(
     package_ctx = package_context(settings)
     try:
         with session_scope(package_ctx.engine) as session:
-            item_ids = [_find_item(session, ident).id for ident in item_ids]
+            found, unknown = [], []
+            for ident in item_ids:
+                try:
+                    found.append(_find_item(session, ident).id)
+                except click.ClickException as exc:
+                    unknown.append(exc.message)
+        if unknown:
+            raise NotFoundError("; ".join(unknown))
+        item_ids = found
         package_id = request_package(
             package_ctx,
             case_number=case_number,
@@ -1005,8 +1033,12 @@ def fixity(ids: Sequence[str], as_json: bool) -> None:
                     f"{result.outcome.upper()}: item {result.item} {result.key}: {result.error}",
                 )
     if not as_json:
-        click.echo(f"{outcomes['ok']} ok, {outcomes['mismatch']} altered, {outcomes['missing']} missing", err=True)
-    if outcomes["mismatch"] or outcomes["missing"]:
+        click.echo(
+            f"{outcomes['ok']} ok, {outcomes['mismatch']} altered, {outcomes['missing']} missing"
+            + (f", {outcomes['error']} could not be checked" if outcomes["error"] else ""),
+            err=True,
+        )
+    if outcomes["mismatch"] or outcomes["missing"] or outcomes["error"]:
         sys.exit(1)
 
 

@@ -4,6 +4,7 @@ Python work both need a core)."""
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 from collections.abc import Iterator, Sequence
@@ -12,6 +13,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from pipeline.catalog.db import dispose_engines
+from pipeline.errors import SystemFault, TransientError, describe
 from pipeline.ingest.intake import Arrival, IntakeContext, IntakeResult, intake_leased, open_sightings
 from pipeline.ingest.names import readable
 from pipeline.runtime import derive_context, intake_context, probe_context, process_name
@@ -31,42 +33,73 @@ class _Stages:
 
 
 _child: tuple[IntakeContext, _Stages] | None = None
+logger = logging.getLogger(__name__)
 
 
 def _take_in(ctx: IntakeContext, stages: _Stages, batch: Sequence[Arrival]) -> list[IntakeResult]:
     """One batch: sightings (leased to this process as they are recorded), intake, and the later
-    stages that ``stages`` names."""
+    stages that ``stages`` names. Every arrival gets a result whatever happens: a catalog outage
+    fails the batch's files with the reason and leaves their sources where they are."""
     worker = process_name("ingest")
-    opened = open_sightings(ctx, batch, lease_to=worker)
-    results = [
-        IntakeResult(
-            None,
-            readable(arrival.path),
-            arrival.dock,
-            "ignored",
-            error="already being taken in (an open sighting holds this path)",
-        )
-        for arrival, sighting in zip(batch, opened, strict=True)
-        if sighting is None
-    ]
-    leased = [s for s in opened if s is not None]
-    if not leased:
-        return results
-    taken = intake_leased(ctx, leased, worker=worker)
-    if stages.probe is None:
-        return results + taken
+    try:
+        opened = open_sightings(ctx, batch, lease_to=worker)
+        results = [
+            IntakeResult(
+                None,
+                readable(arrival.path),
+                arrival.dock,
+                "ignored",
+                error="already being taken in (an open sighting holds this path)",
+            )
+            for arrival, sighting in zip(batch, opened, strict=True)
+            if sighting is None
+        ]
+        leased = [s for s in opened if s is not None]
+        taken = intake_leased(ctx, leased, worker=worker) if leased else []
+    except Exception as exc:
+        if not isinstance(exc, SystemFault):
+            logger.exception("intake of a batch of %d file(s) failed", len(batch))
+        reason = f"{describe(exc)}; the file was left where it is"
+        return [IntakeResult(None, readable(a.path), a.dock, "failed", error=reason) for a in batch]
     new_items = [r.item for r in taken if r.status == "stored" and r.item]
+    if stages.probe is None or not new_items:
+        return results + taken
+    return results + _later_stages(stages, taken, new_items)
+
+
+def _later_stages(stages: _Stages, taken: list[IntakeResult], new_items: list[str]) -> list[IntakeResult]:
+    """Probe (and derive) the items just stored; their results join the intake lines. A stage the
+    catalog's outage stopped stays pending for `evidence probe|derive --pending` or the workers."""
     from pipeline.probe.stage import probe
 
-    issues = {p.item: p.issues for p in probe(stages.probe, new_items)}
+    issues: dict[str, tuple[str, ...]] = {}
+    errors: dict[str, str] = {}
     derived: dict[str, list[str]] = {}
-    if stages.derive is not None:
-        from pipeline.transcode.stage import derive
+    try:
+        for p in probe(stages.probe, new_items) if stages.probe else []:
+            issues[p.item] = p.issues
+            if p.error:
+                errors[p.item] = f"probe: {p.error}"
+        if stages.derive is not None:
+            from pipeline.transcode.stage import derive
 
-        for made in derive(stages.derive, new_items):
-            derived.setdefault(made.item, []).append(f"{made.kind}:{made.status}")
-    return results + [
-        replace(r, issues=issues.get(r.item, ()), derivatives=tuple(derived.get(r.item, ()))) if r.item in issues else r
+            probed = [item for item in new_items if item not in errors]
+            for made in derive(stages.derive, probed):
+                derived.setdefault(made.item, []).append(f"{made.kind or 'derive'}:{made.status}")
+                if made.system or (made.error or "").startswith("stage-error"):
+                    errors.setdefault(made.item, f"derive: {made.error}")
+    except TransientError as exc:
+        for item in new_items:
+            errors.setdefault(item, f"{exc}; the rest is done later (`evidence probe|derive --pending`)")
+    return [
+        replace(
+            r,
+            issues=issues.get(r.item, ()),
+            derivatives=tuple(derived.get(r.item, ())),
+            error=errors.get(r.item, r.error),
+        )
+        if r.item in new_items
+        else r
         for r in taken
     ]
 
