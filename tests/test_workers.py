@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -212,3 +213,52 @@ class TestScheduledFixity:
             assert session.get(Item, intact["item"]).fixity_status == "ok"  # type: ignore[union-attr]
         assert [i["id"] for i in cli("items", "--issue", "fixity-mismatch", "--json").records] == [victim["item"]]
         assert f"fixity mismatch: item {victim['item']}" in worker.output()
+
+
+class TestRetryPolicy:
+    def test_a_system_fault_is_retried_a_bounded_number_of_times_then_the_stage_fails(
+        self, cluster_env, start, cli, ctx, dock, media, tmp_path
+    ) -> None:
+        """A worker on a machine without ffprobe: the probe is retried with back-off, then marked
+        failed with the reason; the reconciler leaves it alone, and a person's retry finishes it."""
+        media.variant("clip.mp4", dock / "A001.mp4", 1)
+        assert cli("ingest", str(dock), "--enqueue", "--json").exit_code == 0
+        empty = tmp_path / "no-programs"
+        empty.mkdir()
+        worker = start(
+            "worker",
+            "--concurrency",
+            "1",
+            "--beat",
+            extra_env={
+                "PATH": str(empty),
+                "EVIDENCE_TASK_MAX_RETRIES": "2",
+                "EVIDENCE_RETRY_BACKOFF_MAX": "1",
+                "EVIDENCE_STALE_AFTER": "2",
+            },
+        )
+
+        def probe_run() -> StageRun | None:
+            with Session(ctx.engine) as session:
+                return session.exec(select(StageRun).where(StageRun.stage == "probe")).first()
+
+        wait_for(
+            lambda: (run := probe_run()) is not None and run.status == "failed",
+            90,
+            f"the probe to be given up; the worker said:\n{worker.output()[-3000:]}",
+            interval=0.5,
+        )
+        run = probe_run()
+        assert run is not None and "gave up after 2 retries" in str(run.error) and "not installed" in str(run.error)
+        log = worker.output()
+        assert log.count("retry 1 of 2") >= 1 and log.count("retry 2 of 2") >= 1
+        assert "raised unexpected" not in log
+        received = log.count("evidence.probe[")
+        assert received >= 3  # the first try and two retries
+        time.sleep(4)  # a few reconciler passes (every second): a failed stage is not queued again
+        assert worker.output().count("evidence.probe[") == received
+        worker.stop()
+
+        retried = cli("probe", "--retry-failed", "--json")
+        assert [r["status"] for r in retried.records] == ["probed"]
+        assert probe_run().status == "done"  # type: ignore[union-attr]
