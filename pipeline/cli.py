@@ -40,7 +40,7 @@ from pipeline.catalog.models import (
 )
 from pipeline.catalog.types import utcnow
 from pipeline.custody import CustodyLog, check_chain
-from pipeline.errors import NotFoundError, PipelineError
+from pipeline.errors import NotFoundError, PipelineError, TransientError, describe
 from pipeline.ingest.batch import ingest_arrivals
 from pipeline.ingest.intake import TOOL, Arrival, IntakeContext, IntakeResult, mark_queued, open_sightings
 from pipeline.ingest.names import readable
@@ -142,12 +142,26 @@ def ingest(
         outcomes = (_enqueue_batch(ctx, arrivals[i : i + BATCH]) for i in range(0, len(arrivals), BATCH))
     else:
         outcomes = ingest_arrivals(settings, ctx, arrivals, batch=BATCH, with_probe=with_probe, with_derive=with_derive)
+    reported = 0
     with _progress(len(arrivals), as_json, "ingesting") as bar:
-        for results in outcomes:
-            for result in results:
-                statuses[result.status] += 1
-                _emit_result(as_json, result)
-            bar.update(len(results))
+        try:
+            for results in outcomes:
+                for result in results:
+                    statuses[result.status] += 1
+                    _emit_result(as_json, result)
+                reported += len(results)
+                bar.update(len(results))
+        except Exception as exc:  # e.g. the broker refused the queueing: the rest get their line
+            if not isinstance(exc, PipelineError):
+                logging.getLogger("evidence.ingest").exception("ingest stopped")
+            for arrival in arrivals[reported:]:
+                statuses["failed"] += 1
+                _emit_result(
+                    as_json,
+                    IntakeResult(
+                        None, readable(arrival.path), arrival.dock, "failed", error=f"{describe(exc)}; left where it is"
+                    ),
+                )
     if not as_json:
         click.echo(", ".join(f"{n} {status}" for status, n in sorted(statuses.items())) or "nothing to do", err=True)
     if statuses["failed"]:
@@ -189,11 +203,16 @@ def _enqueue_batch(ctx: IntakeContext, batch: list[Arrival]) -> list[IntakeResul
 
     opened = open_sightings(ctx, batch)
     ids = [s.id for s in opened if s is not None]
+    note = None
     if ids:
-        enqueue_intake(ids)
-        mark_queued(ctx.engine, ids)
+        try:
+            enqueue_intake(ids)
+        except TransientError as exc:  # the sightings are in the catalog: the reconciler queues them
+            note = f"{exc}; recorded, and queued by the reconciler once the broker is back"
+        else:
+            mark_queued(ctx.engine, ids)
     return [
-        IntakeResult(s.id, s.path, s.dock, "queued", size=s.size)
+        IntakeResult(s.id, s.path, s.dock, "queued", size=s.size, error=note)
         if s is not None
         else IntakeResult(
             None, readable(a.path), a.dock, "ignored", error="already being taken in (an open sighting holds this path)"

@@ -281,3 +281,22 @@ class TestEveryInputGetsItsLine:
         assert stage_of(engine, str(taken["item"]), "probe").status == "pending"
         assert issues_of(engine, str(taken["item"])) == {}
         assert [r["status"] for r in cli("probe", "--pending", "--json").records] == ["probed"]
+
+
+class TestBrokerOutage:
+    def test_enqueue_with_the_broker_away_records_every_file_for_the_reconciler(
+        self, cli, dock, media, monkeypatch
+    ) -> None:
+        """`ingest --enqueue` while Redis is unreachable: each file gets its line, is recorded in the
+        catalog, and is left in the dock for the reconciler to queue once the broker is back."""
+        monkeypatch.setenv("EVIDENCE_BROKER_URL", "redis://127.0.0.1:1/0")  # nothing listens there
+        for n in range(3):
+            media.variant("voice.wav", dock / f"REC{n}.wav", n + 1)
+        result = cli("ingest", str(dock), "--enqueue", "--json")
+        assert result.exit_code == 0
+        assert [r["status"] for r in result.records] == ["queued"] * 3
+        assert all("reconciler" in str(r["error"]) for r in result.records)
+        assert len(list(dock.iterdir())) == 3
+        engine = settings_engine_from_env()
+        sightings = rows(engine, Sighting)
+        assert [(s.status, s.queued_at) for s in sightings] == [("pending", None)] * 3
