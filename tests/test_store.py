@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -126,6 +127,19 @@ class TestLocalStore:
         os.utime(partial, (0, 0))
         assert store.remove_partials(older_than=60) == 1
         assert not partial.exists()
+
+    def test_a_dead_transcodes_output_is_removed_only_once_long_untouched(self, tmp_path: Path) -> None:
+        """A derivative a killed worker left in tmp/ goes after a day; one touched lately stays
+        (a long transcode or its verification may still be using it)."""
+        store = LocalStore(tmp_path / "store")
+        dead = store.tmp_dir / ".01ABC.mp4.partial"
+        alive = store.tmp_dir / "01ABD.mp4"
+        dead.write_bytes(b"old")
+        alive.write_bytes(b"new")
+        os.utime(dead, (0, 0))
+        os.utime(alive, (time.time() - 3600, time.time() - 3600))
+        assert store.remove_partials(older_than=60) == 1
+        assert not dead.exists() and alive.exists()
 
     def test_bad_digest_is_refused(self, tmp_path: Path) -> None:
         with pytest.raises(StoreError, match="not a SHA-256"):

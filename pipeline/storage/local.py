@@ -28,6 +28,8 @@ from pipeline.storage.transfer import PIPELINE_THRESHOLD, Transfer, hash_file, h
 HEX = frozenset("0123456789abcdef")
 # Bytes kept free on the store's file system (its folders, the catalog's journal when they share a disk).
 RESERVE = 1 << 20
+# A derivative being made in tmp/ is rewritten or read at least this often while it is alive.
+LEFTOVERS_AFTER = 24 * 3600.0
 
 
 def _find_libc(name: str) -> Callable[..., int] | None:
@@ -238,12 +240,16 @@ class LocalStore:
             if path.is_file() and len(path.name) == 64:
                 yield path.name
 
-    def remove_partials(self, older_than: float) -> int:
-        cutoff = time.time() - older_than
+    def remove_partials(self, older_than: float, *, leftovers_after: float = LEFTOVERS_AFTER) -> int:
+        """Delete what writers that died left in ``tmp/``: copies (``*.part``) untouched for
+        ``older_than`` seconds, and anything else (a transcode's output) untouched for
+        ``leftovers_after``, long enough that no live transcode or verification is cut short."""
+        now = time.time()
         removed = 0
-        for path in self.tmp_dir.glob("*.part"):
+        for path in self.tmp_dir.iterdir():
+            limit = older_than if path.name.endswith(".part") else leftovers_after
             with contextlib.suppress(FileNotFoundError):
-                if path.stat().st_mtime < cutoff:
+                if path.is_file() and path.stat().st_mtime < now - limit:
                     path.unlink()
                     removed += 1
         return removed
