@@ -134,14 +134,22 @@ def ingest_arrivals(
 ) -> Iterator[list[IntakeResult]]:
     """Take in ``arrivals``, then probe and derive the new items (a stage left out here stays
     pending for ``evidence probe``/``evidence derive`` or the workers; derivatives follow probing);
-    yields each batch's results as it finishes, in order."""
+    yields each batch's results as it finishes, in order.
+
+    The stages' settings (profiles, calendars, directory) are read here, before any file is
+    touched, so a broken configuration refuses the whole command up front.
+    """
     batches = [arrivals[start : start + batch] for start in range(0, len(arrivals), batch)]
+    stages = _stages(settings, with_probe, with_derive)
     processes = min(processes or (os.cpu_count() or 1) * 2, len(batches))
     if processes <= 1:
-        stages = _stages(settings, with_probe, with_derive)
-        for chunk in batches:
-            yield _take_in(ctx, stages, chunk)
-        return
+        return (_take_in(ctx, stages, chunk) for chunk in batches)
+    return _in_processes(settings, batches, processes, with_probe, with_derive)
+
+
+def _in_processes(
+    settings: Settings, batches: Sequence[Sequence[Arrival]], processes: int, with_probe: bool, with_derive: bool
+) -> Iterator[list[IntakeResult]]:
     with ProcessPoolExecutor(
         processes,
         mp_context=multiprocessing.get_context("fork"),
