@@ -28,8 +28,9 @@ from pipeline.metadata import (
     load_filename_profiles,
 )
 from pipeline.metadata.facts import FIELDS
-from pipeline.metadata.geo import parse_iso6709
+from pipeline.metadata.geo import from_dms, parse_iso6709
 from tests.conftest import Samples
+from tests.odd_media import gps_photo, one_frame_clip, rational
 
 HAS_EXIFTOOL = shutil.which("exiftool") is not None
 BODYCAM = "DSJ0001_012345_20250930143015_0001_IMP.MP4"
@@ -360,6 +361,112 @@ class TestIso6709:
         """0°, 0° is what cameras write before a satellite fix: no position."""
         assert parse_iso6709("+00.0000+000.0000/") is None
 
+    @pytest.mark.parametrize(
+        ("text", "lat", "lon"),
+        [
+            ("+434760+1212825.32/", 43.8, 121.4737),
+            ("+4360.000+12128.422/", 44.0, 121.4737),
+            ("-335207.68-0431060/", -33.8688, -43.1833333),
+            ("+8959.99999+000.5/", 90.0, 0.5),
+        ],
+    )
+    def test_rounded_60_is_carried(self, text: str, lat: float, lon: float) -> None:
+        """Minutes or seconds of 60 (or a hair under, rounded up) carry into the unit above."""
+        place = parse_iso6709(text)
+        assert place is not None
+        assert (place["lat"], place["lon"]) == (pytest.approx(lat, abs=1e-6), pytest.approx(lon, abs=1e-6))
+
+    @pytest.mark.parametrize(
+        "text",
+        ["+434761+1212825/", "+4361+12128/", "+9030+00000/", "+31.2+121.4+inf/", "+31.2+121.4+" + "9" * 400, "+31"],
+    )
+    def test_out_of_range_is_refused(self, text: str) -> None:
+        """Minutes or seconds past 60, latitude past 90, an endless altitude, text that is not a point: ValueError."""
+        with pytest.raises(ValueError):
+            parse_iso6709(text)
+
+
+class TestRoundedPositions:
+    """Devices round: 43.8° is written 43° 47' 60", and a carried 60 must not cost a photo its place."""
+
+    def read(self, path: Path, tmp_path: Path) -> Extraction:
+        results = by_extractor(extract_all(stored(path, tmp_path), "image", context(path.name)))
+        return results["exifread"]
+
+    def test_photo_with_gps_seconds_of_60_keeps_its_place(self, tmp_path: Path) -> None:
+        """A JPEG whose EXIF GPS seconds read 60/1: the 60 is carried, 43° 47' 60" N is 43.8°."""
+        path = gps_photo(tmp_path / "rounded.jpg", (43, 47, 60), (121, 28, 25.32))
+        result = self.read(path, tmp_path)
+        assert result.problems == ()
+        assert result.values("location") == [{"lat": 43.8, "lon": 121.4737, "alt": None}]
+
+    def test_minutes_of_60_and_fractional_minutes(self, tmp_path: Path) -> None:
+        """Minutes of 60 carry into the degree; minutes with a fraction and no seconds are read as written."""
+        path = gps_photo(tmp_path / "minutes.jpg", (43, 60, 0), (rational(121, 1), rational(28422, 1000), 0))
+        assert self.read(path, tmp_path).values("location") == [{"lat": 44.0, "lon": 121.4737, "alt": None}]
+
+    def test_gps_time_of_60_seconds_is_the_next_minute(self, tmp_path: Path) -> None:
+        """A GPS time of 12:29:60 is 12:30:00 UTC."""
+        path = gps_photo(tmp_path / "clock.jpg", (31, 13, 49.44), (121, 28, 25.32), time=(12, 29, 60))
+        assert sources(self.read(path, tmp_path), "captured_at") == {
+            "exif:GPS GPSDate+GPSTimeStamp": "2025-03-01T12:30:00Z"
+        }
+
+    def test_denominator_zero_is_a_problem_not_a_crash(self, tmp_path: Path) -> None:
+        """A GPS rational of 13/0: unreadable-metadata naming the fraction; the camera is still read."""
+        path = gps_photo(tmp_path / "zero.jpg", (rational(31, 1), rational(13, 0), rational(49, 1)), (121, 28, 0))
+        results = extract_all(stored(path, tmp_path), "image", context("zero.jpg"))
+        assert "extractor-failed" not in {problem.code for result in results for problem in result.problems}
+        result = by_extractor(results)["exifread"]
+        assert result.values("location") == []
+        assert [problem.code for problem in result.problems] == ["unreadable-metadata"]
+        assert "denominator 0 (13/0)" in result.problems[0].message
+        assert result.values("make") == ["Hikvision"]
+
+    def test_latitude_beyond_90_is_a_problem(self, tmp_path: Path) -> None:
+        """90° 30' N is no place on earth: unreadable-metadata, no location."""
+        result = self.read(gps_photo(tmp_path / "pole.jpg", (90, 30, 0), (121, 28, 0)), tmp_path)
+        assert result.values("location") == []
+        assert [problem.code for problem in result.problems] == ["unreadable-metadata"]
+        assert "out of range" in result.problems[0].message
+
+    @pytest.mark.parametrize(
+        ("parts", "reference", "degrees"),
+        [
+            ((43, 47, 60), "N", 43.8),
+            ((43, 60, 0), "N", 44.0),
+            ((89, 59, 60), "N", 90.0),
+            ((10, 59, 59.9999), "N", 10.9999999722),
+            ((10, 59, 60.004), "S", -11.0000011111),
+            ((31, 13.824, 0), "N", 31.2304),
+            ((31.2304, 0, 0), "N", 31.2304),
+            ((31.2304,), "S", -31.2304),
+            ((-33, 52, 7.68), "S", -33.8688),
+        ],
+    )
+    def test_rounding_forms_devices_write(self, parts: tuple[float, ...], reference: str, degrees: float) -> None:
+        """Carried 60s, seconds just short of 60, fractional minutes or degrees: read as the sum they stand for."""
+        assert from_dms(parts, reference, "S") == pytest.approx(degrees, abs=1e-9)
+
+    @pytest.mark.parametrize(
+        "parts",
+        [
+            (31, -1, 0),
+            (31, 0, -0.5),
+            (31, 0, 60.5),
+            (31, 61, 0),
+            (float("nan"), 0, 0),
+            (31, float("inf"), 0),
+            (31, 0, float("nan")),
+            (),
+            (31, 13, 49, 1),
+        ],
+    )
+    def test_garbage_is_refused(self, parts: tuple[float, ...]) -> None:
+        """Negative or overlong minutes and seconds, numbers that are not numbers, the wrong count: ValueError."""
+        with pytest.raises(ValueError):
+            from_dms(parts, "N", "S")
+
 
 # ------------------------------------------------------------------------------------ damaged input
 class TestDamagedInput:
@@ -381,6 +488,14 @@ class TestDamagedInput:
         assert result.media is not None and len(result.media.streams) == 2
         assert [problem.code for problem in result.problems] == ["truncated-stream"]
         assert "partial file" in result.problems[0].message
+
+    def test_dv_cut_inside_its_frame_is_truncated_stream(self, tmp_path: Path) -> None:
+        """A DV file cut inside its frame (ffmpeg pads it and says nothing) is truncated-stream; whole, it is fine."""
+        whole = one_frame_clip(tmp_path / "tape.dv").read_bytes()
+        assert probe(tmp_path / "tape.dv", "video", "tape.dv", tmp_path).problems == ()
+        result = probe(tmp_path / "tape.dv", "video", "tape.dv", tmp_path, whole[: len(whole) // 2])
+        assert [problem.code for problem in result.problems] == ["truncated-stream"]
+        assert "holds 0.50 DV frames of 144000 bytes" in result.problems[0].message
 
     def test_whole_file_has_no_problem(self, samples: Samples, tmp_path: Path) -> None:
         """The same file uncut passes the packet pass: no false alarm."""

@@ -14,6 +14,7 @@ runs in this process without a deadline; it reads only the header blocks and gua
 from __future__ import annotations
 
 import logging
+import math
 import struct
 import threading
 from collections.abc import Iterator
@@ -35,7 +36,7 @@ from pipeline.metadata.facts import (
     Problem,
     unique,
 )
-from pipeline.metadata.geo import from_dms, location
+from pipeline.metadata.geo import ROUNDING, from_dms, location
 from pipeline.metadata.timestamps import combine
 
 TOOL = f"exifread {exifread.__version__}"
@@ -109,9 +110,7 @@ def _facts(tags: dict[str, Any], shown: str, problems: list[Problem]) -> list[Fa
     gps_date, gps_time = _text(tags.get("GPS GPSDate")), tags.get("GPS GPSTimeStamp")
     if gps_date and gps_time is not None:
         try:
-            hours, minutes, seconds = [*_numbers(gps_time), 0.0, 0.0, 0.0][:3]
-            clock = f"{int(hours):02d}:{int(minutes):02d}:{seconds:09.6f}"
-            value = combine(gps_date, clock, "Z")
+            value = combine(gps_date, _clock(_numbers(gps_time)), "Z")
         except (ValueError, OverflowError) as exc:
             problem("GPS date and time", exc)
         else:
@@ -169,9 +168,24 @@ def _numbers(tag: Any) -> list[float]:
             numbers.append(float(value))
         except ZeroDivisionError as exc:
             raise ValueError(f"a fraction with denominator 0 ({value!r})") from exc
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise ValueError(f"not a number: {value!r}") from exc
     return numbers
+
+
+def _clock(parts: list[float]) -> str:
+    """``HH:MM:SS.ffffff`` from the GPS time's hours, minutes and seconds, a rounded 60 carried
+    (12:29:60 is 12:30:00). Raises :class:`ValueError` for parts that are not a time of day."""
+    hours, minutes, seconds = [*parts, 0.0, 0.0, 0.0][:3]
+    if not all(math.isfinite(part) and part >= 0 for part in (hours, minutes, seconds)):
+        raise ValueError(f"not a time of day: {parts}")
+    micros = round((hours * 3600 + minutes * 60 + seconds) * 1_000_000)
+    if hours >= 24 or minutes > 60 + ROUNDING or seconds > 60 + ROUNDING or micros >= 86_400_000_000:
+        raise ValueError(f"not a time of day: {parts}")
+    hours_part, rest = divmod(micros, 3_600_000_000)
+    minutes_part, rest = divmod(rest, 60_000_000)
+    seconds_part, fraction = divmod(rest, 1_000_000)
+    return f"{hours_part:02d}:{minutes_part:02d}:{seconds_part:02d}.{fraction:06d}"
 
 
 def _jpeg_has_exif(path: Path) -> bool:

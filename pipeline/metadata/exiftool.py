@@ -74,6 +74,7 @@ _PLACE_PARTS = (
     ("Country", "Country-PrimaryLocationName"),
 )
 _CUT_SHORT = re.compile(r"truncat", re.IGNORECASE)
+_UNKNOWN_TYPE = "Unknown file type"
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,9 @@ class ExiftoolExtractor:
 
         problems: list[Problem] = []
         error = tags.get("ExifTool:Error")
-        if error:
+        # "Unknown file type" says what exiftool reads, not what is wrong with the file (a bare H.264
+        # stream is whole and exiftool still has no reader for it); ffprobe speaks for such files.
+        if error and not str(error).startswith(_UNKNOWN_TYPE):
             problems.append(Problem(UNREADABLE_METADATA, f"{shown}: exiftool cannot read it ({error})"))
         warning = tags.get("ExifTool:Warning")
         if isinstance(warning, str) and not warning.startswith("[minor]"):

@@ -76,6 +76,7 @@ class StreamInfo:
     channels: int | None = None
     duration: float | None = None
     language: str | None = None
+    frames: int | None = None  # how many frames (packets) it holds, when the container says or they were counted
 
 
 @dataclass(frozen=True)

@@ -175,7 +175,7 @@ def media_info(probe: dict[str, Any], *, still: bool = False) -> MediaInfo:
     fmt = probe.get("format") or {}
     streams = tuple(_stream(stream) for stream in probe.get("streams") or [] if isinstance(stream, dict))
     if still:
-        streams = tuple(replace(stream, frame_rate=None, duration=None) for stream in streams)
+        streams = tuple(replace(stream, frame_rate=None, duration=None, frames=None) for stream in streams)
         return MediaInfo(fmt.get("format_name"), None, streams)
     return MediaInfo(fmt.get("format_name"), _number(fmt.get("duration")), streams)
 
@@ -274,6 +274,7 @@ def _stream(stream: dict[str, Any]) -> StreamInfo:
         channels=_integer(stream.get("channels")),
         duration=_number(stream.get("duration")),
         language=language if language and language != "und" else None,
+        frames=_integer(stream.get("nb_frames")),
     )
 
 

@@ -9,7 +9,9 @@ It does not look for bit errors inside packets. Stills are small, so they are de
 ffmpeg exits 0 even when it logs such errors, so any error line counts.
 
 A WAV file's header announces how many bytes of sound follow; when the file holds fewer, it was cut
-short even though every tool still plays what is there, so that is checked directly.
+short even though every tool still plays what is there, so that is checked directly. A DV file is
+a run of fixed-size frames; ffmpeg pads a frame cut in the middle and decodes it without a word, so
+a DV file that does not hold a whole number of frames is reported too.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pipeline.metadata.tools import ToolError, ToolMissingError, ToolTimeoutErro
 _CUT_SHORT = re.compile(r"partial file|truncat|end of file|moov atom not found|premature|overread", re.IGNORECASE)
 _ADDRESS = re.compile(r" @ 0x[0-9a-f]+\]")  # "[mov,mp4,… @ 0x55fd86f66900]": differs every run
 _MAX_CHUNKS = 4096  # a WAV header with more chunks than this before "data" is not one worth walking
+_DV_FRAME_625, _DV_FRAME_525 = 144_000, 120_000  # bytes in a one-channel DV frame
 
 
 def check_media(
@@ -59,7 +62,36 @@ def check_media(
             problems.append(Problem(DAMAGED_MEDIA, f"{shown}: ffmpeg found damage reading it (ffmpeg: {said})"))
     if media.container == "wav":
         problems.extend(check_wav_length(path, shown))
+    if media.container == "dv":
+        problems.extend(check_dv_length(path, shown))
     return problems
+
+
+def check_dv_length(path: Path, shown: str) -> list[Problem]:
+    """A problem when a DV file does not hold a whole number of frames.
+
+    Every DV frame is whole DIF sequences of 12,000 bytes, 12 per channel in 625/50 video and 10 in
+    525/60 (the first block says which); DV50 and DVCPRO HD frames have two or four channels, so
+    every whole file is a multiple of 144,000 or 120,000 bytes.
+    """
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            head = handle.read(4)
+    except OSError as exc:
+        return [Problem(DAMAGED_MEDIA, f"{shown}: cannot be read: {exc.strerror or exc}")]
+    if len(head) < 4 or head[0] >> 5 != 0:  # not a DIF header block: not a bare DV stream
+        return []
+    frame = _DV_FRAME_625 if head[3] & 0x80 else _DV_FRAME_525
+    if size % frame == 0:
+        return []
+    return [
+        Problem(
+            TRUNCATED_STREAM,
+            f"{shown}: the recording is cut short: it holds {size / frame:.2f} DV frames of {frame} bytes, "
+            "not a whole number",
+        )
+    ]
 
 
 def check_wav_length(path: Path, shown: str) -> list[Problem]:
