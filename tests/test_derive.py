@@ -7,7 +7,10 @@ import json
 import subprocess
 from pathlib import Path
 
+from PIL import Image
+
 from tests.conftest import ffmpeg
+from tests.odd_media import counted_frames_clip, one_frame_clip, zero_duration
 
 
 def two_track_clip(path: Path) -> Path:
@@ -104,3 +107,26 @@ class TestDerive:
         made = cli("derive", "--pending", "--json")
         assert made.exit_code == 0
         assert sorted(r["kind"] for r in made.records if r["item"] == item_id) == ["audio-access", "waveform"]
+
+    def test_clips_too_short_for_a_full_sheet_get_one_that_fits(self, cli, ctx, dock) -> None:
+        """One frame, zero duration, no duration: each clip gets a verified sheet of one cell per frame."""
+        clips = [
+            one_frame_clip(dock / "one.mp4"),
+            zero_duration(counted_frames_clip(dock / "zero.mov", 0.2)),
+            counted_frames_clip(dock / "unknown-length.mkv", 1, 10, pipe=True),
+        ]
+        result = cli("ingest", *map(str, clips), "--json")
+        assert result.exit_code == 0, result.output
+        records = {Path(r["path"]).name: r for r in result.records}
+        sizes = {}
+        for name, record in records.items():
+            assert "contact-sheet:verified" in record["derivatives"], record
+            shown = cli("item", record["item"], "--json").records[0]
+            (sheet,) = [d for d in shown["derivatives"] if d["kind"] == "contact-sheet"]
+            with Image.open(ctx.store.path(sheet["sha256"])) as picture:
+                sizes[name] = picture.size
+        # Cells of 320x240 with 2 pixels between them: 1x1, 4x2 for five frames, 4x3 for ten.
+        assert sizes == {"one.mp4": (320, 240), "zero.mov": (1286, 482), "unknown-length.mkv": (1286, 724)}
+        again = cli("derive", records["one.mp4"]["item"], "--profile", "contact-sheet", "--force", "--json")
+        assert again.exit_code == 0
+        assert [(r["kind"], r["status"]) for r in again.records] == [("contact-sheet", "verified")]

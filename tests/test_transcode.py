@@ -14,7 +14,9 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
-from PIL import ExifTags, Image
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from PIL import ExifTags, Image, ImageStat
 
 from pipeline.metadata.facts import ExtractionContext, MediaInfo, StreamInfo
 from pipeline.metadata.ffprobe import FfprobeExtractor
@@ -35,6 +37,7 @@ from pipeline.transcode import (
     verify_lossless,
 )
 from tests.conftest import Samples
+from tests.odd_media import counted_frames_clip, empty_edit, shade, zero_duration
 
 PROFILES = load_profiles()
 TIMEOUT = 60.0
@@ -398,6 +401,84 @@ class TestAudioAndPictures:
             assert sheet.convert("L").crop(box).tobytes() != plain.convert("L").crop(box).tobytes()
 
 
+def cell_shades(sheet: Path, columns: int, rows: int, cell_width: int) -> list[float]:
+    """The mean brightness of the top half of every cell of a contact sheet (labels sit at the bottom)."""
+    with Image.open(sheet) as picture:
+        grey = picture.convert("L")
+    cell_height = (grey.height - 2 * (rows - 1)) // rows
+    means = []
+    for number in range(columns * rows):
+        row, column = divmod(number, columns)
+        left, top = column * (cell_width + 2), row * (cell_height + 2)
+        means.append(ImageStat.Stat(grey.crop((left, top, left + cell_width, top + cell_height // 2))).mean[0])
+    return means
+
+
+@pytest.fixture(scope="module")
+def short_clips(tmp_path_factory: pytest.TempPathFactory) -> Samples:
+    """Clips too short for a full sheet, every frame its own shade of grey."""
+    folder = tmp_path_factory.mktemp("short")
+    counted_frames_clip(folder / "one-frame.mp4", 0.04)
+    counted_frames_clip(folder / "fifth.mp4", 0.2)
+    counted_frames_clip(folder / "no-duration.mkv", 1, 10, pipe=True)
+    counted_frames_clip(folder / "bare.h264", 1, 10, pipe=True)
+    zero_duration(counted_frames_clip(folder / "zero-duration.mov", 0.2))
+    return Samples(folder)
+
+
+class TestShortClipSheets:
+    @pytest.mark.parametrize("labels", ["drawtext", "pillow"])
+    @pytest.mark.parametrize(
+        ("name", "frames", "grid"),
+        [
+            ("one-frame.mp4", 1, (1, 1)),
+            ("fifth.mp4", 5, (4, 2)),
+            ("no-duration.mkv", 10, (4, 3)),
+            ("bare.h264", 10, (4, 3)),
+            ("zero-duration.mov", 5, (4, 2)),
+        ],
+    )
+    def test_sheet_shows_every_frame_once(
+        self, short_clips: Samples, tmp_path: Path, name: str, frames: int, grid: tuple[int, int], labels: str
+    ) -> None:
+        """A clip too short for sixteen frames gives a verified sheet of a cell per frame, the rest black."""
+        font = find_font() if labels == "drawtext" else None
+        if labels == "drawtext" and font is None:
+            pytest.skip("no font on this machine")
+        source = short_clips[name]
+        profile = PROFILES["contact-sheet"]
+        made = make_derivative(profile, probe(source), source, tmp_path / "sheet.jpg", timeout=TIMEOUT, font=font)
+        assert made.ok, made.verification.reason
+        assert made.verification.details["grid"] == list(grid)
+        assert len(made.verification.details["cells"]) == frames
+        columns, rows = grid
+        with Image.open(tmp_path / "sheet.jpg") as sheet:
+            assert sheet.size[0] == columns * 320 + 2 * (columns - 1)
+        shades = cell_shades(tmp_path / "sheet.jpg", columns, rows, 320)
+        shown, empty = shades[:frames], shades[frames:]
+        assert all(value > 30 for value in shown) and all(value < 10 for value in empty), shades
+        # Each cell shows its own frame: the cells' brightness ranks as the frames' shades do.
+        wanted = [shade(number) for number in range(frames)]
+        assert sorted(range(frames), key=shown.__getitem__) == sorted(range(frames), key=wanted.__getitem__)
+
+    def test_sheet_of_another_layout_fails_verification(self, short_clips: Samples, tmp_path: Path) -> None:
+        """A sheet whose grid is not the one the original's frames call for fails, saying how it differs."""
+        source = short_clips["fifth.mp4"]
+        made = make_derivative(PROFILES["contact-sheet"], probe(source), source, tmp_path / "s.jpg", timeout=TIMEOUT)
+        assert made.ok, made.verification.reason
+        one_frame = probe(short_clips["one-frame.mp4"])
+        result = verify_derivative(PROFILES["contact-sheet"], one_frame, source, tmp_path / "s.jpg", timeout=TIMEOUT)
+        assert not result.ok
+        assert result.reason == "it is 1286 pixels wide, not 320 (1 column(s) of 320)"
+
+    def test_clip_that_shows_nothing_is_a_clear_error(self, short_clips: Samples, tmp_path: Path) -> None:
+        """A clip whose edit list shows no frame at all: ffmpeg writes nothing, and the error says so."""
+        empty = empty_edit(counted_frames_clip(tmp_path / "empty.mov", 0.2))
+        with pytest.raises(TranscodeError, match="ffmpeg wrote nothing"):
+            make_derivative(PROFILES["contact-sheet"], probe(empty), empty, tmp_path / "sheet.jpg", timeout=TIMEOUT)
+        assert sorted(path.name for path in tmp_path.iterdir()) == ["empty.mov"]
+
+
 # ----------------------------------------------------------------------------------------- failures
 class TestDamagedOriginals:
     def test_missing_index_raises_with_ffmpegs_words(self, samples: Samples, tmp_path: Path) -> None:
@@ -540,11 +621,73 @@ class TestPictureTimes:
         assert "-ss" not in build_command(PROFILES["poster"], short, Path("in"), Path("out.jpg"))
 
     def test_contact_sheet_frames_stay_inside_the_video(self) -> None:
-        """Sheet frames run from the start to before the last frame of the pictures, not of the audio."""
+        """Sheet frames run from the first to the last frame of the pictures (not audio), sought half a frame early."""
         media = replace(
             CAMERA, streams=(replace(CAMERA.streams[0], frame_rate=10.0, duration=8.0), *CAMERA.streams[1:])
         )
         layout = contact_sheet_layout(PROFILES["contact-sheet"], media)
-        assert len(layout.times) == 16 and layout.times[0] == 0.0
-        assert layout.times == tuple(sorted(layout.times)) and layout.times[-1] == pytest.approx(7.85)
+        assert len(layout.times) == 16 and layout.times[0] == 0.0 and (layout.columns, layout.rows) == (4, 4)
+        assert layout.times == tuple(sorted(layout.times)) and layout.times[-1] == pytest.approx(7.9)
+        assert layout.seeks()[0] == 0.0 and layout.seeks()[-1] == pytest.approx(7.85)
         assert timestamp_label(3723.46) == "01:02:03.5"
+        assert timestamp_label(0.04, decimals=3) == "00:00:00.040"
+
+
+def video_media(
+    duration: float | None, rate: float | None, frames: int | None = None, container: str = "mov"
+) -> MediaInfo:
+    return MediaInfo(
+        container, duration, (StreamInfo(0, "video", "h264", 64, 48, rate, duration=duration, frames=frames),)
+    )
+
+
+class TestShortClipLayout:
+    @pytest.mark.parametrize("duration", [0.04, 0.0, None, float("nan"), float("inf"), -1.0])
+    def test_one_frame_or_unknown_length_gives_a_1x1_sheet(self, duration: float | None) -> None:
+        """One frame, a duration of zero, none, or not a number: a 1x1 sheet of the first frame."""
+        layout = contact_sheet_layout(PROFILES["contact-sheet"], video_media(duration, 25.0))
+        assert (layout.columns, layout.rows, layout.frames, layout.seeks()) == (1, 1, (0,), (0.0,))
+
+    def test_five_frames_fill_five_cells(self) -> None:
+        """A fifth of a second at 25 fps: five cells, one per frame, labelled to the millisecond."""
+        layout = contact_sheet_layout(PROFILES["contact-sheet"], video_media(0.2, 25.0))
+        assert (layout.columns, layout.rows, layout.frames) == (4, 2, (0, 1, 2, 3, 4))
+        assert layout.labels() == ("00:00:00.000", "00:00:00.040", "00:00:00.080", "00:00:00.120", "00:00:00.160")
+        assert layout.seeks() == (0.0, 0.02, 0.06, 0.1, 0.14)
+
+    def test_counted_frames_without_a_duration_are_picked_by_number(self) -> None:
+        """Ten counted frames, no duration, no frame rate: ten cells picked and labelled by number."""
+        layout = contact_sheet_layout(PROFILES["contact-sheet"], video_media(0.0, None, frames=10))
+        assert (layout.columns, layout.rows, layout.seekable, len(layout.frames)) == (4, 3, False, 10)
+        assert layout.labels()[:2] == ("frame 1", "frame 2")
+        argv = build_command(PROFILES["contact-sheet"], video_media(0.0, None, frames=10), Path("in"), Path("o.jpg"))
+        assert "-ss" not in argv and "select=eq(n\\,9)" in " ".join(argv)
+
+    def test_bare_stream_is_never_sought(self) -> None:
+        """An H.264 stream without a container has no timestamps to seek by: frames are picked by number."""
+        media = video_media(None, 25.0, frames=25, container="h264")
+        assert "-ss" not in build_command(PROFILES["contact-sheet"], media, Path("in"), Path("o.jpg"))
+
+    @settings(max_examples=200, deadline=None)
+    @example(duration=1e308, rate=240.0, frames=None, columns=4, rows=4)  # duration x rate overflows
+    @example(duration=10.0, rate=25.0, frames=10**7, columns=4, rows=4)  # a header claiming too many frames
+    @given(
+        duration=st.none() | st.floats(allow_nan=True, allow_infinity=True),
+        rate=st.none() | st.floats(allow_nan=True, allow_infinity=True),
+        frames=st.none() | st.integers(1, 10**7),
+        columns=st.integers(1, 6),
+        rows=st.integers(1, 6),
+    )
+    def test_any_clip_gets_distinct_cells_that_fit_the_grid(
+        self, duration: float | None, rate: float | None, frames: int | None, columns: int, rows: int
+    ) -> None:
+        """Whatever a probe says, the sheet's frames, seeks and labels differ, fill a grid that fits, and build."""
+        profile = fast(PROFILES["contact-sheet"], columns=columns, rows=rows)
+        media = video_media(duration, rate, frames)
+        layout = contact_sheet_layout(profile, media)
+        count = len(layout.frames)
+        assert 1 <= count <= columns * rows
+        assert layout.columns * (layout.rows - 1) < count <= layout.columns * layout.rows
+        assert layout.frames == tuple(sorted(set(layout.frames))) and layout.frames[0] == 0
+        assert len(set(layout.seeks())) == len(set(layout.labels())) == count
+        build_command(profile, media, Path("in"), Path("out.jpg"), font=Path("font.ttf"))

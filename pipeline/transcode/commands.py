@@ -33,6 +33,7 @@ Choices that matter for evidence:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,17 +52,64 @@ GLOBAL_ARGS = ("-hide_banner", "-nostdin", "-loglevel", "warning")
 _INTEGER_AUDIO_PREFIXES = ("pcm_s", "pcm_u", "adpcm_")
 _INTEGER_AUDIO = frozenset(["flac", "alac", "pcm_alaw", "pcm_mulaw", "tta", "gsm", "gsm_ms", "truehd", "mlp"])
 _DOUBLE_AUDIO = frozenset(["pcm_f64le", "pcm_f64be"])
-# Seconds kept clear of the end when seeking for contact-sheet frames, beyond one frame.
-_END_MARGIN = 0.05
+# Contact sheets: pixels between cells (the tile filter's padding), the frame rate assumed for a video
+# that states none, the highest rate taken at its word (above it, a rate is a time base: MPEG-TS
+# and Matroska report 90000 or 1000 for variable-rate video), and a bound on the frames counted.
+SHEET_PADDING = 2
+DEFAULT_RATE = 25.0
+MAX_RATE = 240.0
+MAX_FRAMES = 10**9
+# Demuxers of bare video streams (ffprobe's format names): their packets carry no timestamps, so
+# ffmpeg cannot seek in them, and a contact sheet picks its frames by number instead.
+RAW_VIDEO = frozenset(
+    [
+        *("h264", "hevc", "m4v", "mpegvideo", "mjpeg", "cavsvideo", "vc1"),
+        *("rawvideo", "dirac", "avs2", "h261", "h263", "obu"),
+    ]
+)
 
 
 @dataclass(frozen=True)
 class ContactSheetLayout:
-    """Where a contact sheet takes its frames: ``times`` in seconds, row by row."""
+    """Which frames a contact sheet shows, row by row, one per cell: ``frames`` are their numbers
+    (0 is the first frame). Cells past the last frame (when the frames do not fill the last row)
+    stay empty.
+
+    ``seekable`` clips (those that state a duration) are read from a seek per cell; the others (a
+    duration of zero or none, a bare stream) have no timestamps to seek by, and their frames are
+    picked by number in one decoding pass. ``rate`` is the frame rate the times are counted in;
+    ``None`` when the clip states none and is not seekable, and its cells are labelled by number.
+    """
 
     columns: int
     rows: int
-    times: tuple[float, ...]
+    frames: tuple[int, ...]
+    rate: float | None = DEFAULT_RATE
+    seekable: bool = True
+
+    @property
+    def times(self) -> tuple[float, ...]:
+        """Each cell's time in seconds from the start: frame ``k`` is at ``k / rate``."""
+        rate = self.rate or DEFAULT_RATE
+        return tuple(round(number / rate, 3) for number in self.frames)
+
+    def seeks(self) -> tuple[float, ...]:
+        """Where ffmpeg seeks for each cell: half a frame before its frame, so the first frame it
+        keeps (it keeps those at or after the seek) is that cell's frame, rounding or not; the
+        first cell reads from the start without seeking."""
+        rate = self.rate or DEFAULT_RATE
+        return tuple(round((number - 0.5) / rate, 6) if number else 0.0 for number in self.frames)
+
+    def labels(self) -> tuple[str, ...]:
+        """Each cell's label: its time to the tenth of a second, or to the millisecond when the
+        frames are so close together that tenths would repeat; "frame N" (counted from 1) when
+        the clip states no frame rate."""
+        if self.rate is None:
+            return tuple(f"frame {number + 1}" for number in self.frames)
+        tenths = tuple(timestamp_label(at) for at in self.times)
+        if len(set(tenths)) == len(tenths):
+            return tenths
+        return tuple(timestamp_label(at, decimals=3) for at in self.times)
 
 
 def build_command(
@@ -96,30 +144,64 @@ def build_command(
 
 
 def contact_sheet_layout(profile: Profile, media: MediaInfo) -> ContactSheetLayout:
-    """The times of a contact sheet's frames: evenly spread from the start to the last frame."""
+    """Which frames a contact sheet shows: up to ``columns`` x ``rows`` distinct frames, evenly spread
+    from the first frame to the last.
+
+    The video's own duration is used (the container's can include audio that outlasts the
+    pictures), and its frame count (``StreamInfo.frames``) when it is known and no more than
+    duration times rate.
+    A clip too short to fill the sheet (one frame, a fifth of a second) shows each frame it has
+    once: ``count`` frames make a sheet ``min(columns, count)`` wide and as many rows high as they
+    need, so a single frame gives a 1x1 sheet. A clip that states no duration (or zero) shows its
+    counted frames, or only its first frame when they were not counted (see
+    :func:`pipeline.transcode.sheet.with_counted_frames`).
+    """
     columns, rows = int(profile["columns"]), int(profile["rows"])
-    count = columns * rows
     video = _first(media, "video", profile)
-    rate = video.frame_rate or 25.0
-    # The video's own duration: the container's can include audio that outlasts the pictures.
-    duration = video.duration or media.duration or 0.0
-    last = max(0.0, duration - 1.0 / rate - _END_MARGIN)
-    step = last / (count - 1) if count > 1 else 0.0
-    return ContactSheetLayout(columns, rows, tuple(round(step * i, 3) for i in range(count)))
+    rate = positive_number(video.frame_rate, MAX_RATE)
+    duration = positive_number(video.duration) or positive_number(media.duration)
+    seekable = duration is not None and media.container not in RAW_VIDEO
+    if duration is not None and seekable:
+        rate = rate or DEFAULT_RATE
+        # Never more frames than the duration holds: a count from a damaged header would send the
+        # seeks past the end.
+        frames = min(video.frames or MAX_FRAMES, round(min(duration * rate, MAX_FRAMES)))
+    else:
+        frames = video.frames or 1
+    frames = max(1, min(frames, MAX_FRAMES))
+    count = min(columns * rows, frames)
+    if count == 1:
+        numbers: tuple[int, ...] = (0,)
+    else:
+        step = (frames - 1) / (count - 1)  # at least 1, so the rounded numbers are all different
+        numbers = tuple(round(step * i) for i in range(count))
+    columns = min(columns, count)
+    return ContactSheetLayout(columns, -(-count // columns), numbers, rate, seekable)
 
 
-def timestamp_label(seconds: float) -> str:
-    """``HH:MM:SS.s``, as contact-sheet cells are labelled."""
-    tenths = round(seconds * 10)
-    hours, rest = divmod(tenths, 36000)
-    minutes, rest = divmod(rest, 600)
-    return f"{hours:02d}:{minutes:02d}:{rest // 10:02d}.{rest % 10}"
+def positive_number(value: float | None, limit: float = math.inf) -> float | None:
+    """``value`` when it is a number above zero and no more than ``limit``, else ``None``."""
+    if value is None or not math.isfinite(value) or not 0 < value <= limit:
+        return None
+    return value
+
+
+def timestamp_label(seconds: float, decimals: int = 1) -> str:
+    """``HH:MM:SS.s`` (with ``decimals`` digits after the point), as contact-sheet cells are labelled."""
+    scale = 10**decimals
+    parts = round(seconds * scale)
+    hours, rest = divmod(parts, 3600 * scale)
+    minutes, rest = divmod(rest, 60 * scale)
+    whole, fraction = divmod(rest, scale)
+    return f"{hours:02d}:{minutes:02d}:{whole:02d}.{fraction:0{decimals}d}"
 
 
 def poster_time(profile: Profile, media: MediaInfo) -> float:
-    """Where the poster frame is taken: ``position`` of the duration, or 0 for short clips."""
-    duration = media.duration or 0.0
-    if duration < float(profile["short_clip"]):
+    """Where the poster frame is taken: ``position`` of the video's duration (the container's when the
+    video states none), or 0 for short clips and clips of unknown length."""
+    videos = media.of_kind("video")
+    duration = (videos[0].duration if videos else None) or media.duration or 0.0
+    if not math.isfinite(duration) or duration < float(profile["short_clip"]):
         return 0.0
     return round(duration * float(profile["position"]), 3)
 
@@ -207,15 +289,24 @@ def _poster(profile: Profile, media: MediaInfo, source: str, dest: str, font: Pa
 
 def _contact_sheet(profile: Profile, media: MediaInfo, source: str, dest: str, font: Path | None) -> Any:
     layout = contact_sheet_layout(profile, media)
+    if not layout.seekable and len(layout.frames) > 1:
+        # No timestamps to seek by: the stream is decoded once and each cell keeps its frame by number.
+        decoded = ffmpeg.input(source)["v:0"].split()
+        picks = [decoded[cell].filter("select", f"eq(n,{number})") for cell, number in enumerate(layout.frames)]
+    else:
+        # Every cell reads its own input from its own seek (all different), so ffmpeg-python never
+        # sees two identical nodes, which it would merge into one node feeding several cells.
+        picks = [
+            (ffmpeg.input(source, ss=f"{seek:.6f}") if seek else ffmpeg.input(source))["v:0"] for seek in layout.seeks()
+        ]
     cells = []
-    for at in layout.times:
-        src = ffmpeg.input(source, ss=at) if at else ffmpeg.input(source)
-        cell = src["v:0"].filter("trim", end_frame=1).filter("scale", profile["cell_width"], -2).filter("setsar", "1")
+    for pick, label in zip(picks, layout.labels(), strict=True):
+        cell = pick.filter("trim", end_frame=1).filter("scale", profile["cell_width"], -2).filter("setsar", "1")
         if font is not None:
             cell = cell.filter(
                 "drawtext",
                 fontfile=str(font),
-                text=timestamp_label(at),
+                text=label,
                 expansion="none",
                 fontsize=profile["font_size"],
                 fontcolor="white",
@@ -227,7 +318,7 @@ def _contact_sheet(profile: Profile, media: MediaInfo, source: str, dest: str, f
             )
         cells.append(cell)
     joined = ffmpeg.concat(*cells, n=len(cells), v=1, a=0) if len(cells) > 1 else cells[0]
-    sheet = joined.filter("tile", f"{layout.columns}x{layout.rows}", padding=2, color="black")
+    sheet = joined.filter("tile", f"{layout.columns}x{layout.rows}", padding=SHEET_PADDING, color="black")
     return _jpeg(sheet, dest, profile)
 
 

@@ -20,7 +20,7 @@ from pipeline.transcode.commands import FFMPEG, build_command, contact_sheet_lay
 from pipeline.transcode.errors import TranscodeError
 from pipeline.transcode.profiles import Profile
 from pipeline.transcode.runner import TranscodeRun, run_transcode
-from pipeline.transcode.sheet import find_font, label_contact_sheet
+from pipeline.transcode.sheet import find_font, label_contact_sheet, with_counted_frames
 from pipeline.transcode.verify import Verification, verify_derivative
 
 # The default font argument, "find one"; None means "there is none, label with Pillow".
@@ -54,18 +54,30 @@ def make_derivative(
     """Make ``dest`` from ``source`` with ``profile`` and verify it.
 
     ``timeout`` bounds the ffmpeg run and each verification step. Raises :class:`TranscodeError`
-    when ffmpeg fails or times out; a derivative that was made but fails verification is removed
-    and returned with ``path=None`` and the reason in ``verification``.
+    when ffmpeg fails, times out or writes nothing; a derivative that was made but fails
+    verification is removed and returned with ``path=None`` and the reason in ``verification``.
     """
     tool = tool_version(ffmpeg_path) or f"{ffmpeg_path} (version unknown)"
-    if profile.kind == "contact-sheet" and font is _AUTO:
-        font = find_font()
+    if profile.kind == "contact-sheet":
+        # The command, the labels and the verification all lay the sheet out from this one probe.
+        media = with_counted_frames(media, source, timeout=timeout)
+        if font is _AUTO:
+            font = find_font()
     partial = dest.with_name(f".{dest.name}.partial")
     argv = build_command(profile, media, source, partial, font=font, ffmpeg_path=ffmpeg_path)
     try:
         run = run_transcode(
             argv, duration=media.duration, timeout=timeout, on_progress=on_progress, profile=profile.name
         )
+        if not partial.is_file() or partial.stat().st_size == 0:
+            # ffmpeg ends well when its input gave it nothing to encode (no frame decodes, an edit
+            # list that shows nothing): its last lines say so.
+            raise TranscodeError(
+                profile.name,
+                run.returncode,
+                run.stderr_tail,
+                reason="ffmpeg wrote nothing: the original gave it nothing to use",
+            )
         if profile.kind == "contact-sheet" and font is None:
             label_contact_sheet(partial, contact_sheet_layout(profile, media))
         verification = verify_derivative(profile, media, source, partial, timeout=timeout, ffmpeg_path=ffmpeg_path)

@@ -12,7 +12,9 @@
   line from ffmpeg; audio and video copies have as many audio tracks as the original, video when
   the original had video, and a duration within the profile's tolerance (the larger of
   ``duration_tolerance`` seconds and ``duration_tolerance_percent`` of the original's duration);
-  pictures are single pictures no larger than the profile allows.
+  pictures are single pictures no larger than the profile allows; a contact sheet has the columns
+  and rows its layout (:func:`~pipeline.transcode.commands.contact_sheet_layout`) gives the
+  original, whole cells of the profile's width side by side.
 
 A failed check is a :class:`Verification` with ``ok=False`` and a ``reason`` a custodian can read,
 never an exception: a damaged original must not stop the others.
@@ -27,7 +29,8 @@ from typing import Any
 from pipeline.metadata.facts import ExtractionContext, MediaInfo
 from pipeline.metadata.ffprobe import FfprobeExtractor
 from pipeline.metadata.tools import ToolError, run_tool
-from pipeline.transcode.commands import FFMPEG
+from pipeline.transcode.commands import FFMPEG, SHEET_PADDING, contact_sheet_layout
+from pipeline.transcode.errors import TranscodeError
 from pipeline.transcode.profiles import PRESERVATION, Profile
 
 STREAM_HASH = "stream-hash"
@@ -125,6 +128,8 @@ def verify_copy(
         details["size"] = [videos[0].width, videos[0].height]
     if still:
         problems.extend(_picture_problems(profile, probed))
+        if profile.kind == "contact-sheet" and not problems:
+            problems.extend(_sheet_problems(profile, media, probed, details))
     else:
         problems.extend(_timed_problems(profile, media, probed, details))
     details["audio_tracks"] = [len(media.of_kind("audio")), len(audios)]
@@ -149,6 +154,25 @@ def _picture_problems(profile: Profile, probed: MediaInfo) -> list[str]:
     width, height = videos[0].width, videos[0].height
     if limit is not None and max(width, height) > int(limit):
         return [f"it is {width}x{height}, larger than the profile's {limit} pixels"]
+    return []
+
+
+def _sheet_problems(profile: Profile, media: MediaInfo, probed: MediaInfo, details: dict[str, Any]) -> list[str]:
+    """A contact sheet is as many cells wide and high as its layout says: every cell the profile's
+    width, with the tile filter's padding between them."""
+    try:
+        layout = contact_sheet_layout(profile, media)
+    except TranscodeError as exc:
+        return [f"its layout cannot be worked out: {exc.reason}"]
+    details["grid"] = [layout.columns, layout.rows]
+    details["cells"] = list(layout.labels())
+    width, height = probed.of_kind("video")[0].width or 0, probed.of_kind("video")[0].height or 0
+    wanted = layout.columns * int(profile["cell_width"]) + SHEET_PADDING * (layout.columns - 1)
+    rows_height = height - SHEET_PADDING * (layout.rows - 1)
+    if width != wanted:
+        return [f"it is {width} pixels wide, not {wanted} ({layout.columns} column(s) of {profile['cell_width']})"]
+    if rows_height <= 0 or rows_height % layout.rows:
+        return [f"its {height} pixels of height do not make {layout.rows} row(s) of equal cells"]
     return []
 
 
