@@ -12,8 +12,9 @@ import pytest
 import redis
 from sqlmodel import Session, func, select
 
-from pipeline.catalog.models import Derivative, Item, Package, PackageDisc, Sighting, StageRun
+from pipeline.catalog.models import Derivative, Item, ItemIssue, Package, PackageDisc, Sighting, StageRun
 from tests.conftest import REDIS_URL, flip_byte, sha256_of, wait_for
+from tests.odd_media import make_corpus, make_fifo, make_symlink
 
 
 def open_files_under(folder: Path) -> list[int]:
@@ -262,3 +263,45 @@ class TestRetryPolicy:
         retried = cli("probe", "--retry-failed", "--json")
         assert [r["status"] for r in retried.records] == ["probed"]
         assert probe_run().status == "done"  # type: ignore[union-attr]
+
+
+class TestOddMediaOnAWorker:
+    def test_a_worker_takes_the_odd_corpus_without_an_unhandled_task_failure(
+        self, cluster_env, start, cli, ctx, dock, tmp_path
+    ) -> None:
+        """The odd-file corpus, a FIFO and a symbolic link queued to a real worker: every file ends
+        with an outcome in the catalog, every stored one finishes its stages with reasons, and no
+        task fails with an unhandled exception."""
+        corpus = make_corpus(dock)
+        make_fifo(dock / "pipe.mp4")
+        make_symlink(dock / "link.mp4", corpus[0].path)
+        queued = cli("ingest", str(dock), "--enqueue", "--json")
+        assert queued.exit_code == 0
+        assert len(queued.records) == len(corpus) + 2
+        worker = start("worker", "--concurrency", "2", "--beat")
+
+        def finished() -> bool:
+            with Session(ctx.engine) as session:
+                sightings = session.exec(select(Sighting.status)).all()
+                runs = session.exec(select(StageRun.status).where(StageRun.stage != "fixity")).all()
+            return (
+                len(sightings) == len(corpus) + 2
+                and "pending" not in sightings
+                and bool(runs)
+                and set(runs) <= {"done", "failed"}
+            )
+
+        wait_for(finished, 300, f"the worker to finish the corpus; it said:\n{worker.output()[-3000:]}", interval=1)
+        log = worker.output()
+        assert "raised unexpected" not in log, log[-5000:]
+        assert "stage-error" not in log
+        with Session(ctx.engine) as session:
+            failed = dict(
+                session.exec(select(Sighting.source_path, Sighting.error).where(Sighting.status == "failed")).all()
+            )
+            runs = session.exec(select(StageRun).where(StageRun.status == "failed")).all()
+            issues = session.exec(select(ItemIssue.item_id, ItemIssue.code)).all()
+        assert {Path(path).name for path in failed} >= {"pipe.mp4", "link.mp4"}
+        assert all(error for error in failed.values())
+        assert all(run.error for run in runs)  # every failure says why
+        assert "stage-error" not in {code for _, code in issues}
