@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.conftest import make_clip
+from tests.conftest import ffmpeg, make_clip
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -155,6 +155,17 @@ class TestProbe:
         assert "unsupported-type" in records["notes.txt"]["issues"]
         damaged = cli("items", "--issue", "damaged-media", "--json").records
         assert [i["original_name"] for i in damaged] == ["cut.mp4"]
+
+    def test_a_video_named_file_holding_only_sound_is_treated_as_audio(self, cli, dock) -> None:
+        """An .mp4 with no picture (recorders write these) gets an audio copy and a waveform, not
+        three failed video derivatives; the custody record says the kind changed."""
+        ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-c:a", "aac", str(dock / "voice.mp4"))
+        (record,) = cli("ingest", str(dock), "--json").records
+        assert sorted(record["derivatives"]) == ["audio-access:verified", "waveform:verified"]
+        shown = cli("item", str(record["item"]), "--json").records[0]
+        assert shown["media_kind"] == "audio"
+        probed = [e for e in shown["events"] if e["action"] == "probed"]
+        assert probed[0]["details"]["media_kind"] == {"from": "video", "to": "audio"}
 
     def test_assign_refuses_nothing_to_do_and_reports_unknown_items(self, cli, dock, recent) -> None:
         item_id = cli("ingest", str(clip(dock / "a.mp4", creation=recent)), "--json").records[0]["item"]

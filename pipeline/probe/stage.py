@@ -139,6 +139,9 @@ def _probe_one(ctx: ProbeContext, item_id: str) -> ProbeResult:
         ]
         insert_rows(session, ItemFact, rows)
         item.media = _media_json(media)
+        found_kind = _kind_from_streams(item.media_kind, media)
+        kind_change = {"media_kind": {"from": item.media_kind, "to": found_kind}} if found_kind != kind else {}
+        item.media_kind = found_kind
         assessment = assess(session, ctx, item, problems)
         set_stage(session, item_id, STAGE, "done", tool=", ".join(tools) or TOOL)
         codes = tuple(dict.fromkeys(code for code, _ in assessment.issues))
@@ -149,6 +152,7 @@ def _probe_one(ctx: ProbeContext, item_id: str) -> ProbeResult:
                 "tools": tools,
                 "facts": {k: _jsonable(v.value) for k, v in assessment.chosen.items()},
                 "issues": list(codes),
+                **kind_change,
             },
             tool=", ".join(tools) or TOOL,
         )
@@ -252,6 +256,14 @@ def _deadline(ctx: ProbeContext, item: Item, assessment: _Assessment) -> None:
                 f"({deadline.due.astimezone(ctx.zone):%Y-%m-%d %H:%M %Z}).",
             )
         )
+
+
+def _kind_from_streams(kind: str, media: MediaInfo | None) -> str:
+    """The media kind the streams show, where the name said otherwise: a "video" file (.mp4, .mov)
+    holding only sound is a recording of sound, and gets an audio copy and a waveform."""
+    if kind == "video" and media is not None and media.of_kind("audio") and not media.of_kind("video"):
+        return "audio"
+    return kind
 
 
 def _text(choice: Choice | None) -> str | None:
