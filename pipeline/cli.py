@@ -956,7 +956,7 @@ def packages_command(case_number: str | None, as_json: bool) -> None:
 
 
 @main.command("verify-package")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--no-catalog", is_flag=True, help="Check only against the disc's own manifest.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per image or folder.")
 def verify_package_command(paths: Sequence[Path], no_catalog: bool, as_json: bool) -> None:
@@ -970,9 +970,11 @@ def verify_package_command(paths: Sequence[Path], no_catalog: bool, as_json: boo
     for path in paths:
         try:
             check = verify_package(path, engine=engine, actor=settings.effective_actor)
-        except PipelineError as exc:
+        except Exception as exc:  # this disc fails with the reason; the next one is still checked
+            if not isinstance(exc, PipelineError):
+                logging.getLogger("evidence.verify").exception("checking %s failed", path)
             failed += 1
-            _emit(as_json, {"path": str(path), "ok": False, "error": str(exc)}, f"FAILED  {path}: {exc}")
+            _emit(as_json, {"path": str(path), "ok": False, "error": describe(exc)}, f"FAILED  {path}: {describe(exc)}")
             continue
         failed += not check.ok
         lines = [
@@ -1038,18 +1040,27 @@ def fixity(ids: Sequence[str], as_json: bool) -> None:
 
     settings = _settings()
     engine = open_catalog(settings)
-    with session_scope(engine) as session:
-        total = len(ids) or len(session.exec(select(Item.id)).all())
     outcomes: Counter[str] = Counter()
+    with session_scope(engine) as session:
+        items: list[str] = []
+        for ident in ids:
+            try:
+                items.append(_find_item(session, ident).id)
+            except click.ClickException as exc:
+                outcomes["unknown"] += 1
+                _emit(as_json, {"item": ident, "status": "unknown", "error": exc.message}, f"UNKNOWN: {exc.message}")
+        total = len(items) if ids else len(session.exec(select(Item.id)).all())
     with _progress(total, as_json, "checking") as bar:
-        for result in run_fixity(engine, open_store(settings), actor=settings.effective_actor, items=ids):
+        checks = run_fixity(engine, open_store(settings), actor=settings.effective_actor, items=items) if total else []
+        for result in checks:
             outcomes[result.outcome] += 1
             bar.update(1)
-            if as_json or not result.ok:
+            if as_json or not result.ok or ids:
                 _emit(
                     as_json,
                     result.as_json(),
-                    f"{result.outcome.upper()}: item {result.item} {result.key}: {result.error}",
+                    f"{result.outcome.upper()}: item {result.item} {result.key}"
+                    + (f": {result.error}" if result.error else ""),
                 )
     if not as_json:
         click.echo(
@@ -1057,7 +1068,7 @@ def fixity(ids: Sequence[str], as_json: bool) -> None:
             + (f", {outcomes['error']} could not be checked" if outcomes["error"] else ""),
             err=True,
         )
-    if outcomes["mismatch"] or outcomes["missing"] or outcomes["error"]:
+    if outcomes["mismatch"] or outcomes["missing"] or outcomes["error"] or outcomes["unknown"]:
         sys.exit(1)
 
 
@@ -1125,6 +1136,8 @@ def _run_watcher(settings: Settings, stop: threading.Event, with_reconciler: boo
         while not stop.is_set():
             try:
                 reconcile_all(ctx, settings)
+            except TransientError as exc:  # the broker or the catalog is away: the next pass tries again
+                logging.getLogger("evidence.reconcile").warning("reconcile pass skipped: %s", exc)
             except Exception:
                 logging.getLogger("evidence.reconcile").exception("reconcile pass failed; retrying later")
             stop.wait(settings.reconcile_interval)

@@ -300,3 +300,27 @@ class TestBrokerOutage:
         engine = settings_engine_from_env()
         sightings = rows(engine, Sighting)
         assert [(s.status, s.queued_at) for s in sightings] == [("pending", None)] * 3
+
+    def test_fixity_reports_unknown_ids_and_checks_the_rest(self, cli, dock, media) -> None:
+        media.variant("voice.wav", dock / "a.wav", 1)
+        (taken,) = cli("ingest", str(dock), "--no-probe", "--json").records
+        result = cli("fixity", "NOSUCHITEM", str(taken["item"]), "--json")
+        assert result.exit_code == 1
+        assert [(r["item"], r["status"]) for r in result.records] == [("NOSUCHITEM", "unknown"), (taken["item"], "ok")]
+        people = cli("fixity", str(taken["item"]))
+        assert people.exit_code == 0 and f"OK: item {taken['item']}" in people.output
+
+    def test_verify_package_checks_every_path_even_missing_or_garbage(self, cli, tmp_path) -> None:
+        """A missing path, random bytes named .iso and a folder that is no disc: a line each."""
+        garbage = tmp_path / "garbage.iso"
+        garbage.write_bytes(os.urandom(70000))
+        folder = tmp_path / "folder"
+        folder.mkdir()
+        (folder / "MANIFEST.sha256").write_bytes(b"\xff\xfe not utf-8 \x80")
+        result = cli("verify-package", str(tmp_path / "missing.iso"), str(garbage), str(folder), "--json")
+        assert result.exit_code == 1
+        assert [r["ok"] for r in result.records] == [False, False, False]
+        assert "no such image or folder" in str(result.records[0]["error"])
+        assert "not a readable ISO image" in str(result.records[1]["error"])
+        assert "not UTF-8" in str(result.records[2]["problems"])
+        assert "Traceback" not in result.output + result.errors

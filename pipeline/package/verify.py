@@ -118,10 +118,14 @@ def verify_package(path: Path, *, engine: Engine | None = None, actor: str | Non
         return PackageCheck(
             str(path), kind, len(found), problems=(f"no {MANIFEST_SHA256}: this is not a package disc",)
         )
-    expected = parse_manifest(manifest_bytes.decode("utf-8"), MANIFEST_SHA256)
-    tag_bytes = content(TAG_MANIFEST)
-    if tag_bytes is not None:
-        tags = parse_manifest(tag_bytes.decode("utf-8"), TAG_MANIFEST)
+    try:
+        expected = parse_manifest(manifest_bytes.decode("utf-8"), MANIFEST_SHA256)
+        tag_bytes = content(TAG_MANIFEST)
+        tags = parse_manifest(tag_bytes.decode("utf-8"), TAG_MANIFEST) if tag_bytes is not None else None
+    except UnicodeDecodeError as exc:
+        problem = f"a manifest is not UTF-8 text (byte {exc.start}): it was not written by this pipeline"
+        return PackageCheck(str(path), kind, len(found), problems=(*problems, problem))
+    if tags is not None:
         listed = tags.get(MANIFEST_SHA256)
         if listed is not None and listed != hashlib.sha256(manifest_bytes).hexdigest():
             problems.append(f"{MANIFEST_SHA256} does not match its digest in {TAG_MANIFEST}")
