@@ -153,6 +153,11 @@ class TestProbe:
         assert records["cut.mp4"]["status"] == "stored" and records["notes.txt"]["status"] == "stored"
         assert "damaged-media" in records["cut.mp4"]["issues"]
         assert "unsupported-type" in records["notes.txt"]["issues"]
+        for record in records.values():  # each code once, though several readers may report it
+            assert len(record["issues"]) == len(set(record["issues"])), record["issues"]
+        shown = cli("item", str(records["notes.txt"]["item"]), "--json").records[0]
+        codes = [issue["code"] for issue in shown["issues"]]
+        assert len(codes) == len(set(codes)), codes
         damaged = cli("items", "--issue", "damaged-media", "--json").records
         assert [i["original_name"] for i in damaged] == ["cut.mp4"]
 
