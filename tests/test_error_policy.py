@@ -281,6 +281,14 @@ class TestEveryInputGetsItsLine:
         assert stage_of(engine, str(taken["item"]), "probe").status == "pending"
         assert issues_of(engine, str(taken["item"])) == {}
         assert [r["status"] for r in cli("probe", "--pending", "--json").records] == ["probed"]
+        with monkeypatch.context() as patch:
+            patch.setenv("PATH", "/nonexistent")
+            derived = cli("derive", str(taken["item"]), "--json")
+        assert derived.exit_code == 1
+        assert [r["status"] for r in derived.records] == ["failed"]
+        assert "ffmpeg and ffprobe not installed" in str(derived.records[0]["error"])
+        assert stage_of(engine, str(taken["item"]), "derive").status == "pending"
+        assert issues_of(engine, str(taken["item"])).keys().isdisjoint({"derive-failed", "stage-error"})
 
 
 class TestBrokerOutage:

@@ -114,8 +114,8 @@ def _derive_item(ctx: DeriveContext, item_id: str, only: Sequence[str], force: b
     source = ctx.store.path(sha256)
     if not source.is_file():
         raise StoreError(f"the stored copy {ctx.store.key(sha256)} is missing; run `evidence fixity {item_id}`")
-    if profiles and shutil.which(FFMPEG) is None:
-        raise ToolUnavailableError(f"{FFMPEG} is not installed; no derivative can be made")
+    if profiles and (missing := [tool for tool in (FFMPEG, _PROBE.ffprobe) if shutil.which(tool) is None]):
+        raise ToolUnavailableError(f"{' and '.join(missing)} not installed; no derivative can be made")
     media = _PROBE.extract(source, ExtractionContext(original_name=name, media_kind=kind)).media
     item_results = [_derive_one(ctx, item_id, profile, source, media, force) for profile in profiles]
     failed = [r for r in item_results if r.status == "failed"]
