@@ -2,7 +2,8 @@
 
 Embedded default: kombu's file-system transport under ``$EVIDENCE_HOME/queue`` (no server), with
 messages written atomically (``workers/queue_folder.py``).
-Cluster: ``EVIDENCE_BROKER_URL=redis://…``. Either way messages carry only sighting/item IDs, are
+Cluster: ``EVIDENCE_BROKER_URL=redis://…`` (kombu's Redis transport, made to survive a server
+restart in ``workers/queue_redis.py``). Either way messages carry only sighting/item IDs, are
 acknowledged late and rejected when a worker is lost; the reconciler in the catalog re-enqueues
 whatever a lost message or a dead worker left undone.
 """
@@ -13,7 +14,7 @@ from celery import Celery
 from kombu import Exchange, Queue
 
 from pipeline.settings import Settings, load_settings
-from workers import queue_folder
+from workers import queue_folder, queue_redis  # noqa: F401  (queue_redis: redis:// URLs use its transport)
 
 STAGES = ("intake", "probe", "transcode", "package", "maintenance")
 
