@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 from celery import Task
 from celery.signals import worker_process_init, worker_ready
@@ -19,7 +19,7 @@ from pipeline.catalog.db import dispose_engines
 from pipeline.errors import NotFoundError, SystemFault, TransientError
 from pipeline.fixity import check_scheduled, schedule_fixity
 from pipeline.ingest.intake import IntakeContext, intake
-from pipeline.ingest.reconcile import ReconcileReport, reconcile
+from pipeline.ingest.reconcile import ReconcileReport, reconcile, stage_pending, touch_stage
 from pipeline.outcomes import mark_failed
 from pipeline.package.stage import PackageContext, build_package, stale_packages
 from pipeline.probe.stage import ProbeContext, probe
@@ -29,6 +29,7 @@ from pipeline.transcode.stage import DeriveContext, derive
 from workers.app import app, broker_settings, queue_name
 
 logger = logging.getLogger(__name__)
+R = TypeVar("R")
 
 
 def _settings() -> Settings:
@@ -161,6 +162,21 @@ def _systemic(results: Sequence[Any]) -> tuple[list[str], Exception | None]:
     return ids, (SystemFault(first) if first else None)
 
 
+def _in_turn(stage: str, item_ids: Sequence[str], run: Callable[[list[str]], list[R]]) -> list[R]:
+    """Run ``stage`` over a queued batch one item at a time. An item whose stage is no longer pending
+    (done or failed since: a repeated message) is skipped, and after each item the ones still waiting
+    are marked as in hand, so the reconciler does not queue them again while a long batch runs."""
+    engine = _context().engine
+    ids = list(dict.fromkeys(item_ids))
+    results: list[R] = []
+    for index, item_id in enumerate(ids):
+        if stage_pending(engine, stage, item_id):
+            results += run([item_id])
+        if rest := ids[index + 1 :]:
+            touch_stage(engine, stage, rest)
+    return results
+
+
 @app.task(name="evidence.intake", bind=True)
 def intake_task(self: Task, sighting_ids: list[str]) -> dict[str, Any]:
     try:
@@ -175,7 +191,7 @@ def intake_task(self: Task, sighting_ids: list[str]) -> dict[str, Any]:
 @app.task(name="evidence.probe", bind=True)
 def probe_task(self: Task, item_ids: list[str]) -> dict[str, Any]:
     try:
-        results = probe(_probe_context(), item_ids)
+        results = _in_turn("probe", item_ids, lambda ids: probe(_probe_context(), ids))
     except TransientError as exc:
         _retry_or_give_up(self, "probe", item_ids, exc)
         return {"statuses": []}
@@ -190,7 +206,7 @@ def probe_task(self: Task, item_ids: list[str]) -> dict[str, Any]:
 @app.task(name="evidence.derive", bind=True)
 def derive_task(self: Task, item_ids: list[str]) -> dict[str, Any]:
     try:
-        results = derive(_derive_context(), item_ids)
+        results = _in_turn("derive", item_ids, lambda ids: derive(_derive_context(), ids))
     except TransientError as exc:
         _retry_or_give_up(self, "derive", item_ids, exc)
         return {"statuses": []}

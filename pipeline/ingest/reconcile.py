@@ -124,6 +124,15 @@ def reconcile(
     return ReconcileReport(requeued, removed)
 
 
+def stage_pending(engine: Engine, stage: str, item_id: str) -> bool:
+    """Whether the item's ``stage`` is still to be done (not done, nor failed, since it was queued)."""
+    with session_scope(engine) as session:
+        status = session.exec(
+            select(StageRun.status).where(StageRun.item_id == item_id, StageRun.stage == stage)
+        ).first()
+    return status == "pending"
+
+
 def touch_stage(engine: Engine, stage: str, item_ids: Sequence[str]) -> None:
     """Mark these items' pending ``stage`` as recently queued (or still being worked on)."""
     with session_scope(engine) as session:
