@@ -192,16 +192,18 @@ class Watcher:
         ]
         try:
             sightings = open_sightings(self.ctx, arrivals, skip_seen=True)
-        except TransientError:
-            log.exception("catalog unavailable; %d file(s) will be picked up by the next rescan", len(paths))
+        except TransientError as exc:
+            log.warning("%s; %d file(s) will be picked up by the next rescan", exc, len(paths))
             return 0
         ids = [s.id for s in sightings if s is not None]
         if ids:
             try:
                 self.enqueue(ids)
                 mark_queued(self.ctx.engine, ids)
-            except Exception:  # broker down: the sightings are in the catalog, the reconciler requeues them
-                log.exception("could not enqueue %d sighting(s); the reconciler will", len(ids))
+            except TransientError as exc:  # broker or catalog away: the reconciler queues the recorded sightings
+                log.warning("could not queue %d sighting(s) (%s); the reconciler will", len(ids), exc)
+            except Exception:
+                log.exception("could not queue %d sighting(s); the reconciler will", len(ids))
         self.handed_on += len(ids)
         return len(ids)
 
