@@ -70,6 +70,9 @@ def configure(app: Celery, settings: Settings) -> Celery:
             "evidence.fixity": {"queue": queues["maintenance"], "routing_key": queues["maintenance"]},
         },
         worker_hijack_root_logger=False,
+        # A broker blip does not stop a long transcode: its outcome goes to the catalog, and the
+        # message delivered again later finds the stage no longer pending and skips it.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         worker_send_task_events=False,
         # The file-system transport has no fan-out for remote control; the catalog is the control plane.
         worker_enable_remote_control=bool(settings.broker_url),

@@ -118,7 +118,8 @@ def _probe_one(ctx: ProbeContext, item_id: str) -> ProbeResult:
     media = next((e.media for e in extractions if e.media is not None), None)
     tools = sorted({e.tool for e in extractions})
     with session_scope(ctx.engine) as session, CustodyLog(session, ctx.actor) as log:
-        item = session.get(Item, item_id)
+        # Locked first: two probes of one item (a repeated message) replace its facts in turn.
+        item = session.get(Item, item_id, with_for_update=True)
         assert item is not None
         session.execute(
             delete(ItemFact).where(col(ItemFact.item_id) == item_id, col(ItemFact.source).not_like("manual:%"))

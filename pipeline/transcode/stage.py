@@ -116,7 +116,7 @@ def _derive_item(ctx: DeriveContext, item_id: str, only: Sequence[str], force: b
         raise StoreError(f"the stored copy {ctx.store.key(sha256)} is missing; run `evidence fixity {item_id}`")
     if profiles and (missing := [tool for tool in (FFMPEG, _PROBE.ffprobe) if shutil.which(tool) is None]):
         raise ToolUnavailableError(f"{' and '.join(missing)} not installed; no derivative can be made")
-    media = _PROBE.extract(source, ExtractionContext(original_name=name, media_kind=kind)).media
+    media = _PROBE.extract(source, ExtractionContext(original_name=name, media_kind=kind)).media if profiles else None
     item_results = [_derive_one(ctx, item_id, profile, source, media, force) for profile in profiles]
     failed = [r for r in item_results if r.status == "failed"]
     defects = [r for r in failed if (r.error or "").startswith(STAGE_ERROR)]
@@ -139,6 +139,7 @@ def _derive_one(
     ctx: DeriveContext, item_id: str, profile: Profile, source: Path, media: MediaInfo | None, force: bool
 ) -> DeriveResult:
     with session_scope(ctx.engine) as session:
+        session.get(Item, item_id, with_for_update=True)  # one derivative row per profile, however many workers
         row = _row(session, item_id, profile)
         if row is not None and row.status == "verified" and not force:
             return DeriveResult(item_id, profile.label, profile.kind, "skipped", row.sha256)
