@@ -57,6 +57,8 @@ class TestOddMediaIngest:
         got = Counter(Path(str(record["path"])).name for record in records)
         assert got == wanted, f"missing: {wanted - got}; unexpected or repeated: {got - wanted}"
 
+        failed = [record for record in records if record["status"] == "failed"]
+        assert result.exit_code == (1 if failed else 0), failed  # the contract: non-zero when any input failed
         by_name = {Path(str(record["path"])).name: record for record in records}
         problems: list[str] = []
         for odd in corpus:
