@@ -77,9 +77,9 @@ from pipeline.errors import PipelineError
 from pipeline.ingest.batch import ingest_arrivals
 from pipeline.ingest.scan import arrival_for
 from pipeline.metadata import ExtractionContext, FfprobeExtractor, MediaInfo
-from pipeline.metadata.tools import tool_version
 from pipeline.runtime import derive_context, intake_context
 from pipeline.settings import load_settings
+from pipeline.stage.tools import tool_version
 from pipeline.transcode.commands import FFMPEG, build_command
 from pipeline.transcode.derive import make_derivative
 from pipeline.transcode.profiles import Profile, load_profiles

@@ -43,7 +43,6 @@ from pipeline.custody import CustodyLog, check_chain
 from pipeline.errors import NotFoundError, PipelineError, TransientError, describe
 from pipeline.ingest.batch import ingest_arrivals
 from pipeline.ingest.intake import TOOL, Arrival, IntakeContext, IntakeResult, mark_queued, open_sightings
-from pipeline.ingest.names import readable
 from pipeline.ingest.scan import Skipped, arrival_for, walk
 from pipeline.package.media import MEDIA_NAMES, parse_size
 from pipeline.probe.choose import REQUIRED
@@ -57,6 +56,7 @@ from pipeline.runtime import (
     process_name,
 )
 from pipeline.settings import Settings, load_settings
+from pipeline.stage.names import readable
 
 BATCH = 500
 

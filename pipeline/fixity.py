@@ -22,15 +22,15 @@ from pipeline.catalog.models import FixityCheck, Item, ItemIssue, StageRun
 from pipeline.catalog.types import utcnow
 from pipeline.custody import CustodyLog
 from pipeline.errors import FixityError, describe
-from pipeline.ingest.intake import TOOL
-from pipeline.ingest.reconcile import touch_stage
-from pipeline.outcomes import STAGE_ERROR, clear_stage_error, stage_error_message
+from pipeline.stage import TOOL
+from pipeline.stage.issues import FIXITY_MISMATCH, FIXITY_MISSING, STAGE_ERROR
+from pipeline.stage.status import clear_stage_error, stage_error_message, touch_stage
 from pipeline.storage.base import ObjectStore
 
 STAGE = "fixity"
 
 # Outcome -> the issue it opens on the item.
-ISSUES = {"mismatch": "fixity-mismatch", "missing": "fixity-missing"}
+ISSUES = {"mismatch": FIXITY_MISMATCH, "missing": FIXITY_MISSING}
 
 logger = logging.getLogger(__name__)
 

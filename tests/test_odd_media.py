@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 
 from pipeline.catalog.models import StageRun
 from pipeline.ingest.intake import IntakeContext
-from pipeline.ingest.names import readable
+from pipeline.stage.names import readable
 from tests.conftest import CliResult
 from tests.odd_media import DAMAGE_CODES, OddFile, make_corpus
 

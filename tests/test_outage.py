@@ -30,8 +30,8 @@ from sqlmodel import Session, func, select
 
 from pipeline.catalog.models import Item, ItemIssue, Sighting, StageRun
 from pipeline.ingest.intake import IntakeContext
-from pipeline.outcomes import STAGE_ERROR
 from pipeline.settings import Settings
+from pipeline.stage.issues import STAGE_ERROR
 from tests.conftest import REDIS_URL, MediaMaker, Service, files_under, sha256_of, wait_for
 
 pytestmark = pytest.mark.slow

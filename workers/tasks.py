@@ -19,12 +19,12 @@ from pipeline.catalog.db import dispose_engines
 from pipeline.errors import NotFoundError, SystemFault, TransientError
 from pipeline.fixity import check_scheduled, schedule_fixity
 from pipeline.ingest.intake import IntakeContext, intake
-from pipeline.ingest.reconcile import ReconcileReport, reconcile, stage_pending, touch_stage
-from pipeline.outcomes import mark_failed
+from pipeline.ingest.reconcile import ReconcileReport, reconcile
 from pipeline.package.stage import PackageContext, build_package, stale_packages
 from pipeline.probe.stage import ProbeContext, probe
 from pipeline.runtime import derive_context, intake_context, package_context, probe_context, process_name
 from pipeline.settings import Settings
+from pipeline.stage.status import mark_failed, stage_pending, touch_stage
 from pipeline.transcode.stage import DeriveContext, derive
 from workers.app import app, broker_settings, queue_name
 

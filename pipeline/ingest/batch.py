@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 from pipeline.catalog.db import dispose_engines
 from pipeline.errors import SystemFault, TransientError, describe
 from pipeline.ingest.intake import Arrival, IntakeContext, IntakeResult, intake_leased, open_sightings
-from pipeline.ingest.names import readable
 from pipeline.runtime import derive_context, intake_context, probe_context, process_name
 from pipeline.settings import Settings
+from pipeline.stage.names import readable
 
 if TYPE_CHECKING:  # the stages are imported when they run: `ingest --no-probe` starts without them
     from pipeline.probe.stage import ProbeContext

@@ -31,18 +31,17 @@ from sqlalchemy import select as select_columns  # SQLModel's select takes at mo
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from pipeline import __version__
 from pipeline.catalog.db import insert_rows, session_scope
 from pipeline.catalog.models import Disposition, Dock, Item, Sighting, SightingStatus, StageRun, new_id
 from pipeline.catalog.types import utcnow
 from pipeline.custody import CustodyLog
 from pipeline.errors import IntakeError, SourceChangedError, SourceReadError, SystemFault, TransientError, describe
 from pipeline.ingest.kinds import guess_kind
-from pipeline.ingest.names import path_key, readable
+from pipeline.stage import TOOL
+from pipeline.stage.names import path_key, readable
 from pipeline.storage.base import ObjectStore, StoredObject
 from pipeline.storage.local import fsync_dir
 
-TOOL = f"evidence-pipeline {__version__}"
 logger = logging.getLogger(__name__)
 # Stages every new item goes through after intake; each records its own status (StageRun).
 NEXT_STAGES = ("probe", "derive")

@@ -12,13 +12,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import Engine, and_, or_, update
+from sqlalchemy import Engine, and_, or_
 from sqlmodel import col, select
 
 from pipeline.catalog.db import session_scope
 from pipeline.catalog.models import Disposition, Sighting, SightingStatus, StageRun
 from pipeline.catalog.types import utcnow
 from pipeline.ingest.intake import IntakeContext, mark_queued
+from pipeline.stage.status import touch_stage
 
 Enqueue = Callable[[Sequence[str]], None]
 
@@ -122,22 +123,3 @@ def reconcile(
         requeued += len(items)
     removed = ctx.store.remove_partials(older_than=max(ctx.lease_seconds * 2, 60.0))
     return ReconcileReport(requeued, removed)
-
-
-def stage_pending(engine: Engine, stage: str, item_id: str) -> bool:
-    """Whether the item's ``stage`` is still to be done (not done, nor failed, since it was queued)."""
-    with session_scope(engine) as session:
-        status = session.exec(
-            select(StageRun.status).where(StageRun.item_id == item_id, StageRun.stage == stage)
-        ).first()
-    return status == "pending"
-
-
-def touch_stage(engine: Engine, stage: str, item_ids: Sequence[str]) -> None:
-    """Mark these items' pending ``stage`` as recently queued (or still being worked on)."""
-    with session_scope(engine) as session:
-        session.execute(
-            update(StageRun)
-            .where(col(StageRun.stage) == stage, col(StageRun.item_id).in_(list(item_ids)))
-            .values(updated_at=utcnow())
-        )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.ingest.intake import Arrival
-from pipeline.ingest.names import is_temporary
+from pipeline.stage.names import is_temporary
 
 DEFAULT_DOCK = "manual"
 INBOX_ROOT_DOCK = "unassigned"

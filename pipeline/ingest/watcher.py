@@ -22,8 +22,8 @@ from watchdog.observers.polling import PollingObserver
 
 from pipeline.errors import TransientError
 from pipeline.ingest.intake import Arrival, IntakeContext, mark_queued, open_sightings
-from pipeline.ingest.names import is_temporary
 from pipeline.ingest.scan import dock_of, walk
+from pipeline.stage.names import is_temporary
 
 log = logging.getLogger(__name__)
 

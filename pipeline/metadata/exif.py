@@ -26,18 +26,11 @@ from typing import Any
 import exifread
 from exifread.core.exceptions import ExifNotFound
 
-from pipeline.ingest.names import readable
-from pipeline.metadata.facts import (
-    DAMAGED_MEDIA,
-    UNREADABLE_METADATA,
-    Extraction,
-    ExtractionContext,
-    Fact,
-    Problem,
-    unique,
-)
+from pipeline.metadata.facts import Extraction, ExtractionContext, Fact, Problem, unique
 from pipeline.metadata.geo import ROUNDING, from_dms, location
 from pipeline.metadata.timestamps import combine
+from pipeline.stage.issues import DAMAGED_MEDIA, UNREADABLE_METADATA
+from pipeline.stage.names import readable
 
 TOOL = f"exifread {exifread.__version__}"
 _JPEG_SCAN_LIMIT = 256  # segments looked at before the image data, far more than any camera writes

@@ -22,20 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.metadata.facts import (
-    TIMEOUT,
-    TOOL_MISSING,
-    TRUNCATED_STREAM,
-    UNREADABLE_METADATA,
-    Extraction,
-    ExtractionContext,
-    Fact,
-    Problem,
-    unique,
-)
+from pipeline.metadata.facts import Extraction, ExtractionContext, Fact, Problem, unique
 from pipeline.metadata.geo import location
 from pipeline.metadata.timestamps import parse_timestamp
-from pipeline.metadata.tools import ToolError, ToolMissingError, ToolTimeoutError, run_tool, tool_version
+from pipeline.stage.issues import TIMEOUT, TOOL_MISSING, TRUNCATED_STREAM, UNREADABLE_METADATA
+from pipeline.stage.tools import ToolError, ToolMissingError, ToolTimeoutError, run_tool, tool_version
 
 # Never facts: the file system, exiftool itself, and values exiftool derives from other tags.
 ALWAYS_SKIPPED = frozenset(["System", "File", "ExifTool", "Composite"])

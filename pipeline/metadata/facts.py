@@ -35,15 +35,6 @@ FIELDS = frozenset(
     ]
 )
 
-# Problem codes.
-DAMAGED_MEDIA = "damaged-media"  # the file is not readable media of its kind (index missing, bad data)
-TRUNCATED_STREAM = "truncated-stream"  # the file ends before its streams do: cut short
-UNREADABLE_METADATA = "unreadable-metadata"  # a metadata block or value is present but cannot be read
-UNSUPPORTED_TYPE = "unsupported-type"  # not a media type this extractor can read
-TOOL_MISSING = "tool-missing"  # the external program is not installed
-TIMEOUT = "timeout"  # the external program did not finish in time; nothing is known
-EXTRACTOR_FAILED = "extractor-failed"  # an extractor itself broke; a defect to report, not the file's fault
-
 
 @dataclass(frozen=True)
 class Fact:

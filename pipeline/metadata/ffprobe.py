@@ -33,13 +33,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from pipeline.ingest.names import readable
 from pipeline.metadata.facts import (
-    DAMAGED_MEDIA,
-    TIMEOUT,
-    TOOL_MISSING,
-    UNREADABLE_METADATA,
-    UNSUPPORTED_TYPE,
     Extraction,
     ExtractionContext,
     Fact,
@@ -52,7 +46,9 @@ from pipeline.metadata.facts import (
 from pipeline.metadata.geo import parse_iso6709
 from pipeline.metadata.integrity import check_media, readable_line
 from pipeline.metadata.timestamps import combine, parse_timestamp
-from pipeline.metadata.tools import ToolError, ToolMissingError, ToolRun, ToolTimeoutError, run_tool, tool_version
+from pipeline.stage.issues import DAMAGED_MEDIA, TIMEOUT, TOOL_MISSING, UNREADABLE_METADATA, UNSUPPORTED_TYPE
+from pipeline.stage.names import readable
+from pipeline.stage.tools import ToolError, ToolMissingError, ToolRun, ToolTimeoutError, run_tool, tool_version
 
 # Stills ffmpeg reads; HEIC/HEIF and DNG it does not, so those are left to exifread and exiftool.
 STILLS = frozenset(["jpg", "jpeg", "png", "bmp", "gif", "tif", "tiff", "webp"])

@@ -14,12 +14,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline import __version__
-from pipeline.metadata.facts import UNREADABLE_METADATA, Extraction, ExtractionContext, Fact, Problem
+from pipeline.metadata.facts import Extraction, ExtractionContext, Fact, Problem
 from pipeline.metadata.profiles import FLAG_GROUPS, INTEGER_GROUPS, TIME_GROUP, FilenameProfile
 from pipeline.metadata.timestamps import format_timestamp
-
-TOOL = f"evidence-pipeline {__version__}"
+from pipeline.stage import TOOL
+from pipeline.stage.issues import UNREADABLE_METADATA
 
 
 @dataclass(frozen=True)

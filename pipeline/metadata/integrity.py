@@ -20,8 +20,9 @@ import re
 import struct
 from pathlib import Path
 
-from pipeline.metadata.facts import DAMAGED_MEDIA, TIMEOUT, TOOL_MISSING, TRUNCATED_STREAM, MediaInfo, Problem
-from pipeline.metadata.tools import ToolError, ToolMissingError, ToolTimeoutError, run_tool
+from pipeline.metadata.facts import MediaInfo, Problem
+from pipeline.stage.issues import DAMAGED_MEDIA, TIMEOUT, TOOL_MISSING, TRUNCATED_STREAM
+from pipeline.stage.tools import ToolError, ToolMissingError, ToolTimeoutError, run_tool
 
 _CUT_SHORT = re.compile(r"partial file|truncat|end of file|moov atom not found|premature|overread", re.IGNORECASE)
 _ADDRESS = re.compile(r" @ 0x[0-9a-f]+\]")  # "[mov,mp4,… @ 0x55fd86f66900]": differs every run

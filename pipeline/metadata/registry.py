@@ -14,9 +14,10 @@ from pathlib import Path
 
 from pipeline.metadata.exif import ExifreadExtractor
 from pipeline.metadata.exiftool import ExiftoolExtractor
-from pipeline.metadata.facts import EXTRACTOR_FAILED, Extraction, ExtractionContext, Extractor, Problem, suffix_of
+from pipeline.metadata.facts import Extraction, ExtractionContext, Extractor, Problem, suffix_of
 from pipeline.metadata.ffprobe import FfprobeExtractor
 from pipeline.metadata.filename import FilenameExtractor
+from pipeline.stage.issues import EXTRACTOR_FAILED
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,6 @@ from pipeline.catalog.models import Case, Derivative, Item, Package, PackageDisc
 from pipeline.catalog.types import utcnow
 from pipeline.custody import CustodyLog
 from pipeline.errors import NotFoundError, TransientError, describe
-from pipeline.outcomes import STAGE_ERROR
 from pipeline.package.contents import AccessCopy, DiscFile, DiscInfo, ItemEntry
 from pipeline.package.describe import disc_root_files
 from pipeline.package.errors import PackageError
@@ -35,6 +34,7 @@ from pipeline.package.image import ImageReadBack, pycdlib_version, read_back, wr
 from pipeline.package.media import BASE_OVERHEAD, Medium, medium
 from pipeline.package.names import FolderNames, volume_label
 from pipeline.package.plan import PlannedItem, plan_discs
+from pipeline.stage.issues import STAGE_ERROR
 from pipeline.storage.local import LocalStore, fsync_dir
 
 logger = logging.getLogger(__name__)

@@ -22,31 +22,13 @@ from pipeline.catalog.types import utcnow
 from pipeline.custody import CustodyLog
 from pipeline.deadline import WorkCalendar, upload_deadline, working_days_late
 from pipeline.errors import StoreError, SystemFault, ToolUnavailableError, TransientError
-from pipeline.fixity import ISSUES as FIXITY_ISSUES
-from pipeline.ingest.intake import TOOL
 from pipeline.metadata import ExtractionContext, FilenameProfile, MediaInfo, Problem, extract_all
-from pipeline.metadata.facts import TOOL_MISSING
-from pipeline.outcomes import DERIVE_FAILED, STAGE_ERROR, record_stage_error, set_stage
 from pipeline.probe.choose import Candidate, Choice, Directory, choose, clock_drift, derived
+from pipeline.stage import TOOL, issues
+from pipeline.stage.status import record_stage_error, set_stage
 from pipeline.storage.local import LocalStore
 
 STAGE = "probe"
-
-MESSAGES = {
-    "missing-case-number": "No case number: assign the record to a case.",
-    "missing-proof-object": "No proof object: say what the record is meant to prove.",
-    "missing-collector": "No collector: the officer who recorded it is unknown.",
-    "capture-time-unknown": "Capture time unknown: no readable time in the file, its name or the record.",
-    "location-missing": "Capture place missing: no place or GPS position in the file, and none for its dock.",
-    "unsupported-type": "Not a recognised audio, video or photo file.",
-}
-REQUIRED_ISSUES = {
-    "case_number": "missing-case-number",
-    "proof_object": "missing-proof-object",
-    "collector": "missing-collector",
-    "captured_at": "capture-time-unknown",
-    "captured_place": "location-missing",
-}
 
 
 @dataclass(frozen=True)
@@ -97,7 +79,7 @@ def probe(ctx: ProbeContext, item_ids: Sequence[str]) -> list[ProbeResult]:
             results.append(ProbeResult(item_id, "failed", error=str(exc), system=True))
         except Exception as exc:
             error = record_stage_error(ctx.engine, ctx.actor, item_id, STAGE, exc, tool=TOOL)
-            results.append(ProbeResult(item_id, "failed", error=f"{STAGE_ERROR}: {error}"))
+            results.append(ProbeResult(item_id, "failed", error=f"{issues.STAGE_ERROR}: {error}"))
     return results
 
 
@@ -113,7 +95,7 @@ def _probe_one(ctx: ProbeContext, item_id: str) -> ProbeResult:
     extractions = extract_all(source, kind, ExtractionContext(original_name=name, filename_profiles=ctx.profiles))
     candidates = [Candidate(f.field, f.value, f.source) for e in extractions for f in e.facts]
     problems = [p for e in extractions for p in e.problems]
-    if missing := [p for p in problems if p.code == TOOL_MISSING]:
+    if missing := [p for p in problems if p.code == issues.TOOL_MISSING]:
         raise ToolUnavailableError(missing[0].message)
     media = next((e.media for e in extractions if e.media is not None), None)
     tools = sorted({e.tool for e in extractions})
@@ -184,28 +166,26 @@ def assess(session: Session, ctx: ProbeContext, item: Item, problems: Sequence[P
             select(Sighting.received_at).where(Sighting.item_id == item.id).order_by(col(Sighting.received_at))
         ).first()
     assessment = _Assessment(chosen)
-    for fact_name, code in REQUIRED_ISSUES.items():
+    for fact_name, code in issues.REQUIRED.items():
         if fact_name not in chosen:
-            assessment.issues.append((code, MESSAGES[code]))
+            assessment.issues.append((code, issues.MESSAGES[code]))
     if item.media_kind == "other":
-        assessment.issues.append(("unsupported-type", MESSAGES["unsupported-type"]))
+        assessment.issues.append((issues.UNSUPPORTED_TYPE, issues.MESSAGES[issues.UNSUPPORTED_TYPE]))
     kept = session.exec(
-        select(ItemIssue).where(ItemIssue.item_id == item.id, col(ItemIssue.code).in_(_MEDIA_CODES + _STORE_CODES))
+        select(ItemIssue).where(ItemIssue.item_id == item.id, col(ItemIssue.code).in_(issues.MEDIA + issues.STORE))
     ).all()
     if problems is None:
         assessment.issues += [(i.code, i.message) for i in kept]
     else:
         assessment.issues += [(p.code, p.message) for p in problems]
-        assessment.issues += [(i.code, i.message) for i in kept if i.code in _STORE_CODES]
+        assessment.issues += [(i.code, i.message) for i in kept if i.code in issues.STORE]
     drift = clock_drift(candidates, chosen, item.received_at, ctx.zone, ctx.drift_tolerance)
     if drift:
-        assessment.issues.append(("clock-drift", f"Device clock looks wrong: {drift}."))
+        assessment.issues.append((issues.CLOCK_DRIFT, f"Device clock looks wrong: {drift}."))
     _deadline(ctx, item, assessment)
     # Issues other stages own (a failed derivative, another stage's defect) stay as they are.
     session.execute(
-        delete(ItemIssue).where(
-            col(ItemIssue.item_id) == item.id, col(ItemIssue.code).not_in([DERIVE_FAILED, STAGE_ERROR])
-        )
+        delete(ItemIssue).where(col(ItemIssue.item_id) == item.id, col(ItemIssue.code).not_in(issues.OTHER_STAGES))
     )
     assessment.issues = list(dict(assessment.issues).items())  # each code once
     now = utcnow()
@@ -213,21 +193,6 @@ def assess(session: Session, ctx: ProbeContext, item: Item, problems: Sequence[P
         session.add(ItemIssue(item_id=item.id, code=code, message=message, created_at=now))
     session.add(item)
     return assessment
-
-
-_MEDIA_CODES = (
-    "damaged-media",
-    "truncated-stream",
-    "unreadable-metadata",
-    "tool-missing",
-    "timeout",
-    "extractor-failed",
-    "unsupported-type",
-)
-
-
-# Issues of the stored object, not of its metadata: only a fixity check opens or closes them.
-_STORE_CODES = tuple(FIXITY_ISSUES.values())
 
 
 def _deadline(ctx: ProbeContext, item: Item, assessment: _Assessment) -> None:
@@ -244,7 +209,7 @@ def _deadline(ctx: ProbeContext, item: Item, assessment: _Assessment) -> None:
     item.deadline = deadline.due
     item.deadline_provisional = deadline.provisional
     if deadline.provisional:
-        assessment.issues.append(("deadline-provisional", f"Deadline needs review: {deadline.reason}"))
+        assessment.issues.append((issues.DEADLINE_PROVISIONAL, f"Deadline needs review: {deadline.reason}"))
     if item.received_at is None:
         return
     item.working_days_late = working_days_late(deadline, item.received_at, calendar=ctx.calendar, tz=ctx.zone)
@@ -252,7 +217,7 @@ def _deadline(ctx: ProbeContext, item: Item, assessment: _Assessment) -> None:
     if item.late:
         assessment.issues.append(
             (
-                "late",
+                issues.LATE,
                 f"Uploaded {item.working_days_late} working day(s) after the deadline "
                 f"({deadline.due.astimezone(ctx.zone):%Y-%m-%d %H:%M %Z}).",
             )

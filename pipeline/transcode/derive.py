@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.metadata.facts import MediaInfo
-from pipeline.metadata.tools import tool_version
+from pipeline.stage.tools import tool_version
 from pipeline.transcode.commands import FFMPEG, build_command, contact_sheet_layout
 from pipeline.transcode.errors import TranscodeError
 from pipeline.transcode.profiles import Profile

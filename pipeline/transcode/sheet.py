@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from pipeline.metadata.facts import MediaInfo
-from pipeline.metadata.tools import ToolError, run_tool
+from pipeline.stage.tools import ToolError, run_tool
 from pipeline.transcode.commands import MAX_RATE, SHEET_PADDING, ContactSheetLayout, positive_number
 from pipeline.transcode.errors import TranscodeError
 

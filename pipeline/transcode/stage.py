@@ -20,21 +20,15 @@ from sqlalchemy import Engine, delete
 from sqlmodel import Session, col, select
 from ulid import ULID
 
-from pipeline import __version__
 from pipeline.catalog.db import session_scope
 from pipeline.catalog.models import Derivative, Item, ItemIssue
 from pipeline.catalog.types import utcnow
 from pipeline.custody import CustodyLog
 from pipeline.errors import ContentError, StoreError, SystemFault, ToolUnavailableError, TransientError, describe
 from pipeline.metadata import ExtractionContext, FfprobeExtractor, MediaInfo
-from pipeline.outcomes import (
-    DERIVE_FAILED,
-    STAGE_ERROR,
-    clear_stage_error,
-    record_stage_error,
-    set_stage,
-    stage_error_message,
-)
+from pipeline.stage import TOOL
+from pipeline.stage.issues import DERIVE_FAILED, STAGE_ERROR
+from pipeline.stage.status import clear_stage_error, record_stage_error, set_stage, stage_error_message
 from pipeline.storage.local import LocalStore
 from pipeline.transcode.commands import FFMPEG
 from pipeline.transcode.derive import make_derivative
@@ -42,7 +36,6 @@ from pipeline.transcode.errors import TranscodeError
 from pipeline.transcode.profiles import Profile, TranscodeConfig
 
 STAGE = "derive"
-_TOOL = f"evidence-pipeline {__version__}"
 logger = logging.getLogger(__name__)
 _PROBE = FfprobeExtractor(check_integrity=False)
 
@@ -99,7 +92,7 @@ def derive(
         except SystemFault as exc:
             results.append(DeriveResult(item_id, "", "", "failed", error=str(exc), system=True))
         except Exception as exc:
-            error = record_stage_error(ctx.engine, ctx.actor, item_id, STAGE, exc, tool=_TOOL)
+            error = record_stage_error(ctx.engine, ctx.actor, item_id, STAGE, exc, tool=TOOL)
             results.append(DeriveResult(item_id, "", "", "failed", error=f"{STAGE_ERROR}: {error}"))
     return results
 
@@ -122,7 +115,7 @@ def _derive_item(ctx: DeriveContext, item_id: str, only: Sequence[str], force: b
     defects = [r for r in failed if (r.error or "").startswith(STAGE_ERROR)]
     with session_scope(ctx.engine) as session:
         error = "; ".join(f"{r.profile}: {r.error}" for r in failed)
-        set_stage(session, item_id, STAGE, "failed" if failed else "done", error=error, tool=_TOOL)
+        set_stage(session, item_id, STAGE, "failed" if failed else "done", error=error, tool=TOOL)
         session.execute(
             delete(ItemIssue).where(col(ItemIssue.item_id) == item_id, col(ItemIssue.code) == DERIVE_FAILED)
         )

@@ -28,7 +28,7 @@ from typing import Any
 
 from pipeline.metadata.facts import ExtractionContext, MediaInfo
 from pipeline.metadata.ffprobe import FfprobeExtractor
-from pipeline.metadata.tools import ToolError, run_tool
+from pipeline.stage.tools import ToolError, run_tool
 from pipeline.transcode.commands import FFMPEG, SHEET_PADDING, contact_sheet_layout
 from pipeline.transcode.errors import TranscodeError
 from pipeline.transcode.profiles import PRESERVATION, Profile

@@ -10,8 +10,9 @@ exception, which the stage's next success closes.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
-from sqlalchemy import Engine, delete
+from sqlalchemy import Engine, delete, update
 from sqlmodel import Session, col, select
 
 from pipeline.catalog.db import session_scope
@@ -19,10 +20,8 @@ from pipeline.catalog.models import Item, ItemIssue, StageRun
 from pipeline.catalog.types import utcnow
 from pipeline.custody import CustodyLog
 from pipeline.errors import describe
+from pipeline.stage.issues import STAGE_ERROR
 
-STAGE_ERROR = "stage-error"
-# The derive stage's content failures: some derivative of the item could not be made or verified.
-DERIVE_FAILED = "derive-failed"
 logger = logging.getLogger(__name__)
 
 
@@ -78,3 +77,22 @@ def mark_failed(engine: Engine, item_ids: list[str], stage: str, error: str) -> 
             if run is not None and run.status != "done":
                 run.status, run.error, run.updated_at = "failed", error, utcnow()
                 session.add(run)
+
+
+def stage_pending(engine: Engine, stage: str, item_id: str) -> bool:
+    """Whether the item's ``stage`` is still to be done (not done, nor failed, since it was queued)."""
+    with session_scope(engine) as session:
+        status = session.exec(
+            select(StageRun.status).where(StageRun.item_id == item_id, StageRun.stage == stage)
+        ).first()
+    return status == "pending"
+
+
+def touch_stage(engine: Engine, stage: str, item_ids: Sequence[str]) -> None:
+    """Mark these items' pending ``stage`` as recently queued (or still being worked on)."""
+    with session_scope(engine) as session:
+        session.execute(
+            update(StageRun)
+            .where(col(StageRun.stage) == stage, col(StageRun.item_id).in_(list(item_ids)))
+            .values(updated_at=utcnow())
+        )
