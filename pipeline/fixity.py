@@ -18,7 +18,7 @@ from sqlalchemy import Engine, delete, func, update
 from sqlmodel import Session, col, select
 
 from pipeline.catalog.db import session_scope
-from pipeline.catalog.models import FixityCheck, Item, ItemIssue, StageRun
+from pipeline.catalog.models import FixityCheck, Item, ItemIssue, StageRun, StageStatus
 from pipeline.catalog.types import utcnow
 from pipeline.custody import CustodyLog
 from pipeline.errors import FixityError, describe
@@ -144,7 +144,7 @@ def run_fixity(
             session.execute(
                 update(StageRun)
                 .where(col(StageRun.stage) == STAGE, col(StageRun.item_id).in_([r.item for r in results]))
-                .values(status="done", attempts=StageRun.attempts + 1, error=None, tool=TOOL, updated_at=now)
+                .values(status=StageStatus.DONE, attempts=StageRun.attempts + 1, error=None, tool=TOOL, updated_at=now)
             )
         for result in results:
             if not result.ok:
@@ -173,7 +173,9 @@ def schedule_fixity(engine: Engine, *, every: timedelta, limit: int) -> list[str
     short and the pace follows what the workers manage."""
     with session_scope(engine) as session:
         waiting = session.exec(
-            select(func.count()).select_from(StageRun).where(StageRun.stage == STAGE, StageRun.status == "pending")
+            select(func.count())
+            .select_from(StageRun)
+            .where(StageRun.stage == STAGE, StageRun.status == StageStatus.PENDING)
         ).one()
         if waiting:
             return []
@@ -193,8 +195,8 @@ def schedule_fixity(engine: Engine, *, every: timedelta, limit: int) -> list[str
         }
         now = utcnow()
         for item_id in due:
-            run = runs.get(item_id) or StageRun(item_id=item_id, stage=STAGE, status="pending")
-            run.status, run.updated_at = "pending", now
+            run = runs.get(item_id) or StageRun(item_id=item_id, stage=STAGE, status=StageStatus.PENDING)
+            run.status, run.updated_at = StageStatus.PENDING, now
             session.add(run)
     return due
 
@@ -208,7 +210,7 @@ def check_scheduled(engine: Engine, store: ObjectStore, *, actor: str, item_ids:
     for index, item_id in enumerate(ids):
         with session_scope(engine) as session:
             run = session.exec(select(StageRun).where(StageRun.item_id == item_id, StageRun.stage == STAGE)).first()
-            pending = run is not None and run.status == "pending"
+            pending = run is not None and run.status == StageStatus.PENDING
         if pending:
             results += run_fixity(engine, store, actor=actor, items=[item_id])
         if rest := ids[index + 1 :]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import JSON, Column, Index, LargeBinary, String, Text, UniqueConstraint, false, text
 from sqlmodel import Field, SQLModel
@@ -15,22 +16,36 @@ def new_id() -> str:
     return str(ULID())
 
 
-class SightingStatus:
+class SightingStatus(StrEnum):
     PENDING = "pending"
     STORED = "stored"
     DUPLICATE = "duplicate"
     FAILED = "failed"
     IGNORED = "ignored"
-    FINAL = (STORED, DUPLICATE, FAILED, IGNORED)
 
 
-class Disposition:
+# A sighting in one of these has been decided; only its source may still wait to be disposed of.
+FINAL_SIGHTING = frozenset(
+    {SightingStatus.STORED, SightingStatus.DUPLICATE, SightingStatus.FAILED, SightingStatus.IGNORED}
+)
+
+
+class Disposition(StrEnum):
     PENDING = "pending"
     MOVED = "moved"
     DELETED = "deleted"
     KEPT = "kept"
     QUARANTINED = "quarantined"
     GONE = "gone"
+
+
+class StageStatus(StrEnum):
+    """A stage's state for one item (``StageRun.status``): to do (or to try again after a system
+    fault), done, or failed (the reconciler leaves it until a person retries it)."""
+
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
 
 
 class Dock(SQLModel, table=True):

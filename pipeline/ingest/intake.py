@@ -32,7 +32,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from pipeline.catalog.db import insert_rows, session_scope
-from pipeline.catalog.models import Disposition, Dock, Item, Sighting, SightingStatus, StageRun, new_id
+from pipeline.catalog.models import (
+    FINAL_SIGHTING,
+    Disposition,
+    Dock,
+    Item,
+    Sighting,
+    SightingStatus,
+    StageRun,
+    StageStatus,
+    new_id,
+)
 from pipeline.catalog.types import utcnow
 from pipeline.custody import CustodyLog
 from pipeline.errors import IntakeError, SourceChangedError, SourceReadError, SystemFault, TransientError, describe
@@ -328,7 +338,7 @@ def _take_in(
             if any(work.stored for work in claimed):
                 ctx.store.sync()
         _catalogue(ctx, claimed, worker)
-        to_dispose.extend(work for work in claimed if work.result and work.result.status != "pending")
+        to_dispose.extend(work for work in claimed if work.result and work.result.status != SightingStatus.PENDING)
     _dispose(ctx, to_dispose)
     by_id = {work.id: work.result for work in [*claimed, *to_dispose] if work.result}
     by_id.update(finished)
@@ -380,7 +390,7 @@ def _claim(
         items = {i.id: i for i in session.exec(select(Item).where(col(Item.id).in_(item_ids))).all()}
         for sighting in rows:
             item = items.get(sighting.item_id) if sighting.item_id else None
-            if sighting.status in SightingStatus.FINAL and sighting.disposition != Disposition.PENDING:
+            if sighting.status in FINAL_SIGHTING and sighting.disposition != Disposition.PENDING:
                 finished[sighting.id] = _result_of(sighting, item)
                 continue
             if sighting.lease_until and sighting.lease_owner != worker and sighting.lease_until > now:
@@ -402,7 +412,7 @@ def _claim(
                 }
             )
             work = _work_of(sighting)
-            if sighting.status in SightingStatus.FINAL:  # catalogued; only the source is left to dispose of
+            if sighting.status in FINAL_SIGHTING:  # catalogued; only the source is left to dispose of
                 work.result = _result_of(sighting, item)
                 work.disposed_to = sighting.disposed_path_raw
                 to_dispose.append(work)
@@ -662,13 +672,16 @@ def _catalogue_in(session: Session, ctx: IntakeContext, batch: list[_Work], work
                         "item_id": row["id"],
                         "stage": stage,
                         "status": status,
-                        "attempts": int(status == "done"),
+                        "attempts": int(status == StageStatus.DONE),
                         "error": None,
-                        "tool": TOOL if status == "done" else None,
+                        "tool": TOOL if status == StageStatus.DONE else None,
                         "updated_at": now,
                     }
                     for row in new_items.values()
-                    for stage, status in (("intake", "done"), *((name, "pending") for name in NEXT_STAGES))
+                    for stage, status in (
+                        ("intake", StageStatus.DONE),
+                        *((name, StageStatus.PENDING) for name in NEXT_STAGES),
+                    )
                 ],
             )
         if changes:

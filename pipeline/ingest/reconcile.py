@@ -16,7 +16,7 @@ from sqlalchemy import Engine, and_, or_
 from sqlmodel import col, select
 
 from pipeline.catalog.db import session_scope
-from pipeline.catalog.models import Disposition, Sighting, SightingStatus, StageRun
+from pipeline.catalog.models import Disposition, Sighting, SightingStatus, StageRun, StageStatus
 from pipeline.catalog.types import utcnow
 from pipeline.ingest.intake import IntakeContext, mark_queued
 from pipeline.stage.status import touch_stage
@@ -95,7 +95,9 @@ def due_stages(engine: Engine, stage: str, *, stale_after: float, limit: int = 5
         return list(
             session.exec(
                 select(StageRun.item_id)
-                .where(StageRun.stage == stage, StageRun.status == "pending", col(StageRun.updated_at) <= stale)
+                .where(
+                    StageRun.stage == stage, StageRun.status == StageStatus.PENDING, col(StageRun.updated_at) <= stale
+                )
                 .limit(limit)
             ).all()
         )

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, delete
 from sqlmodel import Session, col, select
 
 from pipeline.catalog.db import insert_rows, session_scope
-from pipeline.catalog.models import Item, ItemFact, ItemIssue, Sighting
+from pipeline.catalog.models import Item, ItemFact, ItemIssue, Sighting, StageStatus
 from pipeline.catalog.types import utcnow
 from pipeline.custody import CustodyLog
 from pipeline.deadline import WorkCalendar, upload_deadline, working_days_late
@@ -126,7 +126,7 @@ def _probe_one(ctx: ProbeContext, item_id: str) -> ProbeResult:
         kind_change = {"media_kind": {"from": item.media_kind, "to": found_kind}} if found_kind != kind else {}
         item.media_kind = found_kind
         assessment = assess(session, ctx, item, problems)
-        set_stage(session, item_id, STAGE, "done", tool=", ".join(tools) or TOOL)
+        set_stage(session, item_id, STAGE, StageStatus.DONE, tool=", ".join(tools) or TOOL)
         codes = tuple(dict.fromkeys(code for code, _ in assessment.issues))
         log.record(
             "probed",

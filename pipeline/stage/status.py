@@ -16,7 +16,7 @@ from sqlalchemy import Engine, delete, update
 from sqlmodel import Session, col, select
 
 from pipeline.catalog.db import session_scope
-from pipeline.catalog.models import Item, ItemIssue, StageRun
+from pipeline.catalog.models import Item, ItemIssue, StageRun, StageStatus
 from pipeline.catalog.types import utcnow
 from pipeline.custody import CustodyLog
 from pipeline.errors import describe
@@ -39,7 +39,7 @@ def set_stage(
     if tool is not None:
         run.tool = tool[:255]
     session.add(run)
-    if status == "done":
+    if status == StageStatus.DONE:
         clear_stage_error(session, item_id, stage)
 
 
@@ -61,7 +61,7 @@ def record_stage_error(engine: Engine, actor: str, item_id: str, stage: str, exc
     with session_scope(engine) as session, CustodyLog(session, actor) as log:
         if session.get(Item, item_id) is None:
             return error
-        set_stage(session, item_id, stage, "failed", error=f"{STAGE_ERROR}: {error}")
+        set_stage(session, item_id, stage, StageStatus.FAILED, error=f"{STAGE_ERROR}: {error}")
         clear_stage_error(session, item_id, stage)
         session.add(ItemIssue(item_id=item_id, code=STAGE_ERROR, message=stage_error_message(stage, error)))
         log.record(STAGE_ERROR, f"item:{item_id}", {"stage": stage, "error": error}, tool=tool)
@@ -74,8 +74,8 @@ def mark_failed(engine: Engine, item_ids: list[str], stage: str, error: str) -> 
     with session_scope(engine) as session:
         for item_id in item_ids:
             run = session.exec(select(StageRun).where(StageRun.item_id == item_id, StageRun.stage == stage)).first()
-            if run is not None and run.status != "done":
-                run.status, run.error, run.updated_at = "failed", error, utcnow()
+            if run is not None and run.status != StageStatus.DONE:
+                run.status, run.error, run.updated_at = StageStatus.FAILED, error, utcnow()
                 session.add(run)
 
 
@@ -85,7 +85,7 @@ def stage_pending(engine: Engine, stage: str, item_id: str) -> bool:
         status = session.exec(
             select(StageRun.status).where(StageRun.item_id == item_id, StageRun.stage == stage)
         ).first()
-    return status == "pending"
+    return status == StageStatus.PENDING
 
 
 def touch_stage(engine: Engine, stage: str, item_ids: Sequence[str]) -> None:

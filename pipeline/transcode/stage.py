@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 from ulid import ULID
 
 from pipeline.catalog.db import session_scope
-from pipeline.catalog.models import Derivative, Item, ItemIssue
+from pipeline.catalog.models import Derivative, Item, ItemIssue, StageStatus
 from pipeline.catalog.types import utcnow
 from pipeline.custody import CustodyLog
 from pipeline.errors import ContentError, StoreError, SystemFault, ToolUnavailableError, TransientError, describe
@@ -115,7 +115,7 @@ def _derive_item(ctx: DeriveContext, item_id: str, only: Sequence[str], force: b
     defects = [r for r in failed if (r.error or "").startswith(STAGE_ERROR)]
     with session_scope(ctx.engine) as session:
         error = "; ".join(f"{r.profile}: {r.error}" for r in failed)
-        set_stage(session, item_id, STAGE, "failed" if failed else "done", error=error, tool=TOOL)
+        set_stage(session, item_id, STAGE, StageStatus.FAILED if failed else StageStatus.DONE, error=error, tool=TOOL)
         session.execute(
             delete(ItemIssue).where(col(ItemIssue.item_id) == item_id, col(ItemIssue.code) == DERIVE_FAILED)
         )
