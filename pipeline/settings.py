@@ -21,8 +21,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-CONFIG_ROOT = Path(__file__).resolve().parent.parent
-DEFAULTS_FILE = CONFIG_ROOT / "config" / "settings.toml"
+from pipeline.config import CONFIG_DIR, PROJECT_ROOT
+
+DEFAULTS_FILE = CONFIG_DIR / "settings.toml"
 
 SourcePolicy = Literal["move", "delete", "keep"]
 
@@ -155,7 +156,7 @@ class Settings(BaseSettings):
 
     def config_file(self, path: Path) -> Path:
         """Config paths are relative to the project's folder unless absolute."""
-        return path if path.is_absolute() else CONFIG_ROOT / path
+        return path if path.is_absolute() else PROJECT_ROOT / path
 
     @property
     def zone(self) -> ZoneInfo:

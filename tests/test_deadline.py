@@ -180,7 +180,7 @@ date = "2025-04-19"
 
     def test_missing_file_is_an_error(self, tmp_path: Path) -> None:
         """A calendar file that is not there is an error, not an empty calendar."""
-        with pytest.raises(CalendarFileError, match="cannot read"):
+        with pytest.raises(CalendarFileError, match="cannot be read"):
             load_site_calendar(tmp_path / "absent.toml")
 
 

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Lowest first. A module belongs to the layer of its longest matching prefix.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("settings and errors", ("pipeline", "pipeline.settings", "pipeline.errors")),
+    ("settings and errors", ("pipeline", "pipeline.config", "pipeline.settings", "pipeline.errors")),
     ("catalog, store and custody log", ("pipeline.catalog", "pipeline.storage", "pipeline.custody")),
     ("stage layer", ("pipeline.stage",)),
     ("readers and rules", ("pipeline.metadata", "pipeline.deadline")),

@@ -12,7 +12,6 @@ of failing.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -22,9 +21,10 @@ from typing import Literal
 
 import chinese_calendar
 
+from pipeline.config import CONFIG_DIR, ConfigFileError, read_toml
 from pipeline.errors import PipelineError
 
-SITE_CALENDAR_FILE = Path(__file__).resolve().parents[2] / "config" / "calendars" / "site.toml"
+SITE_CALENDAR_FILE = CONFIG_DIR / "calendars" / "site.toml"
 
 DaySource = Literal["site", "statutory", "fallback"]
 
@@ -183,12 +183,9 @@ def load_site_calendar(path: str | Path = SITE_CALENDAR_FILE) -> WorkCalendar:
     holiday and as workday.
     """
     try:
-        with open(path, "rb") as file:
-            data = tomllib.load(file)
-    except OSError as exc:
-        raise CalendarFileError(path, [f"cannot read: {exc.strerror or exc}"]) from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise CalendarFileError(path, [f"not valid TOML: {exc}"]) from exc
+        data = read_toml(Path(path))
+    except ConfigFileError as exc:
+        raise CalendarFileError(path, [exc.reason]) from exc
 
     problems: list[str] = []
     unknown = sorted(set(data) - {"holidays", "workdays"})

@@ -8,15 +8,15 @@ Loading checks every profile and reports all mistakes at once, naming the file a
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from pipeline.config import CONFIG_DIR, ConfigFileError, read_toml
 from pipeline.errors import PipelineError
 
-DEFAULT_FILENAME_PATTERNS = Path(__file__).resolve().parent.parent.parent / "config" / "filename_patterns.toml"
+DEFAULT_FILENAME_PATTERNS = CONFIG_DIR / "filename_patterns.toml"
 
 # Named groups a pattern may use; groups whose name starts with "_" are helpers and are ignored.
 TEXT_GROUPS = frozenset(
@@ -55,11 +55,9 @@ def load_filename_profiles(path: Path = DEFAULT_FILENAME_PATTERNS) -> tuple[File
     Raises :class:`FilenamePatternError` naming the file and every broken profile.
     """
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise FilenamePatternError(path, [f"cannot be read: {exc.strerror or exc}"]) from exc
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise FilenamePatternError(path, [f"is not valid TOML: {exc}"]) from exc
+        data = read_toml(path)
+    except ConfigFileError as exc:
+        raise FilenamePatternError(path, [exc.reason]) from exc
 
     entries = data.get("profile", [])
     if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):

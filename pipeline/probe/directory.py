@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
+from pipeline.config import ConfigFileError, read_toml
 from pipeline.errors import PipelineError
 from pipeline.probe.choose import Directory
 
@@ -20,9 +20,9 @@ def load_directory(path: Path) -> Directory:
     if not path.exists():
         return Directory({}, {}, {})
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise DirectoryError(path, f"not valid TOML: {exc}") from exc
+        data = read_toml(path)
+    except ConfigFileError as exc:
+        raise DirectoryError(path, exc.reason) from exc
     devices, docks = data.get("devices", {}), data.get("docks", {})
     if not isinstance(devices, dict) or not isinstance(docks, dict):
         raise DirectoryError(path, "[devices] and [docks] must be tables")

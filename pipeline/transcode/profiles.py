@@ -10,16 +10,16 @@ file and the profile.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from pipeline.config import CONFIG_DIR, ConfigFileError, read_toml
 from pipeline.transcode.errors import ProfileError
 
-DEFAULT_TRANSCODE_PROFILES = Path(__file__).resolve().parent.parent.parent / "config" / "transcode_profiles.toml"
+DEFAULT_TRANSCODE_PROFILES = CONFIG_DIR / "transcode_profiles.toml"
 
 MEDIA_KINDS = frozenset(["video", "audio", "image"])
 PRESERVATION = "preservation-master"
@@ -124,11 +124,9 @@ def load_transcode_config(path: Path = DEFAULT_TRANSCODE_PROFILES) -> TranscodeC
     Raises :class:`ProfileError` naming the file and every mistake, by profile.
     """
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ProfileError(path, [f"cannot be read: {exc.strerror or exc}"]) from exc
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ProfileError(path, [f"is not valid TOML: {exc}"]) from exc
+        data = read_toml(path)
+    except ConfigFileError as exc:
+        raise ProfileError(path, [exc.reason]) from exc
 
     details: list[str] = []
     unknown_tables = sorted(set(data) - {"profile", "policy"})
