@@ -12,6 +12,7 @@ from sqlmodel import Session, select
 
 from pipeline.catalog.models import Item, ItemIssue, Sighting, StageRun
 from pipeline.errors import TransientError
+from pipeline.ingest import copying
 from pipeline.ingest import intake as intake_module
 from pipeline.ingest.intake import Arrival, open_sightings
 from pipeline.storage.local import LocalStore
@@ -135,7 +136,7 @@ class TestCatalogOutage:
         (opened,) = open_sightings(ctx, [Arrival(os.fsencode(big), "dock1", "move")])
         assert opened is not None
         with monkeypatch.context() as patch, pytest.raises(TransientError):
-            patch.setattr(intake_module, "_renew_lease", outage)
+            patch.setattr(copying, "_renew_lease", outage)
             intake_module.intake(ctx, [opened.id], worker="w1")
         assert big.exists()
         assert files_under(ctx.quarantine_dir) == []

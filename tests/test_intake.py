@@ -10,6 +10,7 @@ import pytest
 from sqlmodel import Session, select
 
 from pipeline.catalog.models import CustodyEvent, Item, Sighting
+from pipeline.ingest import disposal
 from pipeline.ingest import intake as intake_module
 from pipeline.ingest.intake import Arrival, IntakeContext, intake, intake_leased, open_sightings
 from pipeline.ingest.reconcile import due_sightings
@@ -207,7 +208,7 @@ class TestIntake:
         def crash(*_args, **_kwargs):
             raise KeyboardInterrupt("worker killed")
 
-        monkeypatch.setattr(intake_module, "_dispose_one", crash)
+        monkeypatch.setattr(disposal, "_dispose_one", crash)
         with pytest.raises(KeyboardInterrupt):
             take_in(ctx, clip)
         monkeypatch.undo()
