@@ -1,0 +1,167 @@
+"""``evidence ingest``: take in files or folders here, or hand them to the workers."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+import click
+
+from pipeline.cli.inputs import BATCH, read_settings
+from pipeline.cli.output import Report, json_option, progress
+from pipeline.errors import PipelineError, TransientError, describe
+from pipeline.ingest.batch import ingest_arrivals
+from pipeline.ingest.intake import Arrival, IntakeContext, IntakeResult, mark_queued, open_sightings
+from pipeline.ingest.scan import Skipped, arrival_for, walk
+from pipeline.runtime import intake_context
+from pipeline.settings import Settings
+from pipeline.stage.names import readable
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("--dock", help="Dock to record the files under (default: the inbox folder, or 'manual').")
+@click.option(
+    "--source-policy",
+    type=click.Choice(["move", "delete", "keep"]),
+    help="What to do with each source once stored (default: the dock policy inside the inbox, "
+    "'keep' for files from elsewhere).",
+)
+@click.option("--enqueue", is_flag=True, help="Hand the files to the workers instead of taking them in here.")
+@click.option(
+    "--probe/--no-probe",
+    "with_probe",
+    default=True,
+    show_default=True,
+    help="Read metadata right away; with --no-probe it waits for `evidence probe` or the workers.",
+)
+@click.option(
+    "--derive/--no-derive",
+    "with_derive",
+    default=True,
+    show_default=True,
+    help="Make access copies and thumbnails right away (after probing); else `evidence derive` or the workers do.",
+)
+@json_option()
+def ingest(
+    paths: Sequence[str],
+    dock: str | None,
+    source_policy: str | None,
+    enqueue: bool,
+    with_probe: bool,
+    with_derive: bool,
+    as_json: bool,
+) -> None:
+    """Take in files or folders: copy, hash, verify, catalogue, then dispose of the sources; then
+    read their metadata and make their verified access copies."""
+    settings = read_settings()
+    ctx = intake_context(settings)
+    arrivals, early = _collect(paths, settings, dock, source_policy)
+    statuses: Counter[str] = Counter()
+    with Report(as_json) as report:
+
+        def show(result: IntakeResult) -> None:
+            statuses[result.status] += 1
+            report.emit(result.as_json(), _line(result), failed=result.status == "failed")
+
+        for result in early:
+            show(result)
+        outcomes: Iterable[list[IntakeResult]]
+        if enqueue:
+            from workers.app import app, configure
+
+            configure(app, settings)
+            outcomes = (_enqueue_batch(ctx, arrivals[i : i + BATCH]) for i in range(0, len(arrivals), BATCH))
+        else:
+            outcomes = ingest_arrivals(
+                settings, ctx, arrivals, batch=BATCH, with_probe=with_probe, with_derive=with_derive
+            )
+        reported = 0
+        with progress(len(arrivals), as_json, "ingesting") as bar:
+            try:
+                for results in outcomes:
+                    for result in results:
+                        show(result)
+                    reported += len(results)
+                    bar.update(len(results))
+            except Exception as exc:  # e.g. the broker refused the queueing: the rest get their line
+                if not isinstance(exc, PipelineError):
+                    logging.getLogger("evidence.ingest").exception("ingest stopped")
+                for arrival in arrivals[reported:]:
+                    show(
+                        IntakeResult(
+                            None,
+                            readable(arrival.path),
+                            arrival.dock,
+                            "failed",
+                            error=f"{describe(exc)}; left where it is",
+                        )
+                    )
+        if not as_json:
+            summary = ", ".join(f"{n} {status}" for status, n in sorted(statuses.items()))
+            click.echo(summary or "nothing to do", err=True)
+
+
+def _collect(
+    paths: Sequence[str], settings: Settings, dock: str | None, policy: str | None
+) -> tuple[list[Arrival], list[IntakeResult]]:
+    """The files to take in under the given paths, and a result line for each path missing or ignored."""
+    arrivals: list[Arrival] = []
+    early: list[IntakeResult] = []
+    for given in paths:
+        raw = os.fsencode(given)
+        if not os.path.lexists(raw):
+            early.append(
+                IntakeResult(None, os.path.abspath(given), dock or "", "failed", error="no such file or directory")
+            )
+            continue
+        for entry in walk(raw, settings.ignore_patterns):
+            if isinstance(entry, Skipped):
+                early.append(
+                    IntakeResult(None, readable(os.path.abspath(entry.path)), dock or "", "ignored", error=entry.reason)
+                )
+                continue
+            arrivals.append(
+                arrival_for(
+                    entry,
+                    inbox=settings.inbox_dir,
+                    dock=dock,
+                    policy=policy or settings.source_policy,
+                    external_policy=policy or settings.external_source_policy,
+                )
+            )
+    return arrivals, early
+
+
+def _enqueue_batch(ctx: IntakeContext, batch: list[Arrival]) -> list[IntakeResult]:
+    """Record a batch of arrivals as sightings and queue them for the intake workers."""
+    from workers.tasks import enqueue_intake
+
+    opened = open_sightings(ctx, batch)
+    ids = [s.id for s in opened if s is not None]
+    note = None
+    if ids:
+        try:
+            enqueue_intake(ids)
+        except TransientError as exc:  # the sightings are in the catalog: the reconciler queues them
+            note = f"{exc}; recorded, and queued by the reconciler once the broker is back"
+        else:
+            mark_queued(ctx.engine, ids)
+    return [
+        IntakeResult(s.id, s.path, s.dock, "queued", size=s.size, error=note)
+        if s is not None
+        else IntakeResult(
+            None, readable(a.path), a.dock, "ignored", error="already being taken in (an open sighting holds this path)"
+        )
+        for a, s in zip(batch, opened, strict=True)
+    ]
+
+
+def _line(result: IntakeResult) -> str:
+    """One intake result for people: status, hash (or why not), path."""
+    detail = result.sha256[:16] if result.sha256 else (result.error or "")
+    return f"{result.status:<9} {detail:<16} {result.path}" + (
+        f"  ({result.error})" if result.error and result.sha256 else ""
+    )

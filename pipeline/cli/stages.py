@@ -1,0 +1,142 @@
+"""Running a stage again by hand: ``probe``, ``derive`` and ``fixity``."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+import click
+from sqlmodel import Session, col, select
+
+from pipeline.catalog.db import session_scope
+from pipeline.catalog.models import Item, StageRun
+from pipeline.cli.inputs import BATCH, find_items, read_settings
+from pipeline.cli.output import Report, json_option, progress
+from pipeline.runtime import derive_context, open_catalog, open_store, probe_context
+
+
+def _stage_ids(
+    session: Session, stage: str, idents: Sequence[str], pending: bool, retry_failed: bool
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """The item IDs a stage command works on, and each given ID that names no item, with why."""
+    if bool(idents) == (pending or retry_failed):
+        raise click.UsageError("give item IDs, or --pending and/or --retry-failed (not both)")
+    if not idents:
+        statuses = [status for status, wanted in (("pending", pending), ("failed", retry_failed)) if wanted]
+        query = select(StageRun.item_id).where(StageRun.stage == stage, col(StageRun.status).in_(statuses))
+        return list(session.exec(query.order_by(col(StageRun.item_id))).all()), []
+    ids, unknown = find_items(session, idents)
+    return list(dict.fromkeys(ids)), unknown
+
+
+@click.command("probe")
+@click.argument("idents", nargs=-1)
+@click.option("--pending", is_flag=True, help="Every item whose probe stage is still to do.")
+@click.option("--retry-failed", is_flag=True, help="Every item whose probe stage failed (after its cause is fixed).")
+@json_option()
+def probe_command(idents: Sequence[str], pending: bool, retry_failed: bool, as_json: bool) -> None:
+    """Read metadata again (or for the first time) for the given items: facts, issues, deadline."""
+    from pipeline.probe.stage import probe
+
+    settings = read_settings()
+    probe_ctx = probe_context(settings)
+    with session_scope(probe_ctx.engine) as session:
+        ids, unknown = _stage_ids(session, "probe", idents, pending, retry_failed)
+    with Report(as_json) as report:
+        for ident, reason in unknown:
+            report.emit(
+                {"item": ident, "status": "missing", "issues": [], "error": reason}, f"missing {reason}", failed=True
+            )
+        with progress(len(ids), as_json, "probing") as bar:
+            for start in range(0, len(ids), BATCH):
+                for result in probe(probe_ctx, ids[start : start + BATCH]):
+                    report.emit(
+                        {
+                            "item": result.item,
+                            "status": result.status,
+                            "issues": list(result.issues),
+                            **({"error": result.error} if result.error else {}),
+                        },
+                        f"{result.status:<7} {result.item}  "
+                        + (result.error if result.error else ", ".join(result.issues) or "no issues"),
+                        failed=result.status != "probed",
+                    )
+                bar.update(min(BATCH, len(ids) - start))
+
+
+@click.command("derive")
+@click.argument("idents", nargs=-1)
+@click.option("--pending", is_flag=True, help="Every item whose derivatives are still to make.")
+@click.option("--retry-failed", is_flag=True, help="Every item whose derive stage failed (after its cause is fixed).")
+@click.option("--profile", "profiles", multiple=True, help="Only this profile (repeatable).")
+@click.option("--force", is_flag=True, help="Make them again even where a verified one exists.")
+@json_option("One JSON object per derivative.")
+def derive_command(
+    idents: Sequence[str], pending: bool, retry_failed: bool, profiles: Sequence[str], force: bool, as_json: bool
+) -> None:
+    """Make (or remake) access copies, thumbnails and masters, each verified and stored."""
+    from pipeline.transcode.stage import DeriveResult, derive
+
+    settings = read_settings()
+    derive_ctx = derive_context(settings)
+    if unknown_profiles := sorted(set(profiles) - set(derive_ctx.config.profiles)):
+        raise click.BadParameter(
+            f"unknown profile(s) {', '.join(unknown_profiles)}; known: {', '.join(derive_ctx.config.profiles)}",
+            param_hint="--profile",
+        )
+    with session_scope(derive_ctx.engine) as session:
+        ids, unknown = _stage_ids(session, "derive", idents, pending, retry_failed)
+    with Report(as_json) as report:
+
+        def show(result: DeriveResult) -> None:
+            report.emit(
+                result.as_json(),
+                f"{result.status:<8} {result.item}  {result.profile:<24} {result.error or result.sha256 or ''}",
+                failed=result.status in ("failed", "missing"),
+            )
+
+        for ident, reason in unknown:
+            show(DeriveResult(ident, "", "", "missing", error=reason))
+        with progress(len(ids), as_json, "deriving") as bar:
+            for item_id in ids:
+                for result in derive(derive_ctx, [item_id], only=profiles, force=force):
+                    show(result)
+                bar.update(1)
+
+
+@click.command()
+@click.argument("ids", nargs=-1)
+@json_option()
+def fixity(ids: Sequence[str], as_json: bool) -> None:
+    """Re-hash every stored object (or the given items) and name each that no longer matches."""
+    from pipeline.fixity import run_fixity
+
+    settings = read_settings()
+    engine = open_catalog(settings)
+    outcomes: Counter[str] = Counter()
+    with Report(as_json) as report:
+        with session_scope(engine) as session:
+            items, unknown = find_items(session, ids)
+            total = len(items) if ids else len(session.exec(select(Item.id)).all())
+        for ident, reason in unknown:
+            report.emit({"item": ident, "status": "unknown", "error": reason}, f"UNKNOWN: {reason}", failed=True)
+        with progress(total, as_json, "checking") as bar:
+            checks = (
+                run_fixity(engine, open_store(settings), actor=settings.effective_actor, items=items) if total else []
+            )
+            for result in checks:
+                outcomes[result.outcome] += 1
+                bar.update(1)
+                if as_json or not result.ok or ids:
+                    report.emit(
+                        result.as_json(),
+                        f"{result.outcome.upper()}: item {result.item} {result.key}"
+                        + (f": {result.error}" if result.error else ""),
+                        failed=not result.ok,
+                    )
+        if not as_json:
+            click.echo(
+                f"{outcomes['ok']} ok, {outcomes['mismatch']} altered, {outcomes['missing']} missing"
+                + (f", {outcomes['error']} could not be checked" if outcomes["error"] else ""),
+                err=True,
+            )
