@@ -432,7 +432,7 @@ class TestDatabaseOutage:
         assert_taken_in_once(ctx.engine, settings)
         assert_no_task_failed(logs)
         # The lost connections were met as the catalog being away (a TransientError), and said so: by
-        # the tasks running at the time (which ones depends on timing), the reconcilers and the watcher.
+        # the tasks running at the time (which ones depends on timing) and both reconcilers.
         unavailable = "catalog database unavailable: "
         met = [task for task in ("intake", "probe", "derive") if f"evidence.{task}: {unavailable}" in logs["worker"]]
         assert met, "no task met the outage as the catalog being away"

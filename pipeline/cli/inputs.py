@@ -6,9 +6,11 @@ from collections.abc import Iterable
 
 import click
 from pydantic import ValidationError
-from sqlmodel import Session, col, or_, select
+from sqlmodel import Session
 
+from pipeline.catalog import queries
 from pipeline.catalog.models import Item
+from pipeline.errors import NotFoundError
 from pipeline.settings import Settings, load_settings
 
 BATCH = 500  # items handled per transaction by the commands that work through many
@@ -24,19 +26,10 @@ def read_settings() -> Settings:
 
 def find_item(session: Session, ident: str) -> Item:
     """An item by ID or SHA-256, or a unique prefix (6 characters or more) of either."""
-    matches = (
-        session.exec(
-            select(Item)
-            .where(or_(col(Item.id).startswith(ident.upper()), col(Item.sha256).startswith(ident.lower())))
-            .limit(2)
-        ).all()
-        if len(ident) >= 6
-        else []
-    )
-    if len(matches) != 1:
-        reason = "no item matches" if not matches else "more than one item matches"
-        raise click.ClickException(f"{reason} {ident!r}")
-    return matches[0]
+    try:
+        return queries.find_item(session, ident)
+    except NotFoundError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def find_items(session: Session, idents: Iterable[str]) -> tuple[list[str], list[tuple[str, str]]]:

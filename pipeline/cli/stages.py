@@ -6,10 +6,11 @@ from collections import Counter
 from collections.abc import Sequence
 
 import click
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
+from pipeline.catalog import queries
 from pipeline.catalog.db import session_scope
-from pipeline.catalog.models import Item, StageRun
+from pipeline.catalog.models import StageStatus
 from pipeline.cli.inputs import BATCH, find_items, read_settings
 from pipeline.cli.output import Report, json_option, progress
 from pipeline.runtime import derive_context, open_catalog, open_store, probe_context
@@ -22,9 +23,8 @@ def _stage_ids(
     if bool(idents) == (pending or retry_failed):
         raise click.UsageError("give item IDs, or --pending and/or --retry-failed (not both)")
     if not idents:
-        statuses = [status for status, wanted in (("pending", pending), ("failed", retry_failed)) if wanted]
-        query = select(StageRun.item_id).where(StageRun.stage == stage, col(StageRun.status).in_(statuses))
-        return list(session.exec(query.order_by(col(StageRun.item_id))).all()), []
+        wanted = [(StageStatus.PENDING, pending), (StageStatus.FAILED, retry_failed)]
+        return queries.items_in_stage(session, stage, [status for status, asked in wanted if asked]), []
     ids, unknown = find_items(session, idents)
     return list(dict.fromkeys(ids)), unknown
 
@@ -117,7 +117,7 @@ def fixity(ids: Sequence[str], as_json: bool) -> None:
     with Report(as_json) as report:
         with session_scope(engine) as session:
             items, unknown = find_items(session, ids)
-            total = len(items) if ids else len(session.exec(select(Item.id)).all())
+            total = len(items) if ids else queries.count_items(session)
         for ident, reason in unknown:
             report.emit({"item": ident, "status": "unknown", "error": reason}, f"UNKNOWN: {reason}", failed=True)
         with progress(total, as_json, "checking") as bar:
