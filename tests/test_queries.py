@@ -26,4 +26,4 @@ class TestFindItem:
                 queries.find_item(session, "ZZZZZZZZ")
             with pytest.raises(NotFoundError):
                 queries.find_item(session, str(first["item"])[:5])
-        assert queries.count_items(Session(ctx.engine)) == 2
+            assert queries.count_items(session) == 2
