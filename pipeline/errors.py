@@ -109,11 +109,6 @@ class NotFoundError(PipelineError):
     """No catalog entry matches what was asked for."""
 
 
-def is_system_fault(exc: BaseException) -> bool:
-    """True for failures of the systems around a file (retry), False for the file's own."""
-    return isinstance(exc, SystemFault)
-
-
 def describe(exc: BaseException) -> str:
     """An exception's text for a person: its message, or its type when it has none."""
     text = str(exc).strip()

@@ -24,7 +24,7 @@ from pipeline.custody import CustodyLog
 from pipeline.errors import FixityError, describe
 from pipeline.stage import TOOL
 from pipeline.stage.issues import FIXITY_MISMATCH, FIXITY_MISSING, STAGE_ERROR
-from pipeline.stage.status import clear_stage_error, stage_error_message, touch_stage
+from pipeline.stage.status import clear_stage_error, in_turn, open_stage_error
 from pipeline.storage.base import ObjectStore
 
 STAGE = "fixity"
@@ -158,11 +158,11 @@ def _record_issue(session: Session, result: FixityResult) -> None:
     session.execute(
         delete(ItemIssue).where(col(ItemIssue.item_id) == result.item, col(ItemIssue.code).in_(ISSUES.values()))
     )
-    clear_stage_error(session, result.item, STAGE)
     if result.outcome == "error":
-        message = stage_error_message(STAGE, result.error or "")
-        session.add(ItemIssue(item_id=result.item, code=STAGE_ERROR, message=message))
-    elif not result.ok:
+        open_stage_error(session, result.item, STAGE, result.error or "")
+    else:
+        clear_stage_error(session, result.item, STAGE)
+    if result.outcome in ISSUES:
         message = f"Stored copy {result.outcome}: {result.error}. Restore it from a replica or a verified disc."
         session.add(ItemIssue(item_id=result.item, code=ISSUES[result.outcome], message=message))
 
@@ -205,14 +205,6 @@ def check_scheduled(engine: Engine, store: ObjectStore, *, actor: str, item_ids:
     """A queued batch of checks, one item at a time; after each, the items still waiting are marked
     as in hand, so the reconciler does not queue them again while a long batch runs. An item whose
     check is no longer pending (a repeated message) is skipped."""
-    ids = list(dict.fromkeys(item_ids))
-    results: list[FixityResult] = []
-    for index, item_id in enumerate(ids):
-        with session_scope(engine) as session:
-            run = session.exec(select(StageRun).where(StageRun.item_id == item_id, StageRun.stage == STAGE)).first()
-            pending = run is not None and run.status == StageStatus.PENDING
-        if pending:
-            results += run_fixity(engine, store, actor=actor, items=[item_id])
-        if rest := ids[index + 1 :]:
-            touch_stage(engine, STAGE, rest)
-    return results
+    return in_turn(
+        engine, STAGE, item_ids, lambda item_id: list(run_fixity(engine, store, actor=actor, items=[item_id]))
+    )

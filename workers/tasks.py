@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any
 
 from celery import Task
 from celery.signals import worker_process_init, worker_ready
@@ -24,12 +24,11 @@ from pipeline.package.stage import PackageContext, build_package, stale_packages
 from pipeline.probe.stage import ProbeContext, probe
 from pipeline.runtime import derive_context, intake_context, package_context, probe_context, process_name
 from pipeline.settings import Settings
-from pipeline.stage.status import mark_failed, stage_pending, touch_stage
+from pipeline.stage.status import in_turn, mark_failed
 from pipeline.transcode.stage import DeriveContext, derive
 from workers.app import app, broker_settings, queue_name
 
 logger = logging.getLogger(__name__)
-R = TypeVar("R")
 
 
 def _settings() -> Settings:
@@ -162,21 +161,6 @@ def _systemic(results: Sequence[Any]) -> tuple[list[str], Exception | None]:
     return ids, (SystemFault(first) if first else None)
 
 
-def _in_turn(stage: str, item_ids: Sequence[str], run: Callable[[list[str]], list[R]]) -> list[R]:
-    """Run ``stage`` over a queued batch one item at a time. An item whose stage is no longer pending
-    (done or failed since: a repeated message) is skipped, and after each item the ones still waiting
-    are marked as in hand, so the reconciler does not queue them again while a long batch runs."""
-    engine = _context().engine
-    ids = list(dict.fromkeys(item_ids))
-    results: list[R] = []
-    for index, item_id in enumerate(ids):
-        if stage_pending(engine, stage, item_id):
-            results += run([item_id])
-        if rest := ids[index + 1 :]:
-            touch_stage(engine, stage, rest)
-    return results
-
-
 @app.task(name="evidence.intake", bind=True)
 def intake_task(self: Task, sighting_ids: list[str]) -> dict[str, Any]:
     try:
@@ -191,7 +175,7 @@ def intake_task(self: Task, sighting_ids: list[str]) -> dict[str, Any]:
 @app.task(name="evidence.probe", bind=True)
 def probe_task(self: Task, item_ids: list[str]) -> dict[str, Any]:
     try:
-        results = _in_turn("probe", item_ids, lambda ids: probe(_probe_context(), ids))
+        results = in_turn(_context().engine, "probe", item_ids, lambda item_id: probe(_probe_context(), [item_id]))
     except TransientError as exc:
         _retry_or_give_up(self, "probe", item_ids, exc)
         return {"statuses": []}
@@ -206,7 +190,7 @@ def probe_task(self: Task, item_ids: list[str]) -> dict[str, Any]:
 @app.task(name="evidence.derive", bind=True)
 def derive_task(self: Task, item_ids: list[str]) -> dict[str, Any]:
     try:
-        results = _in_turn("derive", item_ids, lambda ids: derive(_derive_context(), ids))
+        results = in_turn(_context().engine, "derive", item_ids, lambda item_id: derive(_derive_context(), [item_id]))
     except TransientError as exc:
         _retry_or_give_up(self, "derive", item_ids, exc)
         return {"statuses": []}

@@ -21,10 +21,10 @@ from pipeline.catalog.models import Item, ItemFact, ItemIssue, Sighting, StageSt
 from pipeline.catalog.types import utcnow
 from pipeline.custody import CustodyLog
 from pipeline.deadline import WorkCalendar, upload_deadline, working_days_late
-from pipeline.errors import StoreError, SystemFault, ToolUnavailableError, TransientError
+from pipeline.errors import SystemFault, ToolUnavailableError, TransientError
 from pipeline.metadata import ExtractionContext, FilenameProfile, MediaInfo, Problem, extract_all
 from pipeline.probe.choose import Candidate, Choice, Directory, choose, clock_drift, derived
-from pipeline.stage import TOOL, issues
+from pipeline.stage import TOOL, issues, stored_original
 from pipeline.stage.status import record_stage_error, set_stage
 from pipeline.storage.local import LocalStore
 
@@ -89,9 +89,7 @@ def _probe_one(ctx: ProbeContext, item_id: str) -> ProbeResult:
         if item is None:
             return ProbeResult(item_id, "missing", error=f"no item {item_id}")
         sha256, kind, name = item.sha256, item.media_kind, item.original_name
-    source = ctx.store.path(sha256)
-    if not source.is_file():
-        raise StoreError(f"the stored copy {ctx.store.key(sha256)} is missing; run `evidence fixity {item_id}`")
+    source = stored_original(ctx.store, sha256, item_id)
     extractions = extract_all(source, kind, ExtractionContext(original_name=name, filename_profiles=ctx.profiles))
     candidates = [Candidate(f.field, f.value, f.source) for e in extractions for f in e.facts]
     problems = [p for e in extractions for p in e.problems]

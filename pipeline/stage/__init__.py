@@ -6,6 +6,19 @@ Imports run one way: settings and errors, then the catalog, store and custody lo
 then the readers (metadata, deadline), then the stages, then orchestration, then the interfaces.
 """
 
+from pathlib import Path
+
 from pipeline import __version__
+from pipeline.errors import StoreError
+from pipeline.storage.local import LocalStore
 
 TOOL = f"evidence-pipeline {__version__}"
+
+
+def stored_original(store: LocalStore, sha256: str, item_id: str) -> Path:
+    """The path of an item's stored original for a stage to read; a missing one is the store's fault
+    (a :class:`StoreError`), never the file's."""
+    path = store.path(sha256)
+    if not path.is_file():
+        raise StoreError(f"the stored copy {store.key(sha256)} is missing; run `evidence fixity {item_id}`")
+    return path

@@ -10,7 +10,8 @@ exception, which the stage's next success closes.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from sqlalchemy import Engine, delete, update
 from sqlmodel import Session, col, select
@@ -23,6 +24,7 @@ from pipeline.errors import describe
 from pipeline.stage.issues import STAGE_ERROR
 
 logger = logging.getLogger(__name__)
+R = TypeVar("R")
 
 
 def stage_error_message(stage: str, error: str) -> str:
@@ -53,6 +55,12 @@ def clear_stage_error(session: Session, item_id: str, stage: str) -> None:
     )
 
 
+def open_stage_error(session: Session, item_id: str, stage: str, error: str) -> None:
+    """Open (or replace) the item's ``stage-error`` issue for ``stage``, with the error's text."""
+    clear_stage_error(session, item_id, stage)
+    session.add(ItemIssue(item_id=item_id, code=STAGE_ERROR, message=stage_error_message(stage, error)))
+
+
 def record_stage_error(engine: Engine, actor: str, item_id: str, stage: str, exc: BaseException, *, tool: str) -> str:
     """A defect met while ``stage`` worked on one item: logged with its traceback, recorded on the
     item (issue ``stage-error``, stage failed, custody event). Returns the text recorded."""
@@ -62,8 +70,7 @@ def record_stage_error(engine: Engine, actor: str, item_id: str, stage: str, exc
         if session.get(Item, item_id) is None:
             return error
         set_stage(session, item_id, stage, StageStatus.FAILED, error=f"{STAGE_ERROR}: {error}")
-        clear_stage_error(session, item_id, stage)
-        session.add(ItemIssue(item_id=item_id, code=STAGE_ERROR, message=stage_error_message(stage, error)))
+        open_stage_error(session, item_id, stage, error)
         log.record(STAGE_ERROR, f"item:{item_id}", {"stage": stage, "error": error}, tool=tool)
     return error
 
@@ -86,6 +93,20 @@ def stage_pending(engine: Engine, stage: str, item_id: str) -> bool:
             select(StageRun.status).where(StageRun.item_id == item_id, StageRun.stage == stage)
         ).first()
     return status == StageStatus.PENDING
+
+
+def in_turn(engine: Engine, stage: str, item_ids: Sequence[str], run: Callable[[str], list[R]]) -> list[R]:
+    """Run ``stage`` over a queued batch one item at a time. An item whose stage is no longer pending
+    (done or failed since: a repeated message) is skipped, and after each item the ones still waiting
+    are marked as in hand, so the reconciler does not queue them again while a long batch runs."""
+    ids = list(dict.fromkeys(item_ids))
+    results: list[R] = []
+    for index, item_id in enumerate(ids):
+        if stage_pending(engine, stage, item_id):
+            results += run(item_id)
+        if rest := ids[index + 1 :]:
+            touch_stage(engine, stage, rest)
+    return results
 
 
 def touch_stage(engine: Engine, stage: str, item_ids: Sequence[str]) -> None:

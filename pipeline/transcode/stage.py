@@ -24,11 +24,11 @@ from pipeline.catalog.db import session_scope
 from pipeline.catalog.models import Derivative, Item, ItemIssue, StageStatus
 from pipeline.catalog.types import utcnow
 from pipeline.custody import CustodyLog
-from pipeline.errors import ContentError, StoreError, SystemFault, ToolUnavailableError, TransientError, describe
+from pipeline.errors import ContentError, SystemFault, ToolUnavailableError, TransientError, describe
 from pipeline.metadata import ExtractionContext, FfprobeExtractor, MediaInfo
-from pipeline.stage import TOOL
+from pipeline.stage import TOOL, stored_original
 from pipeline.stage.issues import DERIVE_FAILED, STAGE_ERROR
-from pipeline.stage.status import clear_stage_error, record_stage_error, set_stage, stage_error_message
+from pipeline.stage.status import open_stage_error, record_stage_error, set_stage
 from pipeline.storage.local import LocalStore
 from pipeline.transcode.commands import FFMPEG
 from pipeline.transcode.derive import make_derivative
@@ -104,9 +104,7 @@ def _derive_item(ctx: DeriveContext, item_id: str, only: Sequence[str], force: b
             return [DeriveResult(item_id, "", "", "missing", error=f"no item {item_id}")]
         sha256, kind, name = item.sha256, item.media_kind, item.original_name
     profiles = [p for p in ctx.config.for_media_kind(kind) if not only or p.name in only]
-    source = ctx.store.path(sha256)
-    if not source.is_file():
-        raise StoreError(f"the stored copy {ctx.store.key(sha256)} is missing; run `evidence fixity {item_id}`")
+    source = stored_original(ctx.store, sha256, item_id)
     if profiles and (missing := [tool for tool in (FFMPEG, _PROBE.ffprobe) if shutil.which(tool) is None]):
         raise ToolUnavailableError(f"{' and '.join(missing)} not installed; no derivative can be made")
     media = _PROBE.extract(source, ExtractionContext(original_name=name, media_kind=kind)).media if profiles else None
@@ -123,8 +121,7 @@ def _derive_item(ctx: DeriveContext, item_id: str, only: Sequence[str], force: b
             message = "Derivatives could not be made: " + "; ".join(f"{r.profile}: {r.error}" for r in content)
             session.add(ItemIssue(item_id=item_id, code=DERIVE_FAILED, message=message))
         if defects:
-            clear_stage_error(session, item_id, STAGE)
-            session.add(ItemIssue(item_id=item_id, code=STAGE_ERROR, message=stage_error_message(STAGE, error)))
+            open_stage_error(session, item_id, STAGE, error)
     return item_results
 
 
