@@ -1,6 +1,6 @@
 """The custody log: append-only events, each sealed with the hash of the one before.
 
-Editing, deleting or inserting a row breaks the chain; :func:`verify_chain` names the first event
+Editing, deleting or inserting a row breaks the chain; :func:`check_chain` names the first event
 where it breaks. Appends are serialized (SQLite's write lock, a PostgreSQL advisory lock) and
 ``prev_hash`` is unique, so concurrent writers can never fork the chain.
 """
@@ -20,7 +20,6 @@ from sqlmodel import Session, col, select
 from pipeline.catalog.db import LOCK_CUSTODY, insert_rows
 from pipeline.catalog.models import CustodyEvent
 from pipeline.catalog.types import utcnow
-from pipeline.errors import CustodyChainError
 
 GENESIS = "0" * 64
 # Built once: ``json.dumps`` with options makes a new encoder per call, which shows when a batch
@@ -160,14 +159,6 @@ def check_chain(session: Session) -> ChainReport:
         prev = row.hash
         count += 1
     return ChainReport(count, prev)
-
-
-def verify_chain(session: Session) -> ChainReport:
-    """Like :func:`check_chain` but raises :class:`CustodyChainError` at the first break."""
-    report = check_chain(session)
-    if report.broken_at is not None:
-        raise CustodyChainError(report.broken_at, report.reason or "broken")
-    return report
 
 
 def events_for(session: Session, target: str) -> list[CustodyEvent]:

@@ -85,28 +85,12 @@ def store_error(exc: OSError, what: str = "") -> StoreError:
     return StoreError(message)
 
 
-class FixityError(PipelineError):
-    """Stored bytes no longer match the digest recorded when they were taken in."""
-
-    def __init__(self, path: str, expected: str, found: str | None) -> None:
-        shown = found if found is not None else "missing"
-        super().__init__(f"{path}: expected sha256 {expected}, found {shown}")
-        self.path = path
-        self.expected = expected
-        self.found = found
-
-
-class CustodyChainError(PipelineError):
-    """The custody log's hash chain is broken at ``sequence``."""
-
-    def __init__(self, sequence: int, reason: str) -> None:
-        super().__init__(f"custody event {sequence}: {reason}")
-        self.sequence = sequence
-        self.reason = reason
-
-
 class NotFoundError(PipelineError):
     """No catalog entry matches what was asked for."""
+
+
+class ConflictError(PipelineError):
+    """The request contradicts what the catalog holds (a capture time after the record arrived, say)."""
 
 
 def describe(exc: BaseException) -> str:

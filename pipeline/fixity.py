@@ -21,7 +21,7 @@ from pipeline.catalog.db import session_scope
 from pipeline.catalog.models import FixityCheck, Item, ItemIssue, StageRun, StageStatus
 from pipeline.catalog.types import utcnow
 from pipeline.custody import CustodyLog
-from pipeline.errors import FixityError, describe
+from pipeline.errors import describe
 from pipeline.stage import TOOL
 from pipeline.stage.issues import FIXITY_MISMATCH, FIXITY_MISSING, STAGE_ERROR
 from pipeline.stage.status import clear_stage_error, in_turn, open_stage_error
@@ -48,10 +48,6 @@ class FixityResult:
     @property
     def ok(self) -> bool:
         return self.outcome == "ok"
-
-    def verify(self) -> None:
-        if not self.ok:
-            raise FixityError(self.key, self.sha256, self.found)
 
     def as_json(self) -> dict[str, object]:
         data: dict[str, object] = {

@@ -53,6 +53,10 @@ class Dock(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+# The five facts the regulation requires of every record, as columns of ``Item``.
+REQUIRED_FACTS = ("case_number", "captured_at", "captured_place", "collector", "proof_object")
+
+
 class Item(SQLModel, table=True):
     """One piece of evidence: one unique content, however often it arrived."""
 

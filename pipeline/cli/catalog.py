@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 
 from pipeline.catalog.db import session_scope
 from pipeline.catalog.models import (
+    REQUIRED_FACTS,
     Case,
     CustodyEvent,
     Derivative,
@@ -26,7 +27,6 @@ from pipeline.catalog.types import utcnow
 from pipeline.cli.inputs import find_item, read_settings
 from pipeline.cli.output import echo_json, emit, iso, json_option
 from pipeline.custody import CustodyLog
-from pipeline.probe.choose import REQUIRED
 from pipeline.runtime import open_catalog, open_store
 from pipeline.settings import Settings
 from pipeline.stage import TOOL
@@ -72,7 +72,7 @@ def _local_day(value: str, settings: Settings, *, end: bool) -> datetime:
 @click.option("--target", help="Only items of cases about this enforcement target.")
 @click.option("--officer", help="Only items collected by this officer.")
 @click.option("--late", is_flag=True, help="Only items uploaded after their deadline.")
-@click.option("--missing", type=click.Choice(REQUIRED), help="Only items lacking this required fact.")
+@click.option("--missing", type=click.Choice(REQUIRED_FACTS), help="Only items lacking this required fact.")
 @click.option("--issue", "issue_code", help="Only items with this open issue (e.g. damaged-media, clock-drift).")
 @click.option("--from", "from_", help="Captured at or after this local date (YYYY-MM-DD) or ISO time.")
 @click.option("--to", help="Captured on or before this local date (YYYY-MM-DD) or before this ISO time.")
@@ -264,10 +264,10 @@ def _facts_json(session: Session, item: Item) -> dict[str, Any]:
     sources = {f.field: f.source for f in facts if f.chosen}
     case = session.get(Case, item.case_number) if item.case_number else None
     issues = session.exec(select(ItemIssue).where(ItemIssue.item_id == item.id).order_by(col(ItemIssue.id))).all()
-    values = {name: getattr(item, name) for name in REQUIRED}
+    values = {name: getattr(item, name) for name in REQUIRED_FACTS}
     values["captured_at"] = iso(item.captured_at)
     return {
-        "facts": {name: {"value": values[name], "source": sources.get(name)} for name in REQUIRED},
+        "facts": {name: {"value": values[name], "source": sources.get(name)} for name in REQUIRED_FACTS},
         "capture_tz": item.capture_tz,
         "case": {"number": case.number, "target": case.target} if case else None,
         "issues": [{"code": i.code, "message": i.message} for i in issues],

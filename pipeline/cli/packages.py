@@ -12,12 +12,11 @@ from sqlalchemy import Engine
 from sqlmodel import col, select
 
 from pipeline.catalog.db import session_scope
-from pipeline.catalog.models import Item, Package, PackageDisc
+from pipeline.catalog.models import REQUIRED_FACTS, Item, Package, PackageDisc
 from pipeline.cli.inputs import find_items, read_settings
 from pipeline.cli.output import Report, emit, iso, json_option, progress
 from pipeline.errors import NotFoundError, PipelineError, describe
 from pipeline.package.media import MEDIA_NAMES, parse_size
-from pipeline.probe.choose import REQUIRED
 from pipeline.runtime import open_catalog, package_context
 from pipeline.settings import Settings
 
@@ -136,7 +135,7 @@ def _incomplete_items(engine: Engine, package_id: str) -> list[dict[str, Any]]:
         return [
             {"item": item.id, "missing": missing}
             for item in items
-            if (missing := [field for field in REQUIRED if getattr(item, field) in (None, "")])
+            if (missing := [field for field in REQUIRED_FACTS if getattr(item, field) in (None, "")])
         ]
 
 

@@ -14,8 +14,6 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-REQUIRED = ("case_number", "captured_at", "captured_place", "collector", "proof_object")
-
 # Earlier families win. Device metadata with an explicit offset beats names typed by the device.
 PRECEDENCE: Mapping[str, tuple[str, ...]] = {
     "captured_at": ("manual", "exif", "ffprobe", "bext", "exiftool", "filename"),

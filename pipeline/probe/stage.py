@@ -164,7 +164,7 @@ def assess(session: Session, ctx: ProbeContext, item: Item, problems: Sequence[P
             select(Sighting.received_at).where(Sighting.item_id == item.id).order_by(col(Sighting.received_at))
         ).first()
     assessment = _Assessment(chosen)
-    for fact_name, code in issues.REQUIRED.items():
+    for fact_name, code in issues.MISSING_FACT.items():
         if fact_name not in chosen:
             assessment.issues.append((code, issues.MESSAGES[code]))
     if item.media_kind == "other":

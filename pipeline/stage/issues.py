@@ -45,8 +45,8 @@ MESSAGES = {
     UNSUPPORTED_TYPE: "Not a recognised audio, video or photo file.",
 }
 
-# Which issue each missing required fact opens.
-REQUIRED = {
+# Which issue each missing required fact (catalog.models.REQUIRED_FACTS) opens.
+MISSING_FACT = {
     "case_number": MISSING_CASE_NUMBER,
     "proof_object": MISSING_PROOF_OBJECT,
     "collector": MISSING_COLLECTOR,
