@@ -22,7 +22,7 @@ from pipeline.catalog.models import FixityCheck, Item, ItemIssue, StageRun, Stag
 from pipeline.catalog.types import utcnow
 from pipeline.custody import CustodyLog
 from pipeline.errors import describe
-from pipeline.stage import TOOL
+from pipeline.stage import StageContext
 from pipeline.stage.issues import FIXITY_MISMATCH, FIXITY_MISSING, STAGE_ERROR
 from pipeline.stage.status import clear_stage_error, in_turn, open_stage_error
 from pipeline.storage.base import ObjectStore
@@ -94,20 +94,20 @@ def _check_one(store: ObjectStore, item_id: str, sha256: str, size: int) -> Fixi
 
 
 def run_fixity(
-    engine: Engine, store: ObjectStore, *, actor: str, items: Sequence[str] = (), batch: int = 100
+    ctx: StageContext[ObjectStore], *, items: Sequence[str] = (), batch: int = 100
 ) -> Iterator[FixityResult]:
     """Check every item (or the given ones), yielding results as they are recorded."""
     last_id = ""
     while True:
-        with session_scope(engine) as session:
+        with session_scope(ctx.engine) as session:
             query = select(Item.id, Item.sha256, Item.size).where(col(Item.id) > last_id)
             if items:
                 query = query.where(col(Item.id).in_(list(items)))
             rows = session.exec(query.order_by(col(Item.id)).limit(batch)).all()
         if not rows:
             return
-        results = [_check_one(store, item_id, sha256, size) for item_id, sha256, size in rows]
-        with session_scope(engine) as session, CustodyLog(session, actor) as log:
+        results = [_check_one(ctx.store, item_id, sha256, size) for item_id, sha256, size in rows]
+        with session_scope(ctx.engine) as session, CustodyLog(session, ctx.actor) as log:
             now = utcnow()
             for result in results:
                 session.add(
@@ -132,15 +132,17 @@ def run_fixity(
                         "outcome": result.outcome,
                         "expected": result.sha256,
                         "found": result.found,
-                        "store": store.name,
+                        "store": ctx.store.name,
                         "key": result.key,
                     },
-                    tool=TOOL,
+                    tool=ctx.tool,
                 )
             session.execute(
                 update(StageRun)
                 .where(col(StageRun.stage) == STAGE, col(StageRun.item_id).in_([r.item for r in results]))
-                .values(status=StageStatus.DONE, attempts=StageRun.attempts + 1, error=None, tool=TOOL, updated_at=now)
+                .values(
+                    status=StageStatus.DONE, attempts=StageRun.attempts + 1, error=None, tool=ctx.tool, updated_at=now
+                )
             )
         for result in results:
             if not result.ok:
@@ -197,10 +199,8 @@ def schedule_fixity(engine: Engine, *, every: timedelta, limit: int) -> list[str
     return due
 
 
-def check_scheduled(engine: Engine, store: ObjectStore, *, actor: str, item_ids: Sequence[str]) -> list[FixityResult]:
+def check_scheduled(ctx: StageContext[ObjectStore], *, item_ids: Sequence[str]) -> list[FixityResult]:
     """A queued batch of checks, one item at a time; after each, the items still waiting are marked
     as in hand, so the reconciler does not queue them again while a long batch runs. An item whose
     check is no longer pending (a repeated message) is skipped."""
-    return in_turn(
-        engine, STAGE, item_ids, lambda item_id: list(run_fixity(engine, store, actor=actor, items=[item_id]))
-    )
+    return in_turn(ctx.engine, STAGE, item_ids, lambda item_id: list(run_fixity(ctx, items=[item_id])))

@@ -1,15 +1,16 @@
-"""Builds the long-lived objects (catalog engine, store, intake context) from the settings."""
+"""Builds the long-lived objects (catalog engine, store, every stage's context) from the settings."""
 
 from __future__ import annotations
 
 import socket
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypedDict, TypeVar
 
 from sqlalchemy import Engine
 
 from pipeline.catalog.db import get_engine, migrate
 from pipeline.ingest.intake import IntakeContext
 from pipeline.settings import Settings
+from pipeline.stage import TOOL, StageContext
 from pipeline.storage import LocalStore, ObjectStore
 
 if TYPE_CHECKING:
@@ -34,12 +35,32 @@ def open_store(settings: Settings) -> ObjectStore:
     return LocalStore(settings.store_dir, chunk_size=settings.copy_chunk_size)
 
 
+StoreT = TypeVar("StoreT", bound=ObjectStore)
+
+
+class _Shared(TypedDict, Generic[StoreT]):
+    """The fields of :class:`StageContext`, as keywords for building any stage's context."""
+
+    engine: Engine
+    store: StoreT
+    actor: str
+    tool: str
+
+
+def _shared(settings: Settings, store: StoreT, actor: str | None) -> _Shared[StoreT]:
+    """What every stage's context shares: the catalog, the given store, who acts and the tool name."""
+    return _Shared(engine=open_catalog(settings), store=store, actor=actor or settings.effective_actor, tool=TOOL)
+
+
+def stage_context(settings: Settings, *, actor: str | None = None) -> StageContext[ObjectStore]:
+    """The context of a stage that needs nothing of its own (fixity)."""
+    return StageContext(**_shared(settings, open_store(settings), actor))
+
+
 def intake_context(settings: Settings, *, actor: str | None = None) -> IntakeContext:
     settings.ensure_dirs()
     return IntakeContext(
-        engine=open_catalog(settings),
-        store=open_store(settings),
-        actor=actor or settings.effective_actor,
+        **_shared(settings, open_store(settings), actor),
         inbox_dir=settings.inbox_dir,
         processed_dir=settings.processed_dir,
         quarantine_dir=settings.quarantine_dir,
@@ -72,9 +93,7 @@ def probe_context(settings: Settings, *, actor: str | None = None) -> ProbeConte
     from pipeline.probe.stage import ProbeContext
 
     return ProbeContext(
-        engine=open_catalog(settings),
-        store=_local_store(settings),
-        actor=actor or settings.effective_actor,
+        **_shared(settings, _local_store(settings), actor),
         zone=settings.zone,
         profiles=load_filename_profiles(settings.config_file(settings.filename_patterns)),
         directory=load_directory(settings.config_file(settings.devices)),
@@ -91,9 +110,7 @@ def derive_context(settings: Settings, *, actor: str | None = None) -> DeriveCon
     from pipeline.transcode.stage import DeriveContext
 
     return DeriveContext(
-        engine=open_catalog(settings),
-        store=_local_store(settings),
-        actor=actor or settings.effective_actor,
+        **_shared(settings, _local_store(settings), actor),
         config=load_transcode_config(settings.config_file(settings.transcode_profiles)),
         timeout=settings.transcode_timeout,
     )
@@ -106,9 +123,7 @@ def package_context(settings: Settings, *, actor: str | None = None) -> PackageC
 
     config = load_transcode_config(settings.config_file(settings.transcode_profiles))
     return PackageContext(
-        engine=open_catalog(settings),
-        store=_local_store(settings),
-        actor=actor or settings.effective_actor,
+        **_shared(settings, _local_store(settings), actor),
         zone=settings.zone,
         packages_dir=settings.packages_dir,
         margin=settings.package_margin,

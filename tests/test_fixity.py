@@ -82,10 +82,10 @@ class TestScheduledFixity:
         first = schedule_fixity(ctx.engine, every=timedelta(0), limit=1)
         assert first == [ids[0]]
         assert schedule_fixity(ctx.engine, every=timedelta(0), limit=5) == []  # a batch is still pending
-        [result] = check_scheduled(ctx.engine, ctx.store, actor="tester", item_ids=first)
+        [result] = check_scheduled(ctx, item_ids=first)
         assert result.ok
         # The same message again (re-sent while it waited in the queue) checks nothing twice.
-        assert check_scheduled(ctx.engine, ctx.store, actor="tester", item_ids=first) == []
+        assert check_scheduled(ctx, item_ids=first) == []
         with Session(ctx.engine) as session:
             run = session.exec(select(StageRun).where(StageRun.item_id == ids[0], StageRun.stage == "fixity")).one()
             assert run.status == "done"

@@ -219,7 +219,7 @@ def package_task(self: Task, package_ids: list[str]) -> dict[str, Any]:
 def fixity_task(self: Task, item_ids: list[str]) -> dict[str, Any]:
     ctx = _context()
     try:
-        results = check_scheduled(ctx.engine, ctx.store, actor=ctx.actor, item_ids=item_ids)
+        results = check_scheduled(ctx, item_ids=item_ids)
     except TransientError as exc:
         _retry_or_give_up(self, None, item_ids, exc)  # the checks stay pending; the reconciler queues them
         return {"statuses": []}

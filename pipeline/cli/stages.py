@@ -13,7 +13,7 @@ from pipeline.catalog.db import session_scope
 from pipeline.catalog.models import StageStatus
 from pipeline.cli.inputs import BATCH, find_items, read_settings
 from pipeline.cli.output import Report, json_option, progress
-from pipeline.runtime import derive_context, open_catalog, open_store, probe_context
+from pipeline.runtime import derive_context, probe_context, stage_context
 
 
 def _stage_ids(
@@ -112,18 +112,16 @@ def fixity(ids: Sequence[str], as_json: bool) -> None:
     from pipeline.fixity import run_fixity
 
     settings = read_settings()
-    engine = open_catalog(settings)
+    ctx = stage_context(settings)
     outcomes: Counter[str] = Counter()
     with Report(as_json) as report:
-        with session_scope(engine) as session:
+        with session_scope(ctx.engine) as session:
             items, unknown = find_items(session, ids)
             total = len(items) if ids else queries.count_items(session)
         for ident, reason in unknown:
             report.emit({"item": ident, "status": "unknown", "error": reason}, f"UNKNOWN: {reason}", failed=True)
         with progress(total, as_json, "checking") as bar:
-            checks = (
-                run_fixity(engine, open_store(settings), actor=settings.effective_actor, items=items) if total else []
-            )
+            checks = run_fixity(ctx, items=items) if total else []
             for result in checks:
                 outcomes[result.outcome] += 1
                 bar.update(1)

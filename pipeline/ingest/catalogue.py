@@ -22,7 +22,6 @@ from pipeline.custody import CustodyLog
 from pipeline.ingest.context import IntakeContext, IntakeResult, Work
 from pipeline.ingest.disposal import planned_destination
 from pipeline.ingest.kinds import guess_kind
-from pipeline.stage import TOOL
 from pipeline.stage.names import readable
 from pipeline.storage.base import StoredObject
 
@@ -92,7 +91,7 @@ def _catalogue_in(session: Session, ctx: IntakeContext, batch: list[Work], worke
             else:
                 work.result = _stored_or_duplicate(tx, work, work.stored, sighting.received_at, change, result)
         if tx.new_items:
-            _insert_items(session, list(tx.new_items.values()), now)
+            _insert_items(session, list(tx.new_items.values()), now, ctx.tool)
         if changes:
             session.execute(update(Sighting), changes)
 
@@ -120,7 +119,7 @@ def _deferred_changed(tx: _Transaction, work: Work, change: dict[str, object], r
     """The source changed while it was copied: pending still, taken in again once it is quiet."""
     error = "changed while being copied; will be taken in again once complete"
     change.update(queued_at=None, error=error)  # the reconciler requeues it once quiet
-    tx.log.record("intake-deferred", f"sighting:{work.id}", {"path": work.shown, "reason": error}, tool=TOOL)
+    tx.log.record("intake-deferred", f"sighting:{work.id}", {"path": work.shown, "reason": error}, tool=tx.ctx.tool)
     return replace(result, error=error)
 
 
@@ -130,7 +129,7 @@ def _deferred_store_fault(
     """The store could not take the file: the source stays where it is and is tried again."""
     # Pending still, the lease given up: the reconciler (or the next `ingest`) retries.
     change["error"] = reason
-    tx.log.record("intake-deferred", f"sighting:{work.id}", {"path": work.shown, "reason": reason}, tool=TOOL)
+    tx.log.record("intake-deferred", f"sighting:{work.id}", {"path": work.shown, "reason": reason}, tool=tx.ctx.tool)
     return replace(result, status=SightingStatus.FAILED, error=reason, disposition=Disposition.KEPT)
 
 
@@ -151,7 +150,10 @@ def _failed(tx: _Transaction, work: Work, change: dict[str, object], result: Int
         disposed_path_raw=work.disposed_to,
     )
     tx.log.record(
-        "intake-failed", f"sighting:{work.id}", {"path": work.shown, "dock": work.dock, "reason": error}, tool=TOOL
+        "intake-failed",
+        f"sighting:{work.id}",
+        {"path": work.shown, "dock": work.dock, "reason": error},
+        tool=tx.ctx.tool,
     )
     return replace(result, status=SightingStatus.FAILED, error=error, disposition=disposition, disposed_path=shown_to)
 
@@ -179,7 +181,7 @@ def _stored_or_duplicate(
             "duplicate-received",
             f"item:{item_id}",
             {"sha256": stored.sha256, "dock": work.dock, "source": work.shown, "sighting": work.id},
-            tool=TOOL,
+            tool=tx.ctx.tool,
         )
     work.disposed_to = planned_destination(tx.ctx, work, quarantine=False)
     disposition = Disposition.PENDING
@@ -242,12 +244,12 @@ def _new_item(tx: _Transaction, work: Work, stored: StoredObject, received_at: d
             "worker": tx.worker,
             **({"store_repaired": True} if stored.repaired else {}),
         },
-        tool=TOOL,
+        tool=tx.ctx.tool,
     )
     return item_id
 
 
-def _insert_items(session: Session, rows: list[dict[str, object]], now: datetime) -> None:
+def _insert_items(session: Session, rows: list[dict[str, object]], now: datetime, tool: str) -> None:
     """Insert the new items, each with intake done and the next stages pending."""
     insert_rows(session, Item, rows)
     insert_rows(
@@ -260,7 +262,7 @@ def _insert_items(session: Session, rows: list[dict[str, object]], now: datetime
                 "status": status,
                 "attempts": int(status == StageStatus.DONE),
                 "error": None,
-                "tool": TOOL if status == StageStatus.DONE else None,
+                "tool": tool if status == StageStatus.DONE else None,
                 "updated_at": now,
             }
             for row in rows

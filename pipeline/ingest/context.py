@@ -6,18 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine
-
+from pipeline.stage.context import StageContext
 from pipeline.storage.base import ObjectStore, StoredObject
 
 
 @dataclass(frozen=True)
-class IntakeContext:
+class IntakeContext(StageContext[ObjectStore]):
     """Everything intake needs; built once from the settings by the caller."""
 
-    engine: Engine
-    store: ObjectStore
-    actor: str
     inbox_dir: Path
     processed_dir: Path
     quarantine_dir: Path

@@ -15,7 +15,6 @@ from pipeline.catalog.models import Disposition, Sighting, SightingStatus
 from pipeline.catalog.types import utcnow
 from pipeline.custody import CustodyLog
 from pipeline.ingest.context import IntakeContext, Work
-from pipeline.stage import TOOL
 from pipeline.storage.local import fsync_dir
 
 
@@ -81,7 +80,7 @@ def dispose(ctx: IntakeContext, batch: list[Work]) -> None:
                 f"source-{disposition}",
                 f"sighting:{work.id}",
                 {"path": work.shown, "to": moved_to, **({"note": note} if note else {})},
-                tool=TOOL,
+                tool=ctx.tool,
             )
             work.result = replace(work.result, disposition=disposition, disposed_path=moved_to, error=error)
         session.execute(update(Sighting), changes)

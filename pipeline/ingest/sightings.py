@@ -18,7 +18,6 @@ from pipeline.catalog.models import Disposition, Dock, Sighting, SightingStatus,
 from pipeline.catalog.types import utcnow
 from pipeline.custody import CustodyLog
 from pipeline.ingest.context import IntakeContext
-from pipeline.stage import TOOL
 from pipeline.stage.names import path_key, readable
 
 
@@ -169,7 +168,7 @@ def _open_sightings(
                 "received",
                 f"sighting:{opened.id}",
                 {"dock": arrival.dock, "path": opened.path, "size": size},
-                tool=TOOL,
+                tool=ctx.tool,
             )
             out.append(opened)
         if new_rows:

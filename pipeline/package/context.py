@@ -1,4 +1,5 @@
-"""What the package stage is given: the catalog, the store of originals, who acts, and where images go."""
+"""What the package stage is given: besides the catalog, the store of originals and who acts, where
+images go and how they are laid out."""
 
 from __future__ import annotations
 
@@ -7,16 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine
-
+from pipeline.stage.context import StageContext
 from pipeline.storage.local import LocalStore
 
 
 @dataclass(frozen=True)
-class PackageContext:
-    engine: Engine
-    store: LocalStore
-    actor: str
+class PackageContext(StageContext[LocalStore]):
     zone: ZoneInfo
     packages_dir: Path
     margin: float = 0.03

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, delete
+from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
 from pipeline.catalog.db import insert_rows, session_scope
@@ -24,7 +24,7 @@ from pipeline.deadline import WorkCalendar, upload_deadline, working_days_late
 from pipeline.errors import SystemFault, ToolUnavailableError, TransientError
 from pipeline.metadata import ExtractionContext, FilenameProfile, MediaInfo, Problem, extract_all
 from pipeline.probe.choose import Candidate, Choice, Directory, choose, clock_drift, derived
-from pipeline.stage import TOOL, issues, stored_original
+from pipeline.stage import StageContext, issues, stored_original
 from pipeline.stage.status import record_stage_error, set_stage
 from pipeline.storage.local import LocalStore
 
@@ -32,10 +32,7 @@ STAGE = "probe"
 
 
 @dataclass(frozen=True)
-class ProbeContext:
-    engine: Engine
-    store: LocalStore
-    actor: str
+class ProbeContext(StageContext[LocalStore]):
     zone: ZoneInfo
     profiles: tuple[FilenameProfile, ...]
     directory: Directory
@@ -78,7 +75,7 @@ def probe(ctx: ProbeContext, item_ids: Sequence[str]) -> list[ProbeResult]:
         except SystemFault as exc:
             results.append(ProbeResult(item_id, "failed", error=str(exc), system=True))
         except Exception as exc:
-            error = record_stage_error(ctx.engine, ctx.actor, item_id, STAGE, exc, tool=TOOL)
+            error = record_stage_error(ctx.engine, ctx.actor, item_id, STAGE, exc, tool=ctx.tool)
             results.append(ProbeResult(item_id, "failed", error=f"{issues.STAGE_ERROR}: {error}"))
     return results
 
@@ -124,7 +121,7 @@ def _probe_one(ctx: ProbeContext, item_id: str) -> ProbeResult:
         kind_change = {"media_kind": {"from": item.media_kind, "to": found_kind}} if found_kind != kind else {}
         item.media_kind = found_kind
         assessment = assess(session, ctx, item, problems)
-        set_stage(session, item_id, STAGE, StageStatus.DONE, tool=", ".join(tools) or TOOL)
+        set_stage(session, item_id, STAGE, StageStatus.DONE, tool=", ".join(tools) or ctx.tool)
         codes = tuple(dict.fromkeys(code for code, _ in assessment.issues))
         log.record(
             "probed",
@@ -135,7 +132,7 @@ def _probe_one(ctx: ProbeContext, item_id: str) -> ProbeResult:
                 "issues": list(codes),
                 **kind_change,
             },
-            tool=", ".join(tools) or TOOL,
+            tool=", ".join(tools) or ctx.tool,
         )
     return ProbeResult(item_id, "probed", codes)
 

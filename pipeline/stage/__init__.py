@@ -1,6 +1,7 @@
 """The stage layer: what every stage (intake, probe, derive, package, fixity) shares and nothing
-above it owns — the tool name for the record, stage status bookkeeping, the registry of issue codes,
-the runner for external programs, and how file names are keyed and shown.
+above it owns — the context every stage runs with (context.py) and the tool name for the record,
+stage status bookkeeping, the registry of issue codes, the runner for external programs, and how
+file names are keyed and shown.
 
 Imports run one way: settings and errors, then the catalog, store and custody log, then this layer,
 then the readers (metadata, deadline), then the stages, then orchestration, then the interfaces.
@@ -8,11 +9,11 @@ then the readers (metadata, deadline), then the stages, then orchestration, then
 
 from pathlib import Path
 
-from pipeline import __version__
 from pipeline.errors import StoreError
+from pipeline.stage.context import TOOL, StageContext
 from pipeline.storage.local import LocalStore
 
-TOOL = f"evidence-pipeline {__version__}"
+__all__ = ["TOOL", "StageContext", "stored_original"]
 
 
 def stored_original(store: LocalStore, sha256: str, item_id: str) -> Path:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine, delete
+from sqlalchemy import delete
 from sqlmodel import Session, col, select
 from ulid import ULID
 
@@ -26,7 +26,7 @@ from pipeline.catalog.types import utcnow
 from pipeline.custody import CustodyLog
 from pipeline.errors import ContentError, SystemFault, ToolUnavailableError, TransientError, describe
 from pipeline.metadata import ExtractionContext, FfprobeExtractor, MediaInfo
-from pipeline.stage import TOOL, stored_original
+from pipeline.stage import StageContext, stored_original
 from pipeline.stage.issues import DERIVE_FAILED, STAGE_ERROR
 from pipeline.stage.status import open_stage_error, record_stage_error, set_stage
 from pipeline.storage.local import LocalStore
@@ -41,10 +41,7 @@ _PROBE = FfprobeExtractor(check_integrity=False)
 
 
 @dataclass(frozen=True)
-class DeriveContext:
-    engine: Engine
-    store: LocalStore
-    actor: str
+class DeriveContext(StageContext[LocalStore]):
     config: TranscodeConfig
     timeout: float = 3600.0
 
@@ -92,7 +89,7 @@ def derive(
         except SystemFault as exc:
             results.append(DeriveResult(item_id, "", "", "failed", error=str(exc), system=True))
         except Exception as exc:
-            error = record_stage_error(ctx.engine, ctx.actor, item_id, STAGE, exc, tool=TOOL)
+            error = record_stage_error(ctx.engine, ctx.actor, item_id, STAGE, exc, tool=ctx.tool)
             results.append(DeriveResult(item_id, "", "", "failed", error=f"{STAGE_ERROR}: {error}"))
     return results
 
@@ -113,7 +110,9 @@ def _derive_item(ctx: DeriveContext, item_id: str, only: Sequence[str], force: b
     defects = [r for r in failed if (r.error or "").startswith(STAGE_ERROR)]
     with session_scope(ctx.engine) as session:
         error = "; ".join(f"{r.profile}: {r.error}" for r in failed)
-        set_stage(session, item_id, STAGE, StageStatus.FAILED if failed else StageStatus.DONE, error=error, tool=TOOL)
+        set_stage(
+            session, item_id, STAGE, StageStatus.FAILED if failed else StageStatus.DONE, error=error, tool=ctx.tool
+        )
         session.execute(
             delete(ItemIssue).where(col(ItemIssue.item_id) == item_id, col(ItemIssue.code) == DERIVE_FAILED)
         )
