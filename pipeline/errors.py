@@ -93,6 +93,11 @@ class ConflictError(PipelineError):
     """The request contradicts what the catalog holds (a capture time after the record arrived, say)."""
 
 
+class InvalidValueError(PipelineError, ValueError):
+    """A value a person gave cannot be used (a time that cannot be read or lies in the future, an
+    unknown field); the message quotes the value and says why."""
+
+
 def describe(exc: BaseException) -> str:
     """An exception's text for a person: its message, or its type when it has none."""
     text = str(exc).strip()

@@ -37,3 +37,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def iso(moment: datetime | None) -> str | None:
+    """A time as ISO 8601, or None."""
+    return moment.isoformat() if moment else None

@@ -1,0 +1,56 @@
+"""Reads of the catalog that every interface needs, as plain functions of a session: the command
+line and the web application call these instead of writing their own queries. Each returns small
+frozen results whose ``as_json()`` is what the interfaces show; a name that finds nothing raises
+:class:`NotFoundError`, a value that cannot be used :class:`InvalidValueError`.
+
+- items: :func:`find_item`, :func:`list_items` with an :class:`ItemFilter` (:func:`local_day` reads
+  its dates), :func:`items_in_stage`, :func:`count_items`
+- one item's whole record: :func:`item_detail` (records the view in the custody log)
+- cases and deadlines: :func:`case_detail`, :func:`overdue_groups`
+- disc packages: :func:`list_packages`, :func:`incomplete_items`
+"""
+
+from pipeline.catalog.queries.cases import CaseDetail, OverdueGroup, OverdueItem, case_detail, overdue_groups
+from pipeline.catalog.queries.detail import ItemDetail, item_detail
+from pipeline.catalog.queries.items import (
+    MIN_PREFIX,
+    AmbiguousError,
+    ItemFilter,
+    ItemSummary,
+    count_items,
+    find_item,
+    items_in_stage,
+    list_items,
+    local_day,
+)
+from pipeline.catalog.queries.packages import (
+    DiscSummary,
+    IncompleteItem,
+    PackageSummary,
+    incomplete_items,
+    list_packages,
+)
+
+__all__ = [
+    "MIN_PREFIX",
+    "AmbiguousError",
+    "CaseDetail",
+    "DiscSummary",
+    "IncompleteItem",
+    "ItemDetail",
+    "ItemFilter",
+    "ItemSummary",
+    "OverdueGroup",
+    "OverdueItem",
+    "PackageSummary",
+    "case_detail",
+    "count_items",
+    "find_item",
+    "incomplete_items",
+    "item_detail",
+    "items_in_stage",
+    "list_items",
+    "list_packages",
+    "local_day",
+    "overdue_groups",
+]
