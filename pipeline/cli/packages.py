@@ -5,14 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import click
 from sqlalchemy import Engine
-from sqlmodel import col, select
 
+from pipeline.catalog import queries
 from pipeline.catalog.db import session_scope
-from pipeline.catalog.models import REQUIRED_FACTS, Item, Package, PackageDisc
 from pipeline.cli.inputs import find_items, read_settings
 from pipeline.cli.output import Report, emit, iso, json_option, progress
 from pipeline.errors import NotFoundError, PipelineError, describe
@@ -85,15 +83,17 @@ def package_command(
                 failed=True,
             )
             return
-        incomplete = _incomplete_items(package_ctx.engine, package_id)
+        with session_scope(package_ctx.engine) as session:
+            lacking = queries.incomplete_items(session, package_id=package_id)
+        incomplete = [entry.as_json() for entry in lacking]
         if incomplete and not as_json:
             click.echo(
                 f"warning: {len(incomplete)} item(s) lack facts the regulation requires; their description says "
                 "'not recorded' (set them with `evidence assign`):",
                 err=True,
             )
-            for entry in incomplete:
-                click.echo(f"  {entry['item']}  {', '.join(entry['missing'])}", err=True)
+            for entry in lacking:
+                click.echo(f"  {entry.item}  {', '.join(entry.missing)}", err=True)
         if enqueue:
             from workers.app import app, configure
             from workers.tasks import enqueue_package
@@ -126,19 +126,6 @@ def package_command(
         )
 
 
-def _incomplete_items(engine: Engine, package_id: str) -> list[dict[str, Any]]:
-    """The items of a package that lack any of the facts the regulation requires, with which."""
-    with session_scope(engine) as session:
-        package = session.get(Package, package_id)
-        assert package is not None
-        items = session.exec(select(Item).where(col(Item.id).in_(package.item_ids)).order_by(col(Item.id))).all()
-        return [
-            {"item": item.id, "missing": missing}
-            for item in items
-            if (missing := [field for field in REQUIRED_FACTS if getattr(item, field) in (None, "")])
-        ]
-
-
 @click.command("packages")
 @click.option("--case", "case_number", help="Only packages of this case.")
 @json_option("One JSON object per package.")
@@ -146,48 +133,17 @@ def packages_command(case_number: str | None, as_json: bool) -> None:
     """List disc packages: who asked, when, for what, and each disc's image, hash and verification."""
     engine = open_catalog(read_settings())
     with session_scope(engine) as session:
-        query = select(Package).order_by(col(Package.requested_at))
-        if case_number:
-            query = query.where(Package.case_number == case_number)
-        for found in session.exec(query).all():
-            discs = session.exec(
-                select(PackageDisc).where(PackageDisc.package_id == found.id).order_by(col(PackageDisc.disc_index))
-            ).all()
-            data = {
-                "package": found.id,
-                "case": found.case_number,
-                "status": found.status,
-                "requested_by": found.requested_by,
-                "requested_at": iso(found.requested_at),
-                "purpose": found.purpose,
-                "producer": found.producer,
-                "produced_at": iso(found.produced_at),
-                "media": found.media,
-                "items": found.item_ids,
-                "with_access_copies": found.with_access_copies,
-                "error": found.error,
-                "discs": [
-                    {
-                        "index": disc.disc_index,
-                        "label": disc.label,
-                        "path": disc.path,
-                        "size": disc.size,
-                        "sha256": disc.sha256,
-                        "verified": disc.verified,
-                        "verified_at": iso(disc.verified_at),
-                    }
-                    for disc in discs
-                ],
-            }
-            lines = [
-                f"{found.id}  {found.status:<9} case {found.case_number}  {len(found.item_ids)} item(s) on "
-                f"{found.media}, asked by {found.requested_by} at {iso(found.requested_at)}"
-                + (f" for {found.purpose}" if found.purpose else "")
-            ]
-            lines += [f"  disc {d.disc_index}: {d.path}  sha256 {d.sha256}" for d in discs]
-            if found.error:
-                lines.append(f"  error: {found.error}")
-            emit(as_json, data, "\n".join(lines))
+        listed = queries.list_packages(session, case_number=case_number)
+    for found in listed:
+        lines = [
+            f"{found.id}  {found.status:<9} case {found.case_number}  {len(found.items)} item(s) on "
+            f"{found.media}, asked by {found.requested_by} at {iso(found.requested_at)}"
+            + (f" for {found.purpose}" if found.purpose else "")
+        ]
+        lines += [f"  disc {d.index}: {d.path}  sha256 {d.sha256}" for d in found.discs]
+        if found.error:
+            lines.append(f"  error: {found.error}")
+        emit(as_json, found.as_json(), "\n".join(lines))
 
 
 @click.command("verify-package")
