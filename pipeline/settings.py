@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     retry_backoff_max: float = Field(300.0, gt=0)
     copy_chunk_size: int = Field(1 << 20, ge=4096, le=64 << 20)
     worker_concurrency: int = Field(2, ge=1)
+    # Where workers write their logs (a file per set of queues); relative paths are under home.
+    log_dir: Path = Path("logs")
     # Scheduled fixity: every stored object is re-hashed at least this often (0: only on demand).
     fixity_interval_days: float = Field(30.0, ge=0)
     fixity_batch: int = Field(20, ge=1)
@@ -145,6 +147,10 @@ class Settings(BaseSettings):
     @property
     def packages_dir(self) -> Path:
         return self.home_dir / "packages"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home_dir / self.log_dir.expanduser()
 
     @property
     def queue_dir(self) -> Path:

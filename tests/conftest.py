@@ -208,6 +208,8 @@ def start(env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., Service
 
     def launch(*args: str, extra_env: dict[str, str] | None = None) -> Service:
         log = tmp_path / f"{args[0]}-{len(services)}.log"
+        if args[0] in ("worker", "serve"):
+            args = (*args, "--verbose")  # the tests read what they log, which goes to a file by default
         process = subprocess.Popen(
             [*EVIDENCE, *args],
             env={**os.environ, **env, **(extra_env or {}), "EVIDENCE_LOG_LEVEL": "INFO"},

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
@@ -11,12 +10,10 @@ import click
 
 from pipeline.cli.inputs import BATCH, read_settings
 from pipeline.cli.output import Report, json_option, progress
-from pipeline.errors import PipelineError, TransientError, describe
-from pipeline.ingest.batch import ingest_arrivals
-from pipeline.ingest.intake import Arrival, IntakeContext, IntakeResult, mark_queued, open_sightings
-from pipeline.ingest.scan import Skipped, arrival_for, walk
+from pipeline.errors import PipelineError, describe
+from pipeline.ingest.batch import collect_arrivals, enqueue_arrivals, ingest_arrivals
+from pipeline.ingest.intake import IntakeResult
 from pipeline.runtime import intake_context
-from pipeline.settings import Settings
 from pipeline.stage.names import readable
 
 
@@ -58,7 +55,7 @@ def ingest(
     read their metadata and make their verified access copies."""
     settings = read_settings()
     ctx = intake_context(settings)
-    arrivals, early = _collect(paths, settings, dock, source_policy)
+    arrivals, early = collect_arrivals(paths, settings, dock=dock, policy=source_policy)
     statuses: Counter[str] = Counter()
     with Report(as_json) as report:
 
@@ -70,10 +67,13 @@ def ingest(
             show(result)
         outcomes: Iterable[list[IntakeResult]]
         if enqueue:
-            from workers.app import app, configure
+            from workers.app import create_app
+            from workers.dispatch import Dispatcher
 
-            configure(app, settings)
-            outcomes = (_enqueue_batch(ctx, arrivals[i : i + BATCH]) for i in range(0, len(arrivals), BATCH))
+            queue = Dispatcher(create_app(settings))
+            outcomes = (
+                enqueue_arrivals(ctx, arrivals[i : i + BATCH], queue.intake) for i in range(0, len(arrivals), BATCH)
+            )
         else:
             outcomes = ingest_arrivals(
                 settings, ctx, arrivals, batch=BATCH, with_probe=with_probe, with_derive=with_derive
@@ -102,61 +102,6 @@ def ingest(
         if not as_json:
             summary = ", ".join(f"{n} {status}" for status, n in sorted(statuses.items()))
             click.echo(summary or "nothing to do", err=True)
-
-
-def _collect(
-    paths: Sequence[str], settings: Settings, dock: str | None, policy: str | None
-) -> tuple[list[Arrival], list[IntakeResult]]:
-    """The files to take in under the given paths, and a result line for each path missing or ignored."""
-    arrivals: list[Arrival] = []
-    early: list[IntakeResult] = []
-    for given in paths:
-        raw = os.fsencode(given)
-        if not os.path.lexists(raw):
-            early.append(
-                IntakeResult(None, os.path.abspath(given), dock or "", "failed", error="no such file or directory")
-            )
-            continue
-        for entry in walk(raw, settings.ignore_patterns):
-            if isinstance(entry, Skipped):
-                early.append(
-                    IntakeResult(None, readable(os.path.abspath(entry.path)), dock or "", "ignored", error=entry.reason)
-                )
-                continue
-            arrivals.append(
-                arrival_for(
-                    entry,
-                    inbox=settings.inbox_dir,
-                    dock=dock,
-                    policy=policy or settings.source_policy,
-                    external_policy=policy or settings.external_source_policy,
-                )
-            )
-    return arrivals, early
-
-
-def _enqueue_batch(ctx: IntakeContext, batch: list[Arrival]) -> list[IntakeResult]:
-    """Record a batch of arrivals as sightings and queue them for the intake workers."""
-    from workers.tasks import enqueue_intake
-
-    opened = open_sightings(ctx, batch)
-    ids = [s.id for s in opened if s is not None]
-    note = None
-    if ids:
-        try:
-            enqueue_intake(ids)
-        except TransientError as exc:  # the sightings are in the catalog: the reconciler queues them
-            note = f"{exc}; recorded, and queued by the reconciler once the broker is back"
-        else:
-            mark_queued(ctx.engine, ids)
-    return [
-        IntakeResult(s.id, s.path, s.dock, "queued", size=s.size, error=note)
-        if s is not None
-        else IntakeResult(
-            None, readable(a.path), a.dock, "ignored", error="already being taken in (an open sighting holds this path)"
-        )
-        for a, s in zip(batch, opened, strict=True)
-    ]
 
 
 def _line(result: IntakeResult) -> str:

@@ -1,14 +1,22 @@
 """Running the pipeline: ``worker``, ``watch`` and ``serve`` (the watcher, the reconciler and worker
-processes in one command); ``watch`` and ``serve`` stop cleanly on SIGINT or SIGTERM."""
+processes in one command); ``watch`` and ``serve`` stop cleanly on SIGINT or SIGTERM.
+
+Workers and ``serve`` write their logs to files under the data folder (setting ``log_dir``) and to
+the console only with ``--verbose``; a person starting them reads a few lines saying where things
+are and how to stop.
+"""
 
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import os
 import signal
 import subprocess
 import sys
 import threading
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import click
 
@@ -17,31 +25,59 @@ from pipeline.errors import TransientError
 from pipeline.runtime import intake_context, open_catalog, process_name
 from pipeline.settings import Settings
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+ALL_QUEUES = "intake,probe,derive,package,maintenance"
+
+
+def _log_to_file(settings: Settings, name: str, level: str, *, console: bool) -> Path:
+    """Send this process's log records (Python warnings too) to ``<log_dir>/<name>.log``, and keep
+    them on the console only when ``console`` is set. Returns the file's path."""
+    settings.logs_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.logs_dir / f"{name}.log"
+    handler = logging.handlers.WatchedFileHandler(path, encoding="utf-8")  # follows logrotate
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root = logging.getLogger()
+    if not console:
+        for existing in list(root.handlers):
+            root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    logging.captureWarnings(True)
+    return path
+
 
 @click.command()
 @click.option("--concurrency", type=click.IntRange(min=1), help="Worker processes (default: setting).")
 @click.option(
     "--queues",
-    default="intake,probe,transcode,package,maintenance",
+    default=ALL_QUEUES,
     show_default=True,
     help="Stages to work on, comma-separated (run slow stages on workers of their own).",
 )
 @click.option("--beat", is_flag=True, help="Also schedule the periodic reconciler (one per cluster).")
 @click.option("--loglevel", default="INFO", show_default=True)
-def worker(concurrency: int | None, queues: str, beat: bool, loglevel: str) -> None:
+@click.option("--verbose", is_flag=True, help="Log to the console too, not only to the log file.")
+@click.option("--quiet", is_flag=True, hidden=True, help="Say nothing on start (serve has said it).")
+def worker(concurrency: int | None, queues: str, beat: bool, loglevel: str, verbose: bool, quiet: bool) -> None:
     """Run a Celery worker on the given stage queues."""
+    from workers.app import create_app
+    from workers.queues import UnknownStageError, parse_stages, queue_name
+
+    try:
+        stages = parse_stages(queues)
+    except UnknownStageError as exc:
+        raise click.BadParameter(str(exc), param_hint="--queues") from exc
     settings = read_settings()
     settings.ensure_dirs()
     open_catalog(settings)
-    from workers.app import STAGES, app, configure, queue_name
-
-    stages = [stage.strip() for stage in queues.split(",") if stage.strip()]
-    if unknown := sorted(set(stages) - set(STAGES)):
-        raise click.BadParameter(
-            f"unknown stage(s) {', '.join(unknown)}; known: {', '.join(STAGES)}", param_hint="--queues"
+    name = f"worker-{'-'.join(stages)}"
+    log = _log_to_file(settings, name, loglevel, console=verbose)
+    if not quiet:
+        click.echo(
+            f"worker on {', '.join(stages)}: log {log}" + ("" if verbose else " (--verbose: console too)"), err=True
         )
-    configure(app, settings)
     argv = [
+        "--quiet",  # no banner: the log file says what the worker does
         "worker",
         "--loglevel",
         loglevel,
@@ -56,20 +92,21 @@ def worker(concurrency: int | None, queues: str, beat: bool, loglevel: str) -> N
     ]
     if beat:
         argv += ["--beat", "--schedule", str(settings.home_dir / "beat-schedule")]
-    app.worker_main(argv)
+    create_app(settings).worker_main(argv)
 
 
 def _run_watcher(settings: Settings, stop: threading.Event, with_reconciler: bool) -> None:
     """Watch the inbox (and reconcile, on a thread of its own) until ``stop`` is set."""
+    from pipeline.ingest.reconcile import reconcile_all
     from pipeline.ingest.watcher import Watcher
-    from workers.app import app, configure
-    from workers.tasks import enqueue_intake, reconcile_all
+    from workers.app import create_app
+    from workers.dispatch import Dispatcher
 
-    configure(app, settings)
+    queue = Dispatcher(create_app(settings))
     ctx = intake_context(settings, actor=process_name("watcher"))
     watcher = Watcher(
         ctx,
-        enqueue_intake,
+        queue.intake,
         quiet_period=settings.quiet_period,
         rescan_interval=settings.rescan_interval,
         ignore_patterns=settings.ignore_patterns,
@@ -81,7 +118,7 @@ def _run_watcher(settings: Settings, stop: threading.Event, with_reconciler: boo
     def reconcile_loop() -> None:
         while not stop.is_set():
             try:
-                reconcile_all(ctx, settings)
+                reconcile_all(ctx, settings, queue)
             except TransientError as exc:  # the broker or the catalog is away: the next pass tries again
                 logging.getLogger("evidence.reconcile").warning("reconcile pass skipped: %s", exc)
             except Exception:
@@ -116,16 +153,47 @@ def watch(reconcile: bool) -> None:
     _run_watcher(settings, stop, with_reconciler=reconcile)
 
 
+def shown_url(url: str) -> str:
+    """A database or broker URL fit to print: any password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}{host}"))
+
+
+def _greeting(settings: Settings, logs: Path) -> list[str]:
+    """What a person starting ``serve`` needs to know: where things are and how to stop."""
+    queue = shown_url(settings.broker_url) if settings.broker_url else f"embedded, in {settings.queue_dir}"
+    lines = [
+        "evidence pipeline serving",
+        f"  data folder  {settings.home_dir}",
+        f"  inbox        {settings.inbox_dir}{os.sep}<dock>{os.sep}  (one folder per docking station)",
+        f"  catalog      {shown_url(settings.effective_database_url)}",
+        f"  queue        {queue}",
+        f"  logs         {logs}{os.sep}",
+        "  stop with Ctrl+C or SIGTERM",
+    ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        lines.append("  note: running as root; give the pipeline an account of its own")
+    return lines
+
+
 @click.command()
-@click.option("--concurrency", type=click.IntRange(min=1), help="Worker processes (default: setting).")
-def serve(concurrency: int | None) -> None:
+@click.option("--concurrency", type=click.IntRange(min=1), help="Intake worker processes (default: setting).")
+@click.option("--verbose", is_flag=True, help="Log to the console too, not only to the log files.")
+def serve(concurrency: int | None, verbose: bool) -> None:
     """Everything in one command: watcher, reconciler and workers (embedded default: no servers)."""
     settings = read_settings()
     settings.ensure_dirs()
     open_catalog(settings)
+    _log_to_file(settings, "serve", os.environ.get("EVIDENCE_LOG_LEVEL", "WARNING"), console=verbose)
     stop = threading.Event()
     _stop_on_signals(stop)
-    base = [sys.executable, "-m", "pipeline", "worker", "--loglevel", "WARNING"]
+    base = [sys.executable, "-m", "pipeline", "worker", "--loglevel", "WARNING", "--quiet"]
+    if verbose:
+        base.append("--verbose")
     # Intake has workers of its own, so slow probing or a batch of fixity checks never holds up files
     # waiting on the docks. Same process group: a signal to `serve` from a terminal or a supervisor
     # reaches the workers too.
@@ -135,20 +203,10 @@ def serve(concurrency: int | None) -> None:
         ),
         subprocess.Popen([*base, "--queues", "probe", "--concurrency", "1"]),
         subprocess.Popen(
-            [
-                *base,
-                "--queues",
-                "transcode,package,maintenance",
-                "--concurrency",
-                str(settings.transcode_concurrency),
-            ]
+            [*base, "--queues", "derive,package,maintenance", "--concurrency", str(settings.transcode_concurrency)]
         ),
     ]
-    click.echo(
-        f"serving: inbox {settings.inbox_dir}, catalog {settings.effective_database_url}, "
-        f"broker {settings.broker_url or 'embedded file queue'}",
-        err=True,
-    )
+    click.echo("\n".join(_greeting(settings, settings.logs_dir)), err=True)
     try:
         _run_watcher(settings, stop, with_reconciler=True)
     finally:

@@ -1,20 +1,21 @@
-"""Taking in many files at once from the command line: batches of arrivals, each recorded, taken in
-and probed with a handful of transactions, spread over worker processes (hashing and the catalog's
-Python work both need a core)."""
+"""Taking in many files at once from the command line: the files under the paths given, handed to
+the workers, or taken in here in batches, each recorded, taken in and probed with a handful of
+transactions, spread over worker processes (hashing and the catalog's Python work both need a core)."""
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from pipeline.catalog.db import dispose_engines
 from pipeline.errors import SystemFault, TransientError, describe
-from pipeline.ingest.intake import Arrival, IntakeContext, IntakeResult, intake_leased, open_sightings
+from pipeline.ingest.intake import Arrival, IntakeContext, IntakeResult, intake_leased, mark_queued, open_sightings
+from pipeline.ingest.scan import Skipped, arrival_for, walk
 from pipeline.runtime import derive_context, intake_context, probe_context, process_name
 from pipeline.settings import Settings
 from pipeline.stage.names import readable
@@ -157,3 +158,67 @@ def _in_processes(
         initargs=(settings, with_probe, with_derive),
     ) as pool:
         yield from pool.map(_child_take_in, batches)
+
+
+def collect_arrivals(
+    paths: Sequence[str], settings: Settings, *, dock: str | None = None, policy: str | None = None
+) -> tuple[list[Arrival], list[IntakeResult]]:
+    """The files to take in under the given paths, and a result for each path missing or ignored.
+
+    ``dock`` names the dock to record them under (default: the inbox folder they are in, or
+    'manual'); ``policy`` what to do with each source once stored (default: the dock's policy inside
+    the inbox, the external policy for files from elsewhere).
+    """
+    arrivals: list[Arrival] = []
+    early: list[IntakeResult] = []
+    for given in paths:
+        raw = os.fsencode(given)
+        if not os.path.lexists(raw):
+            early.append(
+                IntakeResult(None, os.path.abspath(given), dock or "", "failed", error="no such file or directory")
+            )
+            continue
+        for entry in walk(raw, settings.ignore_patterns):
+            if isinstance(entry, Skipped):
+                early.append(
+                    IntakeResult(None, readable(os.path.abspath(entry.path)), dock or "", "ignored", error=entry.reason)
+                )
+                continue
+            arrivals.append(
+                arrival_for(
+                    entry,
+                    inbox=settings.inbox_dir,
+                    dock=dock,
+                    policy=policy or settings.source_policy,
+                    external_policy=policy or settings.external_source_policy,
+                )
+            )
+    return arrivals, early
+
+
+def enqueue_arrivals(
+    ctx: IntakeContext, batch: Sequence[Arrival], enqueue: Callable[[Sequence[str]], None]
+) -> list[IntakeResult]:
+    """Record a batch of arrivals as sightings and hand them to the intake workers with ``enqueue``.
+
+    With the broker away the sightings stay recorded and the reconciler queues them once it is back;
+    their results say so.
+    """
+    opened = open_sightings(ctx, batch)
+    ids = [s.id for s in opened if s is not None]
+    note = None
+    if ids:
+        try:
+            enqueue(ids)
+        except TransientError as exc:
+            note = f"{exc}; recorded, and queued by the reconciler once the broker is back"
+        else:
+            mark_queued(ctx.engine, ids)
+    return [
+        IntakeResult(s.id, s.path, s.dock, "queued", size=s.size, error=note)
+        if s is not None
+        else IntakeResult(
+            None, readable(a.path), a.dock, "ignored", error="already being taken in (an open sighting holds this path)"
+        )
+        for a, s in zip(batch, opened, strict=True)
+    ]

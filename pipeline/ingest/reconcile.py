@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Protocol
 
 from sqlalchemy import Engine, and_, or_
 from sqlmodel import col, select
@@ -18,7 +19,10 @@ from sqlmodel import col, select
 from pipeline.catalog.db import session_scope
 from pipeline.catalog.models import Disposition, Sighting, SightingStatus, StageRun, StageStatus
 from pipeline.catalog.types import utcnow
+from pipeline.fixity import schedule_fixity
 from pipeline.ingest.intake import IntakeContext, mark_queued
+from pipeline.package.stage import stale_packages
+from pipeline.settings import Settings
 from pipeline.stage.status import touch_stage
 
 Enqueue = Callable[[Sequence[str]], None]
@@ -103,6 +107,17 @@ def due_stages(engine: Engine, stage: str, *, stale_after: float, limit: int = 5
         )
 
 
+class StageQueue(Protocol):
+    """Hands work to the stage queues; each method raises :class:`TransientError` when the broker
+    cannot be reached (the work then stays due in the catalog)."""
+
+    def intake(self, sighting_ids: Sequence[str]) -> None: ...
+    def probe(self, item_ids: Sequence[str]) -> None: ...
+    def derive(self, item_ids: Sequence[str]) -> None: ...
+    def package(self, package_ids: Sequence[str]) -> None: ...
+    def fixity(self, item_ids: Sequence[str]) -> None: ...
+
+
 def reconcile(
     ctx: IntakeContext, enqueue: Enqueue, stages: Mapping[str, Enqueue] | None = None, *, batch: int = 64
 ) -> ReconcileReport:
@@ -125,3 +140,19 @@ def reconcile(
         requeued += len(items)
     removed = ctx.store.remove_partials(older_than=max(ctx.lease_seconds * 2, 60.0))
     return ReconcileReport(requeued, removed)
+
+
+def reconcile_all(ctx: IntakeContext, settings: Settings, queue: StageQueue) -> ReconcileReport:
+    """One reconciler pass: queue again what a lost message or a dead worker left undone (intake,
+    later stages, packages), and queue the fixity checks that have come due."""
+    report = reconcile(ctx, queue.intake, {"probe": queue.probe, "derive": queue.derive, "fixity": queue.fixity})
+    requeued = report.requeued
+    if packages := stale_packages(ctx.engine, settings.stale_after):
+        queue.package(packages)
+        requeued += len(packages)
+    if settings.fixity_interval_days > 0:
+        every = timedelta(days=settings.fixity_interval_days)
+        if due := schedule_fixity(ctx.engine, every=every, limit=settings.fixity_batch):
+            queue.fixity(due)  # a lost message is sent again: the items stay pending
+            requeued += len(due)
+    return ReconcileReport(requeued, report.partials_removed)
