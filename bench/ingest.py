@@ -43,7 +43,6 @@ import hashlib
 import json
 import os
 import platform
-import shutil
 import signal
 import sqlite3
 import statistics
@@ -65,16 +64,19 @@ from report import (
     BenchError,
     Results,
     Rows,
+    evidence_env,
+    find_evidence,
     human_bytes,
+    mb_per_s,
     print_section,
     remove,
     run_bench,
     runs_text,
     tail,
+    timed_run,
     verdict,
 )
 
-MB = 1_000_000
 DEFAULT_RUNS = 3
 CHUNK = MIB
 HASHLIB_TARGET = 0.9
@@ -112,32 +114,11 @@ def parse_size(text: str) -> int:
     return int(text)
 
 
-def mb_per_s(size: int, seconds: float) -> float:
-    return size / MB / seconds
-
-
 def percentile(values: Sequence[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100)."""
     ordered = sorted(values)
     rank = max(1, -(-len(ordered) * q // 100))
     return ordered[int(rank) - 1]
-
-
-def evidence_env(home: Path, **extra: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("EVIDENCE_")}
-    env["EVIDENCE_HOME"] = str(home)
-    env.update(extra)
-    return env
-
-
-def timed_run(cmd: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> tuple[float, str]:
-    """Run ``cmd`` to completion; returns (seconds, stdout). Raises on a non-zero exit."""
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    seconds = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise BenchError(f"`{' '.join(cmd)}` exited {proc.returncode}:\n{tail(proc.stderr or proc.stdout)}")
-    return seconds, proc.stdout
 
 
 # ------------------------------------------------------------------------------------------ data sets
@@ -610,16 +591,6 @@ def run_all(cfg: Config) -> tuple[Results, bool]:
 
 
 # ------------------------------------------------------------------------------------------ command line
-def find_evidence() -> str:
-    beside = Path(sys.executable).parent / "evidence"
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("evidence")
-    if found is None:
-        raise SystemExit("cannot find the `evidence` command; pass --evidence")
-    return found
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--only", default=",".join(PARTS), help="Parts to run, e.g. a,c (default: a,b,c).")

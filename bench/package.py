@@ -65,24 +65,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ingest import evidence_env, parse_size, timed_run, write_random_file
+from ingest import parse_size, write_random_file
 from report import (
     GIB,
     MIB,
     BenchError,
     Results,
     Rows,
+    evidence_env,
+    find_evidence,
     human_bytes,
+    mb_per_s,
     print_section,
     remove,
     run_bench,
     runs_text,
+    timed_run,
     verdict,
 )
 
 from pipeline.package.media import MEDIA_NAMES
 
-MB = 1_000_000
 DEFAULT_RUNS = 3
 DEFAULT_FILES = 8
 THROUGHPUT_TARGET = 0.8
@@ -132,10 +135,6 @@ class ReferenceRun:
 
 
 # ------------------------------------------------------------------------------------------ helpers
-def mb_per_s(size: int, seconds: float) -> float:
-    return size / MB / seconds
-
-
 def filesystem(path: Path) -> str:
     """``SOURCE (FSTYPE)`` of the file system holding ``path``, as ``df`` names it."""
     proc = subprocess.run(["df", "--output=source,fstype", str(path)], capture_output=True, text=True, check=False)
@@ -519,16 +518,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--keep", action="store_true", help="Keep the scratch folder and the last run's image.")
     return parser.parse_args(argv)
-
-
-def find_evidence() -> str:
-    beside = Path(sys.executable).parent / "evidence"
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("evidence")
-    if found is None:
-        raise SystemExit("cannot find the `evidence` command; run this with the project's virtualenv Python")
-    return found
 
 
 def make_config(args: argparse.Namespace) -> Config:

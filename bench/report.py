@@ -1,9 +1,13 @@
-"""What the benchmarks share: sizes, their one error, and how they print and save their figures."""
+"""What the benchmarks share: sizes, their one error, how they run the product and other programs,
+and how they print and save their figures."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -12,6 +16,7 @@ from typing import Any
 KIB = 1 << 10
 MIB = 1 << 20
 GIB = 1 << 30
+MB = 1_000_000
 
 Results = dict[str, Any]
 Rows = list[tuple[str, str]]
@@ -26,6 +31,44 @@ def human_bytes(n: int) -> str:
         if n >= size:
             return f"{n / size:.2f} {unit}"
     return f"{n} B"
+
+
+def mb_per_s(size: int, seconds: float) -> float:
+    return size / MB / seconds
+
+
+def find_evidence() -> str:
+    """The `evidence` command of the virtualenv running the benchmark, else the one on PATH."""
+    beside = Path(sys.executable).parent / "evidence"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("evidence")
+    if found is None:
+        raise SystemExit("cannot find the `evidence` command; run this with the project's virtualenv Python")
+    return found
+
+
+def evidence_env(home: Path, **extra: str) -> dict[str, str]:
+    """The environment for an `evidence` run: inherited EVIDENCE_* variables dropped, so a benchmark
+    never touches a real catalog or broker, and ``home`` as the data directory."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("EVIDENCE_")}
+    env["EVIDENCE_HOME"] = str(home)
+    env.update(extra)
+    return env
+
+
+def timed_run(cmd: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> tuple[float, str]:
+    """Run ``cmd`` to completion (no input, output captured); returns (seconds, stdout). Raises
+    :class:`BenchError` with the end of its output on a non-zero exit."""
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, check=False)
+    seconds = time.perf_counter() - start
+    stdout = proc.stdout.decode("utf-8", "replace")
+    if proc.returncode != 0:
+        raise BenchError(
+            f"`{' '.join(cmd)}` exited {proc.returncode}:\n{tail(proc.stderr.decode('utf-8', 'replace') or stdout)}"
+        )
+    return seconds, stdout
 
 
 def remove(path: Path) -> None:

@@ -68,7 +68,7 @@ from report import (
     remove,
     run_bench,
     runs_text,
-    tail,
+    timed_run,
     verdict,
 )
 
@@ -108,17 +108,6 @@ class Config:
 
 
 # ------------------------------------------------------------------------------------------ helpers
-
-
-def timed_run(cmd: Sequence[str]) -> float:
-    """Run ``cmd`` to completion with its output captured; returns seconds. Raises on a non-zero exit."""
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, check=False)
-    seconds = time.perf_counter() - start
-    if proc.returncode != 0:
-        message = (proc.stderr or proc.stdout).decode("utf-8", "replace")
-        raise BenchError(f"`{' '.join(cmd)}` exited {proc.returncode}:\n{tail(message)}")
-    return seconds
 
 
 @contextmanager
@@ -163,7 +152,7 @@ def make_clip(path: Path, duration: float) -> float:
     cmd += ["-map", "0:v", *(arg for number in range(1, len(TONES) + 1) for arg in ("-map", f"{number}:a"))]
     cmd += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p", "-g", str(2 * FPS)]
     cmd += ["-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart", str(path)]
-    return timed_run(cmd)
+    return timed_run(cmd)[0]
 
 
 def describe_clip(path: Path, media: MediaInfo) -> Results:
@@ -230,7 +219,7 @@ class StepClock:
 # ------------------------------------------------------------------------------------------ (a) one clip
 def time_direct(argv: Sequence[str], dest: Path) -> tuple[float, int]:
     remove(dest)
-    seconds = timed_run(argv)
+    seconds, _ = timed_run(argv)
     if not dest.is_file() or dest.stat().st_size == 0:
         raise BenchError(f"the reference ffmpeg run left no output at {dest.name}")
     return seconds, dest.stat().st_size
