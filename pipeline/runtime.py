@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 from typing import TYPE_CHECKING, Generic, TypedDict, TypeVar
 
 from sqlalchemy import Engine
@@ -29,6 +30,15 @@ def open_catalog(settings: Settings) -> Engine:
         migrate(engine)
         _migrated.add(url)
     return engine
+
+
+def existing_catalog(settings: Settings) -> Engine | None:
+    """The catalog, when this machine has one: an embedded catalog that was never made is None, not
+    made here (a disc can be checked anywhere, catalog or not)."""
+    url = settings.effective_database_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return None
+    return open_catalog(settings)
 
 
 def open_store(settings: Settings) -> ObjectStore:

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import click
-from sqlalchemy import Engine
 
 from pipeline.catalog import queries
 from pipeline.catalog.db import session_scope
@@ -15,8 +14,7 @@ from pipeline.cli.inputs import find_items, read_settings
 from pipeline.cli.output import Report, emit, iso, json_option, progress
 from pipeline.errors import NotFoundError, PipelineError, describe
 from pipeline.package.media import MEDIA_NAMES, parse_size
-from pipeline.runtime import open_catalog, package_context
-from pipeline.settings import Settings
+from pipeline.runtime import existing_catalog, open_catalog, package_context
 
 
 @click.command("package")
@@ -95,11 +93,10 @@ def package_command(
             for entry in lacking:
                 click.echo(f"  {entry.item}  {', '.join(entry.missing)}", err=True)
         if enqueue:
-            from workers.app import app, configure
-            from workers.tasks import enqueue_package
+            from workers.app import create_app
+            from workers.dispatch import Dispatcher
 
-            configure(app, settings)
-            enqueue_package([package_id])
+            Dispatcher(create_app(settings)).package([package_id])
             report.emit(
                 {"package": package_id, "case": case_number, "status": "queued", "incomplete": incomplete},
                 f"queued  {package_id}",
@@ -156,7 +153,7 @@ def verify_package_command(paths: Sequence[Path], no_catalog: bool, as_json: boo
     from pipeline.package.verify import verify_package
 
     settings = read_settings()
-    engine = None if no_catalog else _catalog_if_present(settings)
+    engine = None if no_catalog else existing_catalog(settings)
     with Report(as_json) as report:
         for path in paths:
             try:
@@ -180,11 +177,3 @@ def verify_package_command(paths: Sequence[Path], no_catalog: bool, as_json: boo
             lines += [f"  altered: {name}" for name in check.altered]
             lines += [f"  problem: {problem}" for problem in check.problems]
             report.emit(check.as_json(), "\n".join(lines), failed=not check.ok)
-
-
-def _catalog_if_present(settings: Settings) -> Engine | None:
-    """The catalog, when this machine has one (a disc can be checked anywhere, catalog or not)."""
-    url = settings.effective_database_url
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
-        return None
-    return open_catalog(settings)
