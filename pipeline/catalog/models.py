@@ -48,6 +48,25 @@ class StageStatus(StrEnum):
     FAILED = "failed"
 
 
+class DerivativeStatus(StrEnum):
+    """A derivative's state (``Derivative.status``): being made, verified and stored, failed with its
+    reason, or pending again after a system fault stopped it."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    VERIFIED = "verified"
+    FAILED = "failed"
+
+
+class PackageStatus(StrEnum):
+    """A package request's state (``Package.status``)."""
+
+    REQUESTED = "requested"
+    BUILDING = "building"
+    VERIFIED = "verified"
+    FAILED = "failed"
+
+
 class Dock(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=255)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
@@ -206,7 +225,7 @@ class Derivative(SQLModel, table=True):
     kind: str = Field(max_length=32)
     profile: str = Field(max_length=64)
     profile_version: int
-    status: str = Field(max_length=16, index=True)  # running | verified | failed
+    status: str = Field(max_length=16, index=True)  # a DerivativeStatus
     progress: float = 0.0
     sha256: str | None = Field(default=None, max_length=64)
     size: int | None = Field(default=None, sa_type=BigInt)
@@ -233,7 +252,7 @@ class Package(SQLModel, table=True):
     capacity: int = Field(sa_type=BigInt)
     with_access_copies: bool = False
     out_dir: str = Field(sa_type=Text)
-    status: str = Field(default="requested", max_length=16, index=True)  # requested | building | verified | failed
+    status: str = Field(default=PackageStatus.REQUESTED, max_length=16, index=True)
     disc_count: int | None = None
     produced_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -10,7 +10,7 @@ from sqlmodel import Session
 
 from pipeline.catalog import queries
 from pipeline.catalog.db import session_scope
-from pipeline.catalog.models import StageStatus
+from pipeline.catalog.models import DerivativeStatus, StageStatus
 from pipeline.cli.inputs import BATCH, find_items, read_settings
 from pipeline.cli.output import Report, json_option, progress
 from pipeline.runtime import derive_context, probe_context, stage_context
@@ -92,7 +92,7 @@ def derive_command(
             report.emit(
                 result.as_json(),
                 f"{result.status:<8} {result.item}  {result.profile:<24} {result.error or result.sha256 or ''}",
-                failed=result.status in ("failed", "missing"),
+                failed=result.status in (DerivativeStatus.FAILED, "missing"),
             )
 
         for ident, reason in unknown:

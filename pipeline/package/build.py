@@ -18,7 +18,7 @@ from sqlalchemy import Engine, update
 from sqlmodel import col, or_, select
 
 from pipeline.catalog.db import session_scope
-from pipeline.catalog.models import Case, Package
+from pipeline.catalog.models import Case, Package, PackageStatus
 from pipeline.catalog.types import utcnow
 from pipeline.errors import NotFoundError, TransientError, describe
 from pipeline.package.contents import DiscFile, DiscInfo
@@ -61,11 +61,11 @@ def build_package(
             .where(
                 col(Package.id) == package_id,
                 or_(
-                    col(Package.status).in_(("requested", "failed")),
-                    (col(Package.status) == "building") & (col(Package.updated_at) < stale),
+                    col(Package.status).in_((PackageStatus.REQUESTED, PackageStatus.FAILED)),
+                    (col(Package.status) == PackageStatus.BUILDING) & (col(Package.updated_at) < stale),
                 ),
             )
-            .values(status="building", updated_at=now, error=None)
+            .values(status=PackageStatus.BUILDING, updated_at=now, error=None)
         )
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
             session.refresh(package)
@@ -111,7 +111,8 @@ def stale_packages(engine: Engine, stale_after: float) -> list[str]:
         return list(
             session.exec(
                 select(Package.id).where(
-                    col(Package.status).in_(("requested", "building")), col(Package.updated_at) < cutoff
+                    col(Package.status).in_((PackageStatus.REQUESTED, PackageStatus.BUILDING)),
+                    col(Package.updated_at) < cutoff,
                 )
             ).all()
         )

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from pipeline.catalog.db import session_scope
-from pipeline.catalog.models import Package, PackageDisc, PackageFile
+from pipeline.catalog.models import Package, PackageDisc, PackageFile, PackageStatus
 from pipeline.catalog.types import utcnow
 from pipeline.custody import CustodyLog
 from pipeline.package.contents import DiscFile
@@ -71,7 +71,7 @@ def record_verified(
                             {"package": package_id, "disc": disc.index, "path": disc_path, "sha256": sha256},
                             tool=tool,
                         )
-            package.status = "verified"
+            package.status = PackageStatus.VERIFIED
             package.disc_count = len(discs)
             package.produced_at = produced_at
             package.completed_at = now
@@ -102,14 +102,14 @@ def record_failed(ctx: PackageContext, package_id: str, error: str, discs: Seque
     with session_scope(ctx.engine) as session:
         package = session.get(Package, package_id)
         assert package is not None
-        package.status, package.error, package.updated_at = "failed", error, utcnow()
+        package.status, package.error, package.updated_at = PackageStatus.FAILED, error, utcnow()
         session.add(package)
         with CustodyLog(session, ctx.actor) as log:
             log.record("package-failed", f"package:{package_id}", {"case": package.case_number, "error": error})
         return PackageResult(
             package=package.id,
             case_number=package.case_number,
-            status="failed",
+            status=PackageStatus.FAILED,
             media=package.media,
             items=len(package.item_ids),
             discs=tuple(disc for disc, _files, _owners in discs),

@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlmodel import Session, col, select
 
 from pipeline.catalog.db import session_scope
-from pipeline.catalog.models import Derivative, Item, Package
+from pipeline.catalog.models import Derivative, DerivativeStatus, Item, Package
 from pipeline.custody import CustodyLog
 from pipeline.errors import NotFoundError
 from pipeline.package.context import PackageContext
@@ -98,7 +98,7 @@ def access_copies(session: Session, item_ids: list[str]) -> dict[str, list[Deriv
         .where(
             col(Derivative.item_id).in_(item_ids),
             col(Derivative.kind).in_(ACCESS_KINDS),
-            Derivative.status == "verified",
+            Derivative.status == DerivativeStatus.VERIFIED,
             col(Derivative.verified).is_(True),
         )
         .order_by(col(Derivative.profile), col(Derivative.profile_version).desc())

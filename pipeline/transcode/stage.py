@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 from ulid import ULID
 
 from pipeline.catalog.db import session_scope
-from pipeline.catalog.models import Derivative, Item, ItemIssue, StageStatus
+from pipeline.catalog.models import Derivative, DerivativeStatus, Item, ItemIssue, StageStatus
 from pipeline.catalog.types import utcnow
 from pipeline.custody import CustodyLog
 from pipeline.errors import ContentError, SystemFault, ToolUnavailableError, TransientError, describe
@@ -87,10 +87,10 @@ def derive(
         except TransientError:
             raise
         except SystemFault as exc:
-            results.append(DeriveResult(item_id, "", "", "failed", error=str(exc), system=True))
+            results.append(DeriveResult(item_id, "", "", DerivativeStatus.FAILED, error=str(exc), system=True))
         except Exception as exc:
             error = record_stage_error(ctx.engine, ctx.actor, item_id, STAGE, exc, tool=ctx.tool)
-            results.append(DeriveResult(item_id, "", "", "failed", error=f"{STAGE_ERROR}: {error}"))
+            results.append(DeriveResult(item_id, "", "", DerivativeStatus.FAILED, error=f"{STAGE_ERROR}: {error}"))
     return results
 
 
@@ -106,7 +106,7 @@ def _derive_item(ctx: DeriveContext, item_id: str, only: Sequence[str], force: b
         raise ToolUnavailableError(f"{' and '.join(missing)} not installed; no derivative can be made")
     media = _PROBE.extract(source, ExtractionContext(original_name=name, media_kind=kind)).media if profiles else None
     item_results = [_derive_one(ctx, item_id, profile, source, media, force) for profile in profiles]
-    failed = [r for r in item_results if r.status == "failed"]
+    failed = [r for r in item_results if r.status == DerivativeStatus.FAILED]
     defects = [r for r in failed if (r.error or "").startswith(STAGE_ERROR)]
     with session_scope(ctx.engine) as session:
         error = "; ".join(f"{r.profile}: {r.error}" for r in failed)
@@ -130,12 +130,16 @@ def _derive_one(
     with session_scope(ctx.engine) as session:
         session.get(Item, item_id, with_for_update=True)  # one derivative row per profile, however many workers
         row = _row(session, item_id, profile)
-        if row is not None and row.status == "verified" and not force:
+        if row is not None and row.status == DerivativeStatus.VERIFIED and not force:
             return DeriveResult(item_id, profile.label, profile.kind, "skipped", row.sha256)
         row = row or Derivative(
-            item_id=item_id, kind=profile.kind, profile=profile.name, profile_version=profile.version, status="running"
+            item_id=item_id,
+            kind=profile.kind,
+            profile=profile.name,
+            profile_version=profile.version,
+            status=DerivativeStatus.RUNNING,
         )
-        row.status, row.progress, row.error, row.updated_at = "running", 0.0, None, utcnow()
+        row.status, row.progress, row.error, row.updated_at = DerivativeStatus.RUNNING, 0.0, None, utcnow()
         session.add(row)
     dest = ctx.store.tmp_dir / f"{ULID()}.{profile.extension}"
     last = [0.0]
@@ -166,7 +170,7 @@ def _derive_one(
     except (TranscodeError, ContentError) as exc:  # the original is odd: ffmpeg's own words
         error = str(exc)
     except (TransientError, SystemFault):
-        _set_status(ctx, item_id, profile, "pending")
+        _set_status(ctx, item_id, profile, DerivativeStatus.PENDING)
         raise
     except Exception as exc:  # a defect: this derivative fails with the reason, the others go on
         logger.exception("%s of item %s failed", profile.label, item_id)
@@ -177,7 +181,7 @@ def _derive_one(
     with session_scope(ctx.engine) as session, CustodyLog(session, ctx.actor) as log:
         row = _row(session, item_id, profile)
         assert row is not None
-        row.status = "verified" if stored is not None else "failed"
+        row.status = DerivativeStatus.VERIFIED if stored is not None else DerivativeStatus.FAILED
         row.verified = stored is not None
         row.error = error
         row.tool = made.tool if made else None
@@ -221,7 +225,7 @@ def _row(session: Session, item_id: str, profile: Profile) -> Derivative | None:
     ).first()
 
 
-def _set_status(ctx: DeriveContext, item_id: str, profile: Profile, status: str) -> None:
+def _set_status(ctx: DeriveContext, item_id: str, profile: Profile, status: DerivativeStatus) -> None:
     with session_scope(ctx.engine) as session:
         row = _row(session, item_id, profile)
         if row is not None:
