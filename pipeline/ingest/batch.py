@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from pipeline.catalog.db import dispose_engines
+from pipeline.catalog.models import SightingStatus
 from pipeline.errors import SystemFault, TransientError, describe
 from pipeline.ingest.intake import Arrival, IntakeContext, IntakeResult, intake_leased, mark_queued, open_sightings
 from pipeline.ingest.scan import Skipped, arrival_for, walk
@@ -49,7 +50,7 @@ def _take_in(ctx: IntakeContext, stages: _Stages, batch: Sequence[Arrival]) -> l
                 None,
                 readable(arrival.path),
                 arrival.dock,
-                "ignored",
+                SightingStatus.IGNORED,
                 error="already being taken in (an open sighting holds this path)",
             )
             for arrival, sighting in zip(batch, opened, strict=True)
@@ -61,8 +62,8 @@ def _take_in(ctx: IntakeContext, stages: _Stages, batch: Sequence[Arrival]) -> l
         if not isinstance(exc, SystemFault):
             logger.exception("intake of a batch of %d file(s) failed", len(batch))
         reason = f"{describe(exc)}; the file was left where it is"
-        return [IntakeResult(None, readable(a.path), a.dock, "failed", error=reason) for a in batch]
-    new_items = [r.item for r in taken if r.status == "stored" and r.item]
+        return [IntakeResult(None, readable(a.path), a.dock, SightingStatus.FAILED, error=reason) for a in batch]
+    new_items = [r.item for r in taken if r.status == SightingStatus.STORED and r.item]
     if stages.probe is None or not new_items:
         return results + taken
     return results + _later_stages(stages, taken, new_items)
@@ -175,13 +176,21 @@ def collect_arrivals(
         raw = os.fsencode(given)
         if not os.path.lexists(raw):
             early.append(
-                IntakeResult(None, os.path.abspath(given), dock or "", "failed", error="no such file or directory")
+                IntakeResult(
+                    None, os.path.abspath(given), dock or "", SightingStatus.FAILED, error="no such file or directory"
+                )
             )
             continue
         for entry in walk(raw, settings.ignore_patterns):
             if isinstance(entry, Skipped):
                 early.append(
-                    IntakeResult(None, readable(os.path.abspath(entry.path)), dock or "", "ignored", error=entry.reason)
+                    IntakeResult(
+                        None,
+                        readable(os.path.abspath(entry.path)),
+                        dock or "",
+                        SightingStatus.IGNORED,
+                        error=entry.reason,
+                    )
                 )
                 continue
             arrivals.append(
@@ -218,7 +227,11 @@ def enqueue_arrivals(
         IntakeResult(s.id, s.path, s.dock, "queued", size=s.size, error=note)
         if s is not None
         else IntakeResult(
-            None, readable(a.path), a.dock, "ignored", error="already being taken in (an open sighting holds this path)"
+            None,
+            readable(a.path),
+            a.dock,
+            SightingStatus.IGNORED,
+            error="already being taken in (an open sighting holds this path)",
         )
         for a, s in zip(batch, opened, strict=True)
     ]

@@ -164,5 +164,5 @@ def _claim(
             session.execute(update(Sighting), leases)
     missing = set(sighting_ids) - {w.id for w in claimed} - set(finished) - {w.id for w in to_dispose}
     for sid in missing:
-        finished[sid] = IntakeResult(sid, "", "", "failed", error=f"no sighting {sid} in the catalog")
+        finished[sid] = IntakeResult(sid, "", "", SightingStatus.FAILED, error=f"no sighting {sid} in the catalog")
     return claimed, finished, to_dispose
