@@ -18,7 +18,7 @@ from sqlalchemy import Engine, delete, func, update
 from sqlmodel import Session, col, select
 
 from pipeline.catalog.db import session_scope
-from pipeline.catalog.models import FixityCheck, Item, ItemIssue, StageRun, StageStatus
+from pipeline.catalog.models import FixityCheck, FixityOutcome, Item, ItemIssue, StageRun, StageStatus
 from pipeline.catalog.types import utcnow
 from pipeline.custody import CustodyLog
 from pipeline.errors import describe
@@ -30,7 +30,7 @@ from pipeline.storage.base import ObjectStore
 STAGE = "fixity"
 
 # Outcome -> the issue it opens on the item.
-ISSUES = {"mismatch": FIXITY_MISMATCH, "missing": FIXITY_MISSING}
+ISSUES = {FixityOutcome.MISMATCH: FIXITY_MISMATCH, FixityOutcome.MISSING: FIXITY_MISSING}
 
 logger = logging.getLogger(__name__)
 
@@ -40,14 +40,14 @@ class FixityResult:
     item: str
     sha256: str
     key: str
-    outcome: str  # ok | mismatch | missing | error (a defect met while checking)
+    outcome: FixityOutcome
     found: str | None = None
     size: int | None = None
     error: str | None = None
 
     @property
     def ok(self) -> bool:
-        return self.outcome == "ok"
+        return self.outcome == FixityOutcome.OK
 
     def as_json(self) -> dict[str, object]:
         data: dict[str, object] = {
@@ -68,20 +68,22 @@ def check_object(store: ObjectStore, item_id: str, sha256: str, size: int) -> Fi
     try:
         found, found_size = store.digest(sha256)
     except FileNotFoundError:
-        return FixityResult(item_id, sha256, key, "missing", error="stored object is missing")
+        return FixityResult(item_id, sha256, key, FixityOutcome.MISSING, error="stored object is missing")
     except OSError as exc:
-        return FixityResult(item_id, sha256, key, "missing", error=f"stored object unreadable: {exc.strerror}")
+        return FixityResult(
+            item_id, sha256, key, FixityOutcome.MISSING, error=f"stored object unreadable: {exc.strerror}"
+        )
     if found != sha256 or found_size != size:
         return FixityResult(
             item_id,
             sha256,
             key,
-            "mismatch",
+            FixityOutcome.MISMATCH,
             found,
             found_size,
             error=f"expected {size} bytes with sha256 {sha256}, found {found_size} bytes with sha256 {found}",
         )
-    return FixityResult(item_id, sha256, key, "ok", found, found_size)
+    return FixityResult(item_id, sha256, key, FixityOutcome.OK, found, found_size)
 
 
 def _check_one(store: ObjectStore, item_id: str, sha256: str, size: int) -> FixityResult:
@@ -90,7 +92,7 @@ def _check_one(store: ObjectStore, item_id: str, sha256: str, size: int) -> Fixi
         return check_object(store, item_id, sha256, size)
     except Exception as exc:
         logger.exception("fixity check of item %s failed", item_id)
-        return FixityResult(item_id, sha256, sha256, "error", error=f"{STAGE_ERROR}: {describe(exc)}")
+        return FixityResult(item_id, sha256, sha256, FixityOutcome.ERROR, error=f"{STAGE_ERROR}: {describe(exc)}")
 
 
 def run_fixity(
@@ -156,7 +158,7 @@ def _record_issue(session: Session, result: FixityResult) -> None:
     session.execute(
         delete(ItemIssue).where(col(ItemIssue.item_id) == result.item, col(ItemIssue.code).in_(ISSUES.values()))
     )
-    if result.outcome == "error":
+    if result.outcome == FixityOutcome.ERROR:
         open_stage_error(session, result.item, STAGE, result.error or "")
     else:
         clear_stage_error(session, result.item, STAGE)

@@ -67,6 +67,16 @@ class PackageStatus(StrEnum):
     FAILED = "failed"
 
 
+class FixityOutcome(StrEnum):
+    """What a fixity check found (``FixityCheck.outcome``, ``Item.fixity_status``): the object whole,
+    altered, missing or unreadable, or a defect met while checking it."""
+
+    OK = "ok"
+    MISMATCH = "mismatch"
+    MISSING = "missing"
+    ERROR = "error"
+
+
 class Dock(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=255)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
