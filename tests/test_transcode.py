@@ -671,6 +671,7 @@ class TestShortClipLayout:
     @settings(max_examples=200, deadline=None)
     @example(duration=1e308, rate=240.0, frames=None, columns=4, rows=4)  # duration x rate overflows
     @example(duration=10.0, rate=25.0, frames=10**7, columns=4, rows=4)  # a header claiming too many frames
+    @example(duration=None, rate=1.1e-308, frames=2, columns=2, rows=1)  # a rate so low frame times overflow
     @given(
         duration=st.none() | st.floats(allow_nan=True, allow_infinity=True),
         rate=st.none() | st.floats(allow_nan=True, allow_infinity=True),

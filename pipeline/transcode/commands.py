@@ -58,6 +58,7 @@ _DOUBLE_AUDIO = frozenset(["pcm_f64le", "pcm_f64be"])
 SHEET_PADDING = 2
 DEFAULT_RATE = 25.0
 MAX_RATE = 240.0
+MIN_RATE = 1 / 3600  # one frame an hour (time-lapse); a header claiming fewer is not believed
 MAX_FRAMES = 10**9
 # Demuxers of bare video streams (ffprobe's format names): their packets carry no timestamps, so
 # ffmpeg cannot seek in them, and a contact sheet picks its frames by number instead.
@@ -159,6 +160,7 @@ def contact_sheet_layout(profile: Profile, media: MediaInfo) -> ContactSheetLayo
     columns, rows = int(profile["columns"]), int(profile["rows"])
     video = _first(media, "video", profile)
     rate = positive_number(video.frame_rate, MAX_RATE)
+    rate = rate if rate is not None and rate >= MIN_RATE else None
     duration = positive_number(video.duration) or positive_number(media.duration)
     seekable = duration is not None and media.container not in RAW_VIDEO
     if duration is not None and seekable:
