@@ -18,6 +18,7 @@ from celery.signals import worker_process_init, worker_ready
 from celery.utils.time import get_exponential_backoff_interval
 
 from pipeline.catalog.db import dispose_engines
+from pipeline.catalog.models import SightingStatus
 from pipeline.errors import NotFoundError, SystemFault, TransientError
 from pipeline.fixity import check_scheduled
 from pipeline.ingest.intake import IntakeContext, intake
@@ -124,7 +125,7 @@ def intake_task(self: Task, sighting_ids: list[str]) -> dict[str, Any]:
     except TransientError as exc:
         _retry_or_give_up(self, None, sighting_ids, exc)  # past the limit, the reconciler takes over
         return {"statuses": []}
-    _enqueue_next(state.queue.probe, "probe", [r.item for r in results if r.status == "stored" and r.item])
+    _enqueue_next(state.queue.probe, "probe", [r.item for r in results if r.status == SightingStatus.STORED and r.item])
     return {"statuses": [result.status for result in results]}
 
 

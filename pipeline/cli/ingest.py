@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 
 import click
 
+from pipeline.catalog.models import SightingStatus
 from pipeline.cli.inputs import BATCH, read_settings
 from pipeline.cli.output import Report, json_option, progress
 from pipeline.errors import PipelineError, describe
@@ -61,7 +62,7 @@ def ingest(
 
         def show(result: IntakeResult) -> None:
             statuses[result.status] += 1
-            report.emit(result.as_json(), _line(result), failed=result.status == "failed")
+            report.emit(result.as_json(), _line(result), failed=result.status == SightingStatus.FAILED)
 
         for result in early:
             show(result)
@@ -95,7 +96,7 @@ def ingest(
                             None,
                             readable(arrival.path),
                             arrival.dock,
-                            "failed",
+                            SightingStatus.FAILED,
                             error=f"{describe(exc)}; left where it is",
                         )
                     )

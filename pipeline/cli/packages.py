@@ -10,6 +10,7 @@ import click
 
 from pipeline.catalog import queries
 from pipeline.catalog.db import session_scope
+from pipeline.catalog.models import PackageStatus
 from pipeline.cli.inputs import find_items, read_settings
 from pipeline.cli.output import Report, emit, iso, json_option, progress
 from pipeline.errors import NotFoundError, PipelineError, describe
@@ -118,9 +119,8 @@ def package_command(
             lines.append(f"  disc {disc.index}: {disc.path}  {disc.size:,} bytes  sha256 {disc.sha256}  {state}")
         if result.error:
             lines.append(f"  error: {result.error}")
-        report.emit(
-            {**result.as_json(), "incomplete": incomplete}, "\n".join(lines), failed=result.status != "verified"
-        )
+        failed = result.status != PackageStatus.VERIFIED
+        report.emit({**result.as_json(), "incomplete": incomplete}, "\n".join(lines), failed=failed)
 
 
 @click.command("packages")

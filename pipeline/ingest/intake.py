@@ -34,10 +34,8 @@ from pipeline.ingest.context import IntakeContext, IntakeResult, Work
 from pipeline.ingest.copying import copy_one
 from pipeline.ingest.disposal import dispose
 from pipeline.ingest.sightings import Arrival, Opened, mark_queued, open_sightings
-from pipeline.stage import TOOL
 
 __all__ = [
-    "TOOL",
     "Arrival",
     "IntakeContext",
     "IntakeResult",
