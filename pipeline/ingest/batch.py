@@ -38,6 +38,17 @@ _child: tuple[IntakeContext, _Stages] | None = None
 logger = logging.getLogger(__name__)
 
 
+def _already_open(arrival: Arrival) -> IntakeResult:
+    """The result for a file another sighting is still taking in: left to that one."""
+    return IntakeResult(
+        None,
+        readable(arrival.path),
+        arrival.dock,
+        SightingStatus.IGNORED,
+        error="already being taken in (an open sighting holds this path)",
+    )
+
+
 def _take_in(ctx: IntakeContext, stages: _Stages, batch: Sequence[Arrival]) -> list[IntakeResult]:
     """One batch: sightings (leased to this process as they are recorded), intake, and the later
     stages that ``stages`` names. Every arrival gets a result whatever happens: a catalog outage
@@ -45,17 +56,7 @@ def _take_in(ctx: IntakeContext, stages: _Stages, batch: Sequence[Arrival]) -> l
     worker = process_name("ingest")
     try:
         opened = open_sightings(ctx, batch, lease_to=worker)
-        results = [
-            IntakeResult(
-                None,
-                readable(arrival.path),
-                arrival.dock,
-                SightingStatus.IGNORED,
-                error="already being taken in (an open sighting holds this path)",
-            )
-            for arrival, sighting in zip(batch, opened, strict=True)
-            if sighting is None
-        ]
+        results = [_already_open(arrival) for arrival, sighting in zip(batch, opened, strict=True) if sighting is None]
         leased = [s for s in opened if s is not None]
         taken = intake_leased(ctx, leased, worker=worker) if leased else []
     except Exception as exc:
@@ -224,14 +225,6 @@ def enqueue_arrivals(
         else:
             mark_queued(ctx.engine, ids)
     return [
-        IntakeResult(s.id, s.path, s.dock, "queued", size=s.size, error=note)
-        if s is not None
-        else IntakeResult(
-            None,
-            readable(a.path),
-            a.dock,
-            SightingStatus.IGNORED,
-            error="already being taken in (an open sighting holds this path)",
-        )
+        IntakeResult(s.id, s.path, s.dock, "queued", size=s.size, error=note) if s is not None else _already_open(a)
         for a, s in zip(batch, opened, strict=True)
     ]
