@@ -7,13 +7,8 @@ from enum import StrEnum
 
 from sqlalchemy import JSON, Column, Index, LargeBinary, String, Text, UniqueConstraint, false, text
 from sqlmodel import Field, SQLModel
-from ulid import ULID
 
-from pipeline.catalog.types import BigInt, UTCDateTime, utcnow
-
-
-def new_id() -> str:
-    return str(ULID())
+from pipeline.catalog.types import BigInt, UTCDateTime, new_id, utcnow
 
 
 class SightingStatus(StrEnum):
@@ -131,6 +126,8 @@ class Case(SQLModel, table=True):
 
     number: str = Field(primary_key=True, max_length=100)
     target: str | None = Field(default=None, sa_type=Text, index=True)
+    # Its records' class unless one of them is stricter (pipeline.catalog.people.Classification).
+    classification: str = Field(default="none", max_length=32, sa_column_kwargs={"server_default": "none"})
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
@@ -300,3 +297,7 @@ class PackageFile(SQLModel, table=True):
     item_id: str | None = Field(default=None, foreign_key="item.id", max_length=26, index=True)
     size: int = Field(sa_type=BigInt)
     sha256: str = Field(max_length=64)
+
+
+# The tables of the people who use the catalog live beside these; importing the models declares all.
+from pipeline.catalog import people as people  # noqa: E402

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import BigInteger, DateTime, Integer
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
+from ulid import ULID
 
 # Sizes and sequence numbers exceed 2**31; SQLite only auto-increments an INTEGER primary key.
 BigInt = BigInteger().with_variant(Integer(), "sqlite")
@@ -42,3 +43,8 @@ def utcnow() -> datetime:
 def iso(moment: datetime | None) -> str | None:
     """A time as ISO 8601, or None."""
     return moment.isoformat() if moment else None
+
+
+def new_id() -> str:
+    """A new key: a ULID, time-ordered, as 26 characters."""
+    return str(ULID())
