@@ -16,6 +16,7 @@ Every failure falls into one of three kinds, and each kind is handled the same w
 from __future__ import annotations
 
 import errno
+from datetime import datetime
 from pathlib import Path
 
 
@@ -93,9 +94,67 @@ class ConflictError(PipelineError):
     """The request contradicts what the catalog holds (a capture time after the record arrived, say)."""
 
 
+class ForbiddenError(PipelineError):
+    """The acting user may know the record exists but may not do this with it (a role they do not
+    hold, an approval of their own request). Anything they may not know exists is a
+    :class:`NotFoundError` instead."""
+
+
+class WithheldError(ForbiddenError):
+    """A ``trade-secret`` or ``state-secret`` record is shown only under an approved, unexpired
+    access request; ``item`` names it."""
+
+    def __init__(self, item: str, message: str | None = None) -> None:
+        super().__init__(message or f"{item}: withheld; an approved access request is needed to see it")
+        self.item = item
+
+
+class PurposeRequiredError(ForbiddenError):
+    """A ``privacy`` record is shown once its purpose is stated (once per item and session); ``item``
+    names it."""
+
+    def __init__(self, item: str) -> None:
+        super().__init__(f"{item}: personal privacy; state the purpose of this retrieval to see it")
+        self.item = item
+
+
 class InvalidValueError(PipelineError, ValueError):
     """A value a person gave cannot be used (a time that cannot be read or lies in the future, an
     unknown field); the message quotes the value and says why."""
+
+
+class AuthError(PipelineError):
+    """Signing in, or proving who one is, was refused."""
+
+
+class LoginRefused(AuthError):
+    """A sign-in was refused. The message is the same for an unknown name, a wrong password and an
+    account that may not sign in, so it never tells which names exist."""
+
+
+class AccountLocked(AuthError):
+    """Too many wrong passwords in a row: the account opens again at ``until`` (UTC)."""
+
+    def __init__(self, until: datetime) -> None:
+        super().__init__(f"too many failed sign-ins: the account is locked until {until:%Y-%m-%d %H:%M} UTC")
+        self.until = until
+
+
+class LoginThrottled(AuthError):
+    """Too many failed sign-ins from one client address: it may try again at ``until`` (UTC)."""
+
+    def __init__(self, until: datetime) -> None:
+        super().__init__(f"too many failed sign-ins from this address: try again after {until:%Y-%m-%d %H:%M} UTC")
+        self.until = until
+
+
+class PasswordRejected(AuthError, InvalidValueError):
+    """A new password is too weak, or the current one given to change it is wrong; ``reason`` says
+    which, and never quotes the password."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"password refused: {reason}")
+        self.reason = reason
 
 
 def describe(exc: BaseException) -> str:
