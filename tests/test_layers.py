@@ -12,7 +12,10 @@ ROOT = Path(__file__).resolve().parent.parent
 # Lowest first. A module belongs to the layer of its longest matching prefix.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("settings and errors", ("pipeline", "pipeline.config", "pipeline.settings", "pipeline.errors")),
-    ("catalog, store and custody log", ("pipeline.catalog", "pipeline.storage", "pipeline.custody")),
+    (
+        "catalog, store and custody log",
+        ("pipeline.catalog", "pipeline.storage", "pipeline.custody", "pipeline.accounts"),
+    ),
     ("stage layer", ("pipeline.stage",)),
     ("readers and rules", ("pipeline.metadata", "pipeline.deadline")),
     (
