@@ -5,9 +5,10 @@ when any input failed. People get a progress bar on stderr and a summary line.
 
 One module per command family: ``ingest``, ``catalog`` (items, item, case, overdue), ``facts``
 (assign), ``stages`` (probe, derive, fixity), ``packages`` (package, packages, verify-package),
-``audit`` and ``running`` (worker, watch, serve). They share ``output`` (the ``--json`` option,
-lines, progress, exit status) and ``inputs`` (settings, items named by ID or hash). Commands import
-the stages they run when they run, so the command starts quickly.
+``audit``, ``accounts`` (user, token) and ``running`` (worker, watch, serve). They share
+``output`` (the ``--json`` option, lines, progress, exit status) and ``inputs`` (settings, items
+named by ID or hash). Commands import the stages they run when they run, so the command starts
+quickly.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sys
 
 import click
 
+from pipeline.cli.accounts import token, user
 from pipeline.cli.audit import audit
 from pipeline.cli.catalog import case_command, item, items, overdue
 from pipeline.cli.facts import assign
@@ -58,6 +60,9 @@ COMMANDS: tuple[click.Command, ...] = (
     verify_package_command,
     # the custody log
     audit,
+    # accounts and API tokens
+    user,
+    token,
     # running the pipeline
     worker,
     watch,
