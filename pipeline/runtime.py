@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, TypedDict, TypeVar
 
@@ -10,7 +13,7 @@ from sqlalchemy import Engine
 
 from pipeline.catalog.db import get_engine, migrate
 from pipeline.ingest.intake import IntakeContext
-from pipeline.settings import Settings
+from pipeline.settings import FILE_MODE, Settings, private_dir
 from pipeline.stage import TOOL, StageContext
 from pipeline.storage import LocalStore, ObjectStore
 
@@ -23,20 +26,78 @@ _migrated: set[str] = set()
 
 
 def open_catalog(settings: Settings) -> Engine:
-    """The catalog engine, its schema brought up to date once per process."""
+    """The catalog engine, its schema brought up to date once per process. An embedded catalog is
+    made (and kept) readable by this account and the data group only."""
     url = settings.effective_database_url
     engine = get_engine(url)
     if url not in _migrated:
+        path = sqlite_path(url)
+        if path is not None:
+            _private_catalog(path)
         migrate(engine)
         _migrated.add(url)
     return engine
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The file of an embedded (SQLite) catalog; None for a server's catalog or one in memory."""
+    if not url.startswith("sqlite"):
+        return None
+    path = url.split("///", 1)[-1].split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" and "///" in url else None
+
+
+def _private_catalog(path: Path) -> None:
+    """Make the catalog file 0640 before SQLite opens it (its journal files take the same mode),
+    and bring an older, more open one (with its journal files) down to it."""
+    private_dir(path.parent)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+    except FileExistsError:
+        for name in (path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")):
+            with contextlib.suppress(FileNotFoundError, PermissionError):
+                if stat.S_IMODE(name.stat().st_mode) & ~FILE_MODE:
+                    name.chmod(FILE_MODE)
+    else:
+        os.fchmod(fd, FILE_MODE)  # whatever the umask
+        os.close(fd)
+
+
+def open_to_others(settings: Settings) -> list[str]:
+    """What in the data folder other local accounts may read or change (mode & 0o007): the data
+    folder itself and an embedded catalog file. Empty when both are private."""
+    found = []
+    path = sqlite_path(settings.effective_database_url)
+    for what, place, wanted in (("data folder", settings.home_dir, "0750"), ("catalog", path, "0640")):
+        if place is None:
+            continue
+        try:
+            mode = stat.S_IMODE(place.stat().st_mode)
+        except FileNotFoundError:
+            continue
+        if mode & 0o007:
+            found.append(f"the {what} {place} is open to other accounts (mode {mode:04o}; make it {wanted})")
+    return found
+
+
+def catalog_reachable(engine: Engine) -> bool:
+    """Whether the catalog answers a trivial query now."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except (SQLAlchemyError, OSError):
+        return False
+    return True
+
+
 def existing_catalog(settings: Settings) -> Engine | None:
     """The catalog, when this machine has one: an embedded catalog that was never made is None, not
     made here (a disc can be checked anywhere, catalog or not)."""
-    url = settings.effective_database_url
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+    path = sqlite_path(settings.effective_database_url)
+    if path is not None and not path.exists():
         return None
     return open_catalog(settings)
 
@@ -83,8 +144,6 @@ def intake_context(settings: Settings, *, actor: str | None = None) -> IntakeCon
 
 def process_name(role: str) -> str:
     """How a process signs custody events and leases: role, host and pid."""
-    import os
-
     return f"{role}@{socket.gethostname()}:{os.getpid()}"
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import stat
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -78,6 +80,13 @@ class Settings(BaseSettings):
     # Disc packages
     package_media: Literal["cd", "dvd", "dvd-dl", "bd25", "bd50", "bd100"] = "dvd"
     package_margin: float = Field(0.03, ge=0, lt=0.5)
+    # Web application: HOST:PORT it listens on (empty: `serve` starts none), how long a sign-in lasts,
+    # and whether its cookies may travel over plain http (development only).
+    web_bind: str = "127.0.0.1:8000"
+    session_hours: float = Field(12.0, gt=0, le=24 * 30)
+    web_insecure_cookies: bool = False
+    # Group given the data folder (it and new folders in it are then group-readable): empty for none.
+    data_group: str = ""
 
     @classmethod
     def settings_customise_sources(
@@ -109,6 +118,28 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {name!r}") from exc
         return name
 
+    @field_validator("web_bind")
+    @classmethod
+    def _host_and_port(cls, bind: str) -> str:
+        bind = bind.strip()
+        if bind and not _BIND.fullmatch(bind):
+            raise ValueError(f"web_bind {bind!r} is not HOST:PORT (an IPv6 address in brackets: [::1]:8000)")
+        if bind and not 0 <= int(bind.rpartition(":")[2]) <= 65535:
+            raise ValueError(f"web_bind {bind!r}: the port must be 0 to 65535")
+        return bind
+
+    @field_validator("data_group")
+    @classmethod
+    def _known_group(cls, name: str) -> str:
+        if name:
+            import grp
+
+            try:
+                grp.getgrnam(name)
+            except KeyError:
+                raise ValueError(f"data_group {name!r}: no such group on this machine") from None
+        return name
+
     @model_validator(mode="after")
     def _safe_outside_development(self) -> Settings:
         if self.environment == "production":
@@ -119,6 +150,8 @@ class Settings(BaseSettings):
                 problems.append("quiet_period below 1 s takes files that docks are still writing")
             if self.lease_seconds < 10:
                 problems.append("lease_seconds below 10 s hands live intakes to a second worker")
+            if self.web_insecure_cookies:
+                problems.append("web_insecure_cookies sends sign-in cookies over plain http")
             if problems:
                 raise ValueError("unsafe production settings: " + "; ".join(problems))
         return self
@@ -179,9 +212,54 @@ class Settings(BaseSettings):
         except (KeyError, OSError):
             return f"uid:{os.getuid()}"
 
+    @property
+    def web_address(self) -> tuple[str, int] | None:
+        """``web_bind`` as host and port (an IPv6 host without brackets); None when it is empty."""
+        if not self.web_bind:
+            return None
+        host, _, port = self.web_bind.rpartition(":")
+        return host.strip("[]"), int(port)
+
     def ensure_dirs(self) -> None:
+        """Make the data folder and its working folders, readable by this account (and by
+        ``data_group``, when set) only: folders 0750 whatever the umask, the data folder itself
+        set so however it was made (with the set-group-ID bit when ``data_group`` is set, so what
+        is made inside belongs to that group)."""
+        home = self.home_dir
+        home.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        mode = DIR_MODE
+        if self.data_group:
+            import grp
+
+            gid = grp.getgrnam(self.data_group).gr_gid
+            if home.stat().st_gid != gid:
+                os.chown(home, -1, gid)
+            mode |= stat.S_ISGID
+        if stat.S_IMODE(home.stat().st_mode) != mode:
+            home.chmod(mode)
         for directory in (self.inbox_dir, self.processed_dir, self.quarantine_dir, self.store_dir):
-            directory.mkdir(parents=True, exist_ok=True)
+            private_dir(directory)
+
+
+# Folders and files in the data folder: the pipeline's account reads and writes, its group (if any)
+# reads, nobody else sees anything. Stored originals are read-only even for the pipeline.
+DIR_MODE = 0o750
+FILE_MODE = 0o640
+_BIND = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}")
+
+
+def private_dir(path: Path) -> Path:
+    """Make ``path`` (and missing parents) a folder of mode 0750 whatever the umask; a folder made
+    here keeps the set-group-ID bit of its parent. A folder that exists is left as it is."""
+    if not path.is_dir():
+        private_dir(path.parent)
+        try:
+            path.mkdir(mode=DIR_MODE)
+        except FileExistsError:
+            return path
+        inherited = path.parent.stat().st_mode & stat.S_ISGID
+        path.chmod(DIR_MODE | inherited)
+    return path
 
 
 def load_settings(**overrides: object) -> Settings:

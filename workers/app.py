@@ -12,7 +12,7 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Exchange, Queue
 
-from pipeline.settings import Settings
+from pipeline.settings import Settings, private_dir
 from workers.queues import ROUTES, STAGES, broker_settings, queue_folders, queue_name
 from workers.tasks import register
 
@@ -20,7 +20,7 @@ from workers.tasks import register
 def create_app(settings: Settings) -> Celery:
     """A Celery app for these settings, with the pipeline's tasks registered."""
     for folder in queue_folders(settings):
-        folder.mkdir(parents=True, exist_ok=True)
+        private_dir(folder)  # 0750 whatever the umask
     broker, options = broker_settings(settings)
     queues = {stage: queue_name(settings, stage) for stage in STAGES}
     app = Celery("evidence", set_as_current=False)

@@ -134,7 +134,7 @@ def _build(ctx: PackageContext, package_id: str, progress: Progress) -> PackageR
     folder = Path(package.out_dir) / package.id
     if folder.exists():  # an earlier attempt that did not finish: its images were never verified
         shutil.rmtree(folder)
-    folder.mkdir(parents=True)
+    folder.mkdir(mode=0o750, parents=True)  # the case's records are not for other accounts
     fsync_dir(folder.parent)
     need = sum(BASE_OVERHEAD + sum(p.need for p in disc) for disc in plan)
     free = shutil.disk_usage(folder).free
@@ -228,7 +228,8 @@ def _compare(files: Sequence[DiscFile], readback: ImageReadBack, target: Medium)
 
 def _write_sidecar(path: Path, sha256: str) -> None:
     sidecar = path.with_name(path.name + ".sha256")
-    with open(sidecar, "w", encoding="utf-8") as out:
+    with open(os.open(sidecar, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640), "w", encoding="utf-8") as out:
+        os.fchmod(out.fileno(), 0o640)
         out.write(f"{sha256}  {path.name}\n")
         out.flush()
         os.fsync(out.fileno())

@@ -185,8 +185,9 @@ def write_image(
             raise PackageError(f"{entry.disc_path}: no source and no content")
 
     partial = path.with_name(path.name + ".part")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
     try:
+        os.fchmod(fd, 0o640)  # whatever the umask: the case's records are not for other accounts
         writer = _SparseWriter(fd)
         callback = (lambda done, total, _opaque: progress(done, total)) if progress else None
         iso.write_fp(cast(BinaryIO, writer), blocksize=BLOCK, progress_cb=callback)

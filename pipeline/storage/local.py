@@ -78,8 +78,9 @@ class LocalStore:
         self.objects_dir = root / "sha256"
         self.tmp_dir = root / "tmp"
         self.chunk_size = chunk_size
-        self.objects_dir.mkdir(parents=True, exist_ok=True)
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        # Folders 0750 and objects 0440: the store's account (and the data group) read, nobody else.
+        self.objects_dir.mkdir(mode=0o750, parents=True, exist_ok=True)
+        self.tmp_dir.mkdir(mode=0o750, parents=True, exist_ok=True)
         self._tmp = str(self.tmp_dir)
         self._objects = str(self.objects_dir)
         self._folders: set[str] = set()
@@ -133,7 +134,7 @@ class LocalStore:
                     size_hint=size_hint,
                     heartbeat=heartbeat,
                 )
-                os.fchmod(dest_fd, 0o444)
+                os.fchmod(dest_fd, 0o440)
                 if durable:
                     os.fsync(dest_fd)
             except BaseException as exc:
@@ -196,7 +197,7 @@ class LocalStore:
                 # the verified copy just made. Fixity reports how it was found.
                 repaired = True
             if folder not in self._folders:
-                os.makedirs(folder, exist_ok=True)
+                os.makedirs(folder, mode=0o750, exist_ok=True)
                 self._folders.add(folder)
             unnamed = tmp is None
             if unnamed and (repaired or not _link_unnamed(fd, final)):
