@@ -27,6 +27,7 @@ from pipeline.cli.ingest import ingest
 from pipeline.cli.packages import package_command, packages_command, verify_package_command
 from pipeline.cli.running import serve, watch, worker
 from pipeline.cli.stages import derive_command, fixity, probe_command
+from pipeline.cli.web import web
 from pipeline.errors import PipelineError
 
 __all__ = ["main", "run"]
@@ -67,6 +68,7 @@ COMMANDS: tuple[click.Command, ...] = (
     worker,
     watch,
     serve,
+    web,
 )
 for _command in COMMANDS:
     main.add_command(_command)

@@ -8,10 +8,12 @@ are and how to stop.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import logging.handlers
 import os
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -22,8 +24,8 @@ import click
 
 from pipeline.cli.inputs import read_settings
 from pipeline.errors import TransientError
-from pipeline.runtime import intake_context, open_catalog, process_name
-from pipeline.settings import Settings
+from pipeline.runtime import intake_context, open_catalog, open_to_others, process_name
+from pipeline.settings import FILE_MODE, Settings, private_dir
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 ALL_QUEUES = "intake,probe,derive,package,maintenance"
@@ -32,8 +34,11 @@ ALL_QUEUES = "intake,probe,derive,package,maintenance"
 def _log_to_file(settings: Settings, name: str, level: str, *, console: bool) -> Path:
     """Send this process's log records (Python warnings too) to ``<log_dir>/<name>.log``, and keep
     them on the console only when ``console`` is set. Returns the file's path."""
-    settings.logs_dir.mkdir(parents=True, exist_ok=True)
-    path = settings.logs_dir / f"{name}.log"
+    path = private_dir(settings.logs_dir) / f"{name}.log"
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE))
+    with contextlib.suppress(PermissionError):  # a log file another account made stays as it is
+        if stat.S_IMODE(path.stat().st_mode) != FILE_MODE:
+            path.chmod(FILE_MODE)  # whatever the umask
     handler = logging.handlers.WatchedFileHandler(path, encoding="utf-8")  # follows logrotate
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     root = logging.getLogger()
@@ -163,11 +168,22 @@ def shown_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}{host}"))
 
 
-def _greeting(settings: Settings, logs: Path) -> list[str]:
+def guard_data_modes(settings: Settings) -> None:
+    """Refuse to start in production when other local accounts can read or change the data folder
+    or the catalog; warn in development."""
+    problems = open_to_others(settings)
+    if problems and settings.environment == "production":
+        raise click.ClickException("refusing to start: " + "; ".join(problems))
+    for problem in problems:
+        click.echo(f"warning: {problem}", err=True)
+
+
+def _greeting(settings: Settings, logs: Path, web: str | None = None) -> list[str]:
     """What a person starting ``serve`` needs to know: where things are and how to stop."""
     queue = shown_url(settings.broker_url) if settings.broker_url else f"embedded, in {settings.queue_dir}"
     lines = [
         "evidence pipeline serving",
+        f"  web          {web or 'not started (setting web_bind is empty)'}",
         f"  data folder  {settings.home_dir}",
         f"  inbox        {settings.inbox_dir}{os.sep}<dock>{os.sep}  (one folder per docking station)",
         f"  catalog      {shown_url(settings.effective_database_url)}",
@@ -184,13 +200,21 @@ def _greeting(settings: Settings, logs: Path) -> list[str]:
 @click.option("--concurrency", type=click.IntRange(min=1), help="Intake worker processes (default: setting).")
 @click.option("--verbose", is_flag=True, help="Log to the console too, not only to the log files.")
 def serve(concurrency: int | None, verbose: bool) -> None:
-    """Everything in one command: watcher, reconciler and workers (embedded default: no servers)."""
+    """Everything in one command: web application, watcher, reconciler and workers (embedded
+    default: no servers)."""
+    from pipeline.cli.web import WebServer, announce_first_admin
+
     settings = read_settings()
     settings.ensure_dirs()
     open_catalog(settings)
+    guard_data_modes(settings)
     _log_to_file(settings, "serve", os.environ.get("EVIDENCE_LOG_LEVEL", "WARNING"), console=verbose)
+    announce_first_admin(settings)
     stop = threading.Event()
     _stop_on_signals(stop)
+    address = settings.web_address
+    server = WebServer(settings, *address) if address else None
+    url = server.start() if server else None
     base = [sys.executable, "-m", "pipeline", "worker", "--loglevel", "WARNING", "--quiet"]
     if verbose:
         base.append("--verbose")
@@ -206,10 +230,14 @@ def serve(concurrency: int | None, verbose: bool) -> None:
             [*base, "--queues", "derive,package,maintenance", "--concurrency", str(settings.transcode_concurrency)]
         ),
     ]
-    click.echo("\n".join(_greeting(settings, settings.logs_dir)), err=True)
+    click.echo("\n".join(_greeting(settings, settings.logs_dir, url)), err=True)
+    if url:
+        click.echo(f"web: {url}", err=True)
     try:
         _run_watcher(settings, stop, with_reconciler=True)
     finally:
+        if server:
+            server.stop()
         for process in workers:
             process.terminate()
         for process in workers:

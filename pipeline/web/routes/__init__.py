@@ -1,0 +1,17 @@
+"""One router per resource: ``health``, ``sessions`` (sign in and out), ``account`` (the acting
+user: password, who am I), ``home``, ``language`` and ``schema`` (the OpenAPI document)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from pipeline.web.routes import account, health, home, language, schema, sessions
+
+ROUTERS: tuple[APIRouter, ...] = (
+    health.router,
+    sessions.router,
+    account.router,
+    home.router,
+    language.router,
+    schema.router,
+)
