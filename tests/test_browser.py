@@ -1,0 +1,150 @@
+"""Journeys through the web application in a real headless Chromium (Debian's, driven by
+Playwright), against `evidence web` running as its own process on a real catalog. Each page a
+journey passes is saved as a screenshot under the test's temporary folder."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.conftest import EVIDENCE, wait_for
+
+CHROMIUM = "/usr/bin/chromium"
+NEW_PASSWORD = "correct horse battery 42"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class WebProcess:
+    """`evidence web` on a free port, with what it printed."""
+
+    def __init__(self, env: dict[str, str], folder: Path) -> None:
+        self.port = free_port()
+        self.log = folder / "web.log"
+        self.process = subprocess.Popen(
+            [*EVIDENCE, "web", "--bind", f"127.0.0.1:{self.port}"],
+            env={**os.environ, **env},
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        listening = re.compile(r"web: (http://\S+/)")
+        found = wait_for(lambda: listening.search(self.output()), 60, f"the web application ({self.log})")
+        assert isinstance(found, re.Match)
+        self.url: str = found.group(1)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def first_password(self) -> str:
+        found = re.search(r"first login: admin / (\S+) ", self.output())
+        assert found, self.output()
+        return found.group(1)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def web(env: dict[str, str], tmp_path: Path) -> Iterator[WebProcess]:
+    server = WebProcess(env, tmp_path)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+class Shots:
+    """Screenshots of a journey, numbered in the order taken."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder / "screenshots"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.count = 0
+
+    def __call__(self, page: Page, name: str) -> Path:
+        self.count += 1
+        path = self.folder / f"{self.count:02d}-{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Shots:
+    return Shots(tmp_path)
+
+
+class TestFirstLogin:
+    def test_first_admin_signs_in_with_the_printed_password_and_must_change_it(
+        self, web: WebProcess, browser: Browser, shots: Shots
+    ) -> None:
+        """The one-time password printed at first start signs the admin in, the first page asks
+        for a new password, and the new one works after signing out while the old one no longer does."""
+        password = web.first_password()
+        page = browser.new_page(locale="zh-CN")
+        page.goto(web.url)
+        expect(page).to_have_url(re.compile(r"/login"))
+        expect(page.locator("html")).to_have_attribute("lang", re.compile(r"^zh"))
+        shots(page, "login")
+
+        page.fill("input[name=name]", "admin")
+        page.fill("input[name=password]", password)
+        page.click("button[type=submit]")
+        expect(page).to_have_url(re.compile(r"/account/password"))
+        shots(page, "password-forced")
+
+        page.fill("input[name=old]", password)
+        page.fill("input[name=new]", NEW_PASSWORD)
+        page.fill("input[name=repeat]", NEW_PASSWORD)
+        page.click("form[action='/account/password'] button[type=submit]")
+        expect(page).not_to_have_url(re.compile(r"/account/password|/login"))
+        shots(page, "home")
+
+        page.click("form[action='/logout'] button[type=submit]")
+        expect(page).to_have_url(re.compile(r"/login"))
+        page.fill("input[name=name]", "admin")
+        page.fill("input[name=password]", password)
+        page.click("button[type=submit]")
+        expect(page.locator("[role=alert]")).to_be_visible()
+        shots(page, "old-password-refused")
+        page.fill("input[name=name]", "admin")
+        page.fill("input[name=password]", NEW_PASSWORD)
+        page.click("button[type=submit]")
+        expect(page).not_to_have_url(re.compile(r"/login|/account/password"))
+        assert [p.name for p in sorted(shots.folder.iterdir())] == [
+            "01-login.png",
+            "02-password-forced.png",
+            "03-home.png",
+            "04-old-password-refused.png",
+        ]
+        page.close()
+
+    def test_the_pages_speak_english_when_asked(self, web: WebProcess, browser: Browser, shots: Shots) -> None:
+        page = browser.new_page(locale="en-US", extra_http_headers={"Accept-Language": "en-US,en;q=0.9"})
+        page.goto(web.url)
+        expect(page.locator("html")).to_have_attribute("lang", "en")
+        shots(page, "login-en")
+        page.close()
