@@ -6,7 +6,10 @@ import pytest
 from sqlmodel import Session
 
 from pipeline.catalog import queries
+from pipeline.catalog.viewer import Viewer
 from pipeline.errors import NotFoundError
+
+SERVER = Viewer.local("clerk")  # the server's own authority sees every record
 
 
 class TestFindItem:
@@ -18,12 +21,12 @@ class TestFindItem:
         media.variant("voice.wav", dock / "b.wav", 2)
         first, second = cli("ingest", str(dock), "--no-probe", "--json").records
         with Session(ctx.engine) as session:
-            assert queries.find_item(session, str(first["item"])).id == first["item"]
-            assert queries.find_item(session, str(second["sha256"])[:12].upper()).id == second["item"]
+            assert queries.find_item(session, str(first["item"]), viewer=SERVER).id == first["item"]
+            assert queries.find_item(session, str(second["sha256"])[:12].upper(), viewer=SERVER).id == second["item"]
             with pytest.raises(queries.AmbiguousError, match="more than one item matches"):
-                queries.find_item(session, str(first["item"])[:6])
+                queries.find_item(session, str(first["item"])[:6], viewer=SERVER)
             with pytest.raises(NotFoundError, match="no item matches 'ZZZZZZZZ'"):
-                queries.find_item(session, "ZZZZZZZZ")
+                queries.find_item(session, "ZZZZZZZZ", viewer=SERVER)
             with pytest.raises(NotFoundError):
-                queries.find_item(session, str(first["item"])[:5])
-            assert queries.count_items(session) == 2
+                queries.find_item(session, str(first["item"])[:5], viewer=SERVER)
+            assert queries.count_items(session, viewer=SERVER) == 2

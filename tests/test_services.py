@@ -15,6 +15,7 @@ from sqlmodel import Session, col, func, select
 from pipeline.catalog import queries
 from pipeline.catalog.cases import set_case_target
 from pipeline.catalog.models import Case, CustodyEvent, Item, ItemFact
+from pipeline.catalog.viewer import Viewer
 from pipeline.custody import check_chain, events_for
 from pipeline.errors import ConflictError, InvalidValueError, NotFoundError
 from pipeline.ingest.intake import IntakeContext
@@ -25,6 +26,7 @@ from pipeline.settings import Settings, load_settings
 from pipeline.stage import TOOL
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+SERVER = Viewer.local("clerk")  # the server's own authority sees every record
 
 
 @pytest.fixture
@@ -60,15 +62,15 @@ class TestListItems:
             probe_ctx,
             ident=ids["a.mp4"],
             facts={"case_number": "C1", "collector": "012345", "captured_at": "2025-09-30T10:00"},
-            actor="clerk",
+            viewer=Viewer.local("clerk"),
         )
-        assign_facts(probe_ctx, ident=ids["b.wav"], facts={"case_number": "C2"}, actor="clerk")
+        assign_facts(probe_ctx, ident=ids["b.wav"], facts={"case_number": "C2"}, viewer=Viewer.local("clerk"))
         with Session(ctx.engine) as session:
-            set_case_target(session, number="C2", target="某某运输有限公司", actor="clerk", tool=TOOL)
+            set_case_target(session, number="C2", target="某某运输有限公司", viewer=Viewer.local("clerk"), tool=TOOL)
             session.commit()
 
             def listed(**filters: object) -> list[str]:
-                found = queries.list_items(session, filters=queries.ItemFilter(**filters))  # type: ignore[arg-type]
+                found = queries.list_items(session, viewer=SERVER, filters=queries.ItemFilter(**filters))  # type: ignore[arg-type]
                 return [item.id for item in found]
 
             assert listed() == [ids["a.mp4"], ids["b.wav"], ids["c.jpg"]]
@@ -88,7 +90,7 @@ class TestListItems:
                 ids["a.mp4"]
             ]
             assert listed(captured_from=queries.local_day("2025-10-01", SHANGHAI, end=False)) == []
-            summary = queries.list_items(session, filters=queries.ItemFilter(case_number="C1"))[0]
+            summary = queries.list_items(session, viewer=SERVER, filters=queries.ItemFilter(case_number="C1"))[0]
             assert summary.as_json()["captured_at"] == "2025-09-30T02:00:00+00:00"
             assert summary.as_json()["dock"] == "dock1" and summary.late is True
 
@@ -120,13 +122,18 @@ class TestItemDetail:
         item_id = ingest(("voice.wav", "dock1", "v.wav"))["v.wav"]
         with Session(ctx.engine) as session:
             detail = queries.item_detail(
-                session, ident=item_id[:10], actor="clerk", via="web", store=open_store(settings), tool=TOOL
+                session,
+                ident=item_id[:10],
+                viewer=Viewer.local("clerk"),
+                via="web",
+                store=open_store(settings),
+                tool=TOOL,
             )
             session.commit()
             assert detail.summary.id == item_id
             assert detail.events[0].action == "ingested"
             last = detail.events[-1]
-            assert (last.action, last.actor, last.details) == ("viewed", "clerk", {"via": "web"})
+            assert (last.action, last.actor, last.details) == ("viewed", "clerk", {"via": "web", "client": None})
             assert events_for(session, f"item:{item_id}")[-1].tool == TOOL
             assert check_chain(session).ok
         data = detail.as_json()
@@ -141,7 +148,12 @@ class TestItemDetail:
             before = custody_count(session)
             with pytest.raises(NotFoundError, match="no item matches '01ZZZZZZZZ'"):
                 queries.item_detail(
-                    session, ident="01ZZZZZZZZ", actor="clerk", via="web", store=open_store(settings), tool=TOOL
+                    session,
+                    ident="01ZZZZZZZZ",
+                    viewer=Viewer.local("clerk"),
+                    via="web",
+                    store=open_store(settings),
+                    tool=TOOL,
                 )
             session.commit()
             assert custody_count(session) == before
@@ -152,18 +164,20 @@ class TestCases:
         """A target for an unknown case opens it; each change is a case-updated event with the old and
         new target; a blank target clears it."""
         item_id = ingest(("voice.wav", "dock1", "v.wav"))["v.wav"]
-        assign_facts(probe_ctx, ident=item_id, facts={"case_number": "C1"}, actor="clerk")
+        assign_facts(probe_ctx, ident=item_id, facts={"case_number": "C1"}, viewer=Viewer.local("clerk"))
         with Session(ctx.engine) as session:
             with pytest.raises(NotFoundError, match="no case 'C9'"):
-                queries.case_detail(session, number="C9")
-            set_case_target(session, number="C9", target=" 某某公司 ", actor="clerk", tool=TOOL)
-            set_case_target(session, number="C1", target="甲", actor="clerk", tool=TOOL)
-            set_case_target(session, number="C1", target="乙", actor="boss", tool=TOOL)
-            set_case_target(session, number="C1", target="  ", actor="boss", tool=TOOL)
+                queries.case_detail(session, viewer=SERVER, number="C9")
+            set_case_target(session, number="C9", target=" 某某公司 ", viewer=Viewer.local("clerk"), tool=TOOL)
+            set_case_target(session, number="C1", target="甲", viewer=Viewer.local("clerk"), tool=TOOL)
+            set_case_target(session, number="C1", target="乙", viewer=Viewer.local("boss"), tool=TOOL)
+            set_case_target(session, number="C1", target="  ", viewer=Viewer.local("boss"), tool=TOOL)
             session.commit()
-            assert queries.case_detail(session, number="C9").as_json() == {
+            assert queries.case_detail(session, viewer=SERVER, number="C9").as_json() == {
                 "number": "C9",
                 "target": "某某公司",
+                "classification": "none",
+                "withheld": False,
                 "count": 0,
                 "items": [],
             }
@@ -173,17 +187,17 @@ class TestCases:
                 ("boss", '{"target":{"new":"乙","old":"甲"}}'),
                 ("boss", '{"target":{"new":null,"old":"乙"}}'),
             ]
-            case = queries.case_detail(session, number="C1")
+            case = queries.case_detail(session, viewer=SERVER, number="C1")
             assert case.target is None and [m.id for m in case.items] == [item_id]
 
     def test_overdue_groups_late_records_by_officer_and_dock(self, ingest, probe_ctx, ctx) -> None:
         ids = ingest(("voice.wav", "dock1", "a.wav"), ("voice.wav", "dock1", "b.wav"), ("photo.jpg", "dock2", "c.jpg"))
         late = {"captured_at": "2025-09-30T10:00", "collector": "012345"}
-        assign_facts(probe_ctx, ident=ids["a.wav"], facts=late, actor="clerk")
-        assign_facts(probe_ctx, ident=ids["b.wav"], facts={**late, "collector": "054321"}, actor="clerk")
-        assign_facts(probe_ctx, ident=ids["c.jpg"], facts=late, actor="clerk")
+        assign_facts(probe_ctx, ident=ids["a.wav"], facts=late, viewer=Viewer.local("clerk"))
+        assign_facts(probe_ctx, ident=ids["b.wav"], facts={**late, "collector": "054321"}, viewer=Viewer.local("clerk"))
+        assign_facts(probe_ctx, ident=ids["c.jpg"], facts=late, viewer=Viewer.local("clerk"))
         with Session(ctx.engine) as session:
-            groups = queries.overdue_groups(session)
+            groups = queries.overdue_groups(session, viewer=SERVER)
         assert [(g.officer, g.dock, [i.id for i in g.items]) for g in groups] == [
             ("012345", "dock1", [ids["a.wav"]]),
             ("012345", "dock2", [ids["c.jpg"]]),
@@ -207,24 +221,24 @@ class TestPackages:
             "captured_place": "徐汇",
             "proof_object": "现场",
         }
-        assign_facts(probe_ctx, ident=ids["a.wav"], facts=complete, actor="clerk")
-        assign_facts(probe_ctx, ident=ids["b.jpg"], facts={"case_number": "P1"}, actor="clerk")
+        assign_facts(probe_ctx, ident=ids["a.wav"], facts=complete, viewer=Viewer.local("clerk"))
+        assign_facts(probe_ctx, ident=ids["b.jpg"], facts={"case_number": "P1"}, viewer=Viewer.local("clerk"))
         built = cli("package", "P1", "--json")
         assert built.exit_code == 0, built.output
         package_id = str(built.records[-1]["package"])
         with Session(ctx.engine) as session:
-            (listed,) = queries.list_packages(session, case_number="P1")
-            assert queries.list_packages(session, case_number="P2") == []
+            (listed,) = queries.list_packages(session, viewer=SERVER, case_number="P1")
+            assert queries.list_packages(session, viewer=SERVER, case_number="P2") == []
             assert listed.id == package_id and listed.status == "verified"
             assert sorted(listed.items) == sorted(ids.values())
             assert [d.verified for d in listed.discs] == [True]
             assert listed.discs[0].as_json()["index"] == 1 and listed.as_json()["case"] == "P1"
-            lacking = queries.incomplete_items(session, package_id=package_id)
+            lacking = queries.incomplete_items(session, viewer=SERVER, package_id=package_id)
             assert [e.as_json() for e in lacking] == [
                 {"item": ids["b.jpg"], "missing": ["captured_at", "captured_place", "collector", "proof_object"]}
             ]
             with pytest.raises(NotFoundError, match="no package 'NOPE'"):
-                queries.incomplete_items(session, package_id="NOPE")
+                queries.incomplete_items(session, viewer=SERVER, package_id="NOPE")
 
 
 class TestAssign:
@@ -234,10 +248,10 @@ class TestAssign:
         """The first assignment of a case number opens the case (case-opened); a second manual value
         replaces the first; each assignment records old and new values; the issues follow."""
         item_id = ingest(("voice.wav", "dock1", "v.wav"))["v.wav"]
-        first = assign_facts(probe_ctx, ident=item_id, facts={"case_number": " A-1 "}, actor="clerk")
+        first = assign_facts(probe_ctx, ident=item_id, facts={"case_number": " A-1 "}, viewer=Viewer.local("clerk"))
         assert first.changes == {"case_number": {"old": None, "new": "A-1"}}
         assert "missing-case-number" not in first.issues and "missing-proof-object" in first.issues
-        second = assign_facts(probe_ctx, ident=item_id, facts={"case_number": "A-2"}, actor="boss")
+        second = assign_facts(probe_ctx, ident=item_id, facts={"case_number": "A-2"}, viewer=Viewer.local("boss"))
         assert second.as_json()["changes"] == {"case_number": {"old": "A-1", "new": "A-2"}}
         with Session(ctx.engine) as session:
             assert {c.number for c in session.exec(select(Case)).all()} == {"A-1", "A-2"}
@@ -272,7 +286,7 @@ class TestAssign:
                 probe_ctx,
                 ident=item_id,
                 facts={"case_number": "NEW-1", "captured_at": later.isoformat()},
-                actor="clerk",
+                viewer=Viewer.local("clerk"),
             )
         with Session(ctx.engine) as session:
             item = session.get(Item, item_id)
@@ -284,7 +298,7 @@ class TestAssign:
     def test_unknown_item_is_not_found(self, ingest, probe_ctx) -> None:
         ingest(("voice.wav", "dock1", "v.wav"))
         with pytest.raises(NotFoundError, match="no item matches '01ZZZZZZZZ'"):
-            assign_facts(probe_ctx, ident="01ZZZZZZZZ", facts={"case_number": "X"}, actor="clerk")
+            assign_facts(probe_ctx, ident="01ZZZZZZZZ", facts={"case_number": "X"}, viewer=Viewer.local("clerk"))
 
     def test_facts_that_cannot_be_set_are_refused(self) -> None:
         """Nothing, an unknown field, a blank value, an unreadable or future time: each an InvalidValueError."""

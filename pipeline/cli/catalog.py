@@ -1,5 +1,6 @@
 """Reading the catalog: ``items``, ``item``, ``case`` and ``overdue``. The reads themselves are
-``pipeline.catalog.queries``, shared with the web application; these commands parse, call and print."""
+``pipeline.catalog.queries``, shared with the web application; these commands parse, call and print,
+as the viewer :func:`acting_viewer` names."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ from typing import Any
 import click
 
 from pipeline.catalog import queries
-from pipeline.catalog.cases import set_case_target
+from pipeline.catalog.cases import SETTABLE, assign_case_member, remove_case_member, set_case_target, set_classification
 from pipeline.catalog.db import session_scope
 from pipeline.catalog.models import REQUIRED_FACTS
-from pipeline.cli.inputs import read_settings
+from pipeline.catalog.people import Classification
+from pipeline.cli.inputs import acting_viewer, read_settings
 from pipeline.cli.output import echo_json, emit, iso, json_option
-from pipeline.errors import InvalidValueError, NotFoundError
+from pipeline.errors import ForbiddenError, InvalidValueError, NotFoundError, PipelineError
 from pipeline.runtime import open_catalog, open_store
 from pipeline.settings import Settings
 from pipeline.stage import TOOL
@@ -73,33 +75,43 @@ def items(
         media_kind=media_kind,
         limit=limit or None,
     )
+    viewer = acting_viewer(settings)
     engine = open_catalog(settings)
     with session_scope(engine) as session:
-        for found in queries.list_items(session, filters=filters):
+        for found in queries.list_items(session, viewer=viewer, filters=filters):
+            name = f"(withheld: {found.classification})" if found.withheld else found.original_name
             emit(
                 as_json,
                 found.as_json(),
                 f"{found.id}  {found.sha256[:16]}  {found.size:>12}  {found.dock:<12} "
-                f"{found.case_number or '-':<12} {'LATE' if found.late else '':<4} {found.original_name}",
+                f"{found.case_number or '-':<12} {'LATE' if found.late else '':<4} {name}",
             )
 
 
 @click.command()
 @click.argument("ident")
+@click.option("--purpose", help="Why you look (personal-privacy records ask for it; it is recorded).")
 @json_option("One JSON object.")
-def item(ident: str, as_json: bool) -> None:
+def item(ident: str, purpose: str | None, as_json: bool) -> None:
     """Show one item (by ID or SHA-256, or a unique prefix of either) with its history.
 
     Looking is a retrieval: it is recorded in the custody log.
     """
     settings = read_settings()
+    viewer = acting_viewer(settings)
     engine = open_catalog(settings)
     with session_scope(engine) as session:
         try:
             detail = queries.item_detail(
-                session, ident=ident, actor=settings.effective_actor, via="cli", store=open_store(settings), tool=TOOL
+                session,
+                ident=ident,
+                viewer=viewer,
+                via="cli",
+                store=open_store(settings),
+                tool=TOOL,
+                purpose=purpose,
             )
-        except NotFoundError as exc:
+        except (NotFoundError, ForbiddenError) as exc:
             raise click.ClickException(str(exc)) from exc
     data = detail.as_json()
     if as_json:
@@ -123,6 +135,8 @@ def _show_item(data: dict[str, Any], settings: Settings) -> None:
         "fixity",
     ):
         click.echo(f"{key:>14}: {data[key]}")
+    if data["classification"] not in (Classification.NONE, Classification.UNCLASSIFIED):
+        click.echo(f"{'classification':>14}: {data['classification']}")
     for name, value in data["digests"].items():
         click.echo(f"{name:>14}: {value}")
     click.echo("\nfacts:")
@@ -158,33 +172,62 @@ def _show_item(data: dict[str, Any], settings: Settings) -> None:
 @click.command("case")
 @click.argument("number")
 @click.option("--target", help="The person or company the enforcement concerns.")
+@click.option(
+    "--classification",
+    type=click.Choice([c.value for c in SETTABLE]),
+    help="The case's class; it applies to every record of the case unless one is stricter.",
+)
+@click.option("--add-member", "add_member", metavar="USER", help="Assign this case handler to the case.")
+@click.option("--remove-member", "remove_member", metavar="USER", help="Take this case handler off the case.")
 @json_option("One JSON object.")
-def case_command(number: str, target: str | None, as_json: bool) -> None:
-    """Show a case, or set its enforcement target (records of one target are then found together)."""
+def case_command(
+    number: str,
+    target: str | None,
+    classification: str | None,
+    add_member: str | None,
+    remove_member: str | None,
+    as_json: bool,
+) -> None:
+    """Show a case, or set its enforcement target (records of one target are then found together),
+    its class, or who handles it."""
     settings = read_settings()
+    viewer = acting_viewer(settings)
     engine = open_catalog(settings)
     with session_scope(engine) as session:
-        if target is not None:
-            set_case_target(session, number=number, target=target, actor=settings.effective_actor, tool=TOOL)
         try:
-            case = queries.case_detail(session, number=number)
-        except NotFoundError as exc:
+            if target is not None:
+                set_case_target(session, number=number, target=target, viewer=viewer, tool=TOOL)
+            if classification is not None:
+                done = set_classification(
+                    session, viewer=viewer, case_number=number, classification=classification, tool=TOOL
+                )
+                if not as_json:
+                    click.echo(f"case {number}: classification {done.old!r} -> {done.new!r}", err=True)
+            if add_member is not None:
+                assign_case_member(session, viewer=viewer, case_number=number, user_name=add_member, tool=TOOL)
+            if remove_member is not None:
+                remove_case_member(session, viewer=viewer, case_number=number, user_name=remove_member, tool=TOOL)
+            case = queries.case_detail(session, number=number, viewer=viewer)
+        except PipelineError as exc:
             raise click.ClickException(str(exc)) from exc
     if as_json:
         echo_json(case.as_json())
         return
-    click.echo(f"case {case.number}: target {case.target or '(none)'}, {len(case.items)} record(s)")
+    shown_class = "" if case.classification == Classification.NONE else f", {case.classification}"
+    click.echo(f"case {case.number}: target {case.target or '(none)'}, {len(case.items)} record(s){shown_class}")
     for m in case.items:
-        click.echo(f"  {m.id}  {iso(m.captured_at) or '-':<32} {m.original_name}")
+        name = f"(withheld: {m.classification})" if m.withheld else m.original_name
+        click.echo(f"  {m.id}  {iso(m.captured_at) or '-':<32} {name}")
 
 
 @click.command()
 @json_option("One JSON object per officer and dock.")
 def overdue(as_json: bool) -> None:
     """Records uploaded after their deadline, grouped by officer and dock, with working days late."""
-    engine = open_catalog(read_settings())
-    with session_scope(engine) as session:
-        groups = queries.overdue_groups(session)
+    settings = read_settings()
+    viewer = acting_viewer(settings)
+    with session_scope(open_catalog(settings)) as session:
+        groups = queries.overdue_groups(session, viewer=viewer)
     for group in groups:
         lines = [f"{group.officer or '(unknown officer)'} at {group.dock}: {len(group.items)} late"]
         lines += [f"  {m.id}  {m.working_days_late} working day(s) late  {m.original_name}" for m in group.items]

@@ -11,7 +11,7 @@ import click
 from pipeline.catalog import queries
 from pipeline.catalog.db import session_scope
 from pipeline.catalog.models import PackageStatus
-from pipeline.cli.inputs import find_items, read_settings
+from pipeline.cli.inputs import acting_viewer, find_items, read_settings
 from pipeline.cli.output import Report, emit, iso, json_option, progress
 from pipeline.errors import NotFoundError, PipelineError, describe
 from pipeline.package.media import MEDIA_NAMES, parse_size
@@ -57,11 +57,12 @@ def package_command(
     if only_items and not item_ids:
         raise click.UsageError("--items needs at least one item ID after the case number")
     settings = read_settings()
+    viewer = acting_viewer(settings)
     package_ctx = package_context(settings)
     with Report(as_json) as report:
         try:
             with session_scope(package_ctx.engine) as session:
-                item_ids, unknown = find_items(session, item_ids)
+                item_ids, unknown = find_items(session, item_ids, viewer=viewer)
             if unknown:
                 raise NotFoundError("; ".join(reason for _, reason in unknown))
             package_id = request_package(
@@ -83,7 +84,7 @@ def package_command(
             )
             return
         with session_scope(package_ctx.engine) as session:
-            lacking = queries.incomplete_items(session, package_id=package_id)
+            lacking = queries.incomplete_items(session, package_id=package_id, viewer=viewer)
         incomplete = [entry.as_json() for entry in lacking]
         if incomplete and not as_json:
             click.echo(
@@ -128,9 +129,10 @@ def package_command(
 @json_option("One JSON object per package.")
 def packages_command(case_number: str | None, as_json: bool) -> None:
     """List disc packages: who asked, when, for what, and each disc's image, hash and verification."""
-    engine = open_catalog(read_settings())
-    with session_scope(engine) as session:
-        listed = queries.list_packages(session, case_number=case_number)
+    settings = read_settings()
+    viewer = acting_viewer(settings)
+    with session_scope(open_catalog(settings)) as session:
+        listed = queries.list_packages(session, viewer=viewer, case_number=case_number)
     for found in listed:
         lines = [
             f"{found.id}  {found.status:<9} case {found.case_number}  {len(found.items)} item(s) on "

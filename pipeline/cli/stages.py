@@ -11,21 +11,23 @@ from sqlmodel import Session
 from pipeline.catalog import queries
 from pipeline.catalog.db import session_scope
 from pipeline.catalog.models import DerivativeStatus, StageStatus
-from pipeline.cli.inputs import BATCH, find_items, read_settings
+from pipeline.catalog.viewer import Viewer
+from pipeline.cli.inputs import BATCH, acting_viewer, find_items, read_settings
 from pipeline.cli.output import Report, json_option, progress
 from pipeline.runtime import derive_context, probe_context, stage_context
 
 
 def _stage_ids(
-    session: Session, stage: str, idents: Sequence[str], pending: bool, retry_failed: bool
+    session: Session, stage: str, idents: Sequence[str], pending: bool, retry_failed: bool, viewer: Viewer
 ) -> tuple[list[str], list[tuple[str, str]]]:
     """The item IDs a stage command works on, and each given ID that names no item, with why."""
     if bool(idents) == (pending or retry_failed):
         raise click.UsageError("give item IDs, or --pending and/or --retry-failed (not both)")
     if not idents:
         wanted = [(StageStatus.PENDING, pending), (StageStatus.FAILED, retry_failed)]
-        return queries.items_in_stage(session, stage, [status for status, asked in wanted if asked]), []
-    ids, unknown = find_items(session, idents)
+        statuses: list[str] = [status for status, asked in wanted if asked]
+        return queries.items_in_stage(session, stage, statuses, viewer=viewer), []
+    ids, unknown = find_items(session, idents, viewer=viewer)
     return list(dict.fromkeys(ids)), unknown
 
 
@@ -40,8 +42,9 @@ def probe_command(idents: Sequence[str], pending: bool, retry_failed: bool, as_j
 
     settings = read_settings()
     probe_ctx = probe_context(settings)
+    viewer = acting_viewer(settings)
     with session_scope(probe_ctx.engine) as session:
-        ids, unknown = _stage_ids(session, "probe", idents, pending, retry_failed)
+        ids, unknown = _stage_ids(session, "probe", idents, pending, retry_failed, viewer)
     with Report(as_json) as report:
         for ident, reason in unknown:
             report.emit(
@@ -84,8 +87,9 @@ def derive_command(
             f"unknown profile(s) {', '.join(unknown_profiles)}; known: {', '.join(derive_ctx.config.profiles)}",
             param_hint="--profile",
         )
+    viewer = acting_viewer(settings)
     with session_scope(derive_ctx.engine) as session:
-        ids, unknown = _stage_ids(session, "derive", idents, pending, retry_failed)
+        ids, unknown = _stage_ids(session, "derive", idents, pending, retry_failed, viewer)
     with Report(as_json) as report:
 
         def show(result: DeriveResult) -> None:
@@ -115,9 +119,10 @@ def fixity(ids: Sequence[str], as_json: bool) -> None:
     ctx = stage_context(settings)
     outcomes: Counter[str] = Counter()
     with Report(as_json) as report:
+        viewer = acting_viewer(settings)
         with session_scope(ctx.engine) as session:
-            items, unknown = find_items(session, ids)
-            total = len(items) if ids else queries.count_items(session)
+            items, unknown = find_items(session, ids, viewer=viewer)
+            total = len(items) if ids else queries.count_items(session, viewer=viewer)
         for ident, reason in unknown:
             report.emit({"item": ident, "status": "unknown", "error": reason}, f"UNKNOWN: {reason}", failed=True)
         with progress(total, as_json, "checking") as bar:

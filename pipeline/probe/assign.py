@@ -9,14 +9,17 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete
-from sqlmodel import col
+from sqlmodel import col, select
 
+from pipeline.catalog.access import origin, require_role, visible_cases
 from pipeline.catalog.db import session_scope
 from pipeline.catalog.models import REQUIRED_FACTS, Case, ItemFact
-from pipeline.catalog.queries import find_item
+from pipeline.catalog.people import Role
+from pipeline.catalog.queries import locate_item
 from pipeline.catalog.types import utcnow
+from pipeline.catalog.viewer import Viewer
 from pipeline.custody import CustodyLog
-from pipeline.errors import ConflictError, InvalidValueError
+from pipeline.errors import ConflictError, InvalidValueError, NotFoundError, WithheldError
 from pipeline.probe.choose import parse_time
 from pipeline.probe.stage import ProbeContext, assess
 
@@ -61,19 +64,25 @@ def checked_facts(facts: Mapping[str, str], zone: ZoneInfo) -> dict[str, str]:
     return values
 
 
-def assign_facts(ctx: ProbeContext, *, ident: str, facts: Mapping[str, str], actor: str) -> Assignment:
+def assign_facts(ctx: ProbeContext, *, ident: str, facts: Mapping[str, str], viewer: Viewer) -> Assignment:
     """Set ``facts`` (field name to value, see :func:`checked_facts`) on the item ``ident`` names as
-    ``actor``'s, in one transaction: earlier manual values of those fields are replaced, a case
+    the ``viewer``'s, in one transaction: earlier manual values of those fields are replaced, a case
     number the catalog does not know opens that case (``case-opened``), the item is assessed again,
     and ``assigned`` records each field's old and new value.
 
     Raises :class:`InvalidValueError` for unusable facts, :class:`NotFoundError` when ``ident``
-    names no single item, and :class:`ConflictError` for a capture time later than the record's
+    names no single item the viewer may know exists (or the case named is one they may not know),
+    :class:`ForbiddenError` when the viewer is no custodian (:class:`WithheldError` when the item is
+    withheld from them), and :class:`ConflictError` for a capture time later than the record's
     arrival (beyond the clock drift tolerated); nothing is changed then.
     """
     values = checked_facts(facts, ctx.zone)
-    with session_scope(ctx.engine) as session, CustodyLog(session, actor) as log:
-        found = find_item(session, ident)
+    with session_scope(ctx.engine) as session, CustodyLog(session, viewer.name) as log:
+        located = locate_item(session, ident, viewer=viewer)
+        require_role(viewer, Role.CUSTODIAN, doing="set facts")
+        if located.withheld:
+            raise WithheldError(located.item.id)
+        found = located.item
         if "captured_at" in values and found.received_at is not None:
             captured = datetime.fromisoformat(values["captured_at"])
             if captured > found.received_at + timedelta(seconds=ctx.drift_tolerance):
@@ -81,9 +90,13 @@ def assign_facts(ctx: ProbeContext, *, ident: str, facts: Mapping[str, str], act
                     f"{found.id}: capture time {values['captured_at']} is after the record arrived "
                     f"({found.received_at.astimezone(ctx.zone).isoformat()})"
                 )
-        if "case_number" in values and session.get(Case, values["case_number"]) is None:
-            session.add(Case(number=values["case_number"]))
-            log.record("case-opened", f"case:{values['case_number']}", {"via": "assign"}, tool=ctx.tool)
+        if "case_number" in values:
+            number = values["case_number"]
+            if session.get(Case, number) is None:
+                session.add(Case(number=number))
+                log.record("case-opened", f"case:{number}", {"via": "assign", **origin(viewer)}, tool=ctx.tool)
+            elif session.exec(select(Case.number).where(Case.number == number, visible_cases(viewer))).first() is None:
+                raise NotFoundError(f"no case {number!r} that records can be assigned to")
         changes: dict[str, dict[str, str | None]] = {}
         for name, value in values.items():
             old = getattr(found, name)
@@ -95,8 +108,8 @@ def assign_facts(ctx: ProbeContext, *, ident: str, facts: Mapping[str, str], act
                     col(ItemFact.source).like("manual:%"),
                 )
             )
-            session.add(ItemFact(item_id=found.id, field=name, value=value, source=f"manual:{actor}"))
+            session.add(ItemFact(item_id=found.id, field=name, value=value, source=f"manual:{viewer.name}"))
         session.flush()
         assessment = assess(session, ctx, found)
-        log.record("assigned", f"item:{found.id}", {"changes": changes}, tool=ctx.tool)
+        log.record("assigned", f"item:{found.id}", {"changes": changes, **origin(viewer)}, tool=ctx.tool)
         return Assignment(found.id, changes, tuple(code for code, _ in assessment.issues))

@@ -3,8 +3,12 @@ line and the web application call these instead of writing their own queries. Ea
 frozen results whose ``as_json()`` is what the interfaces show; a name that finds nothing raises
 :class:`NotFoundError`, a value that cannot be used :class:`InvalidValueError`.
 
-- items: :func:`find_item`, :func:`list_items` with an :class:`ItemFilter` (:func:`local_day` reads
-  its dates), :func:`items_in_stage`, :func:`count_items`
+Every one takes the acting ``viewer`` and reads only what the viewer may know exists
+(:mod:`pipeline.catalog.access`); anything else is "not found".
+
+- items: :func:`find_item` (:func:`locate_item`, :func:`find_summary` also for a withheld item),
+  :func:`list_items` with an :class:`ItemFilter` (:func:`local_day` reads its dates),
+  :func:`items_in_stage`, :func:`count_items`
 - one item's whole record: :func:`item_detail` (records the view in the custody log)
 - cases and deadlines: :func:`case_detail`, :func:`overdue_groups`
 - disc packages: :func:`list_packages`, :func:`incomplete_items`
@@ -17,11 +21,14 @@ from pipeline.catalog.queries.items import (
     AmbiguousError,
     ItemFilter,
     ItemSummary,
+    Located,
     count_items,
     find_item,
+    find_summary,
     items_in_stage,
     list_items,
     local_day,
+    locate_item,
 )
 from pipeline.catalog.queries.packages import (
     DiscSummary,
@@ -40,17 +47,20 @@ __all__ = [
     "ItemDetail",
     "ItemFilter",
     "ItemSummary",
+    "Located",
     "OverdueGroup",
     "OverdueItem",
     "PackageSummary",
     "case_detail",
     "count_items",
     "find_item",
+    "find_summary",
     "incomplete_items",
     "item_detail",
     "items_in_stage",
     "list_items",
     "list_packages",
     "local_day",
+    "locate_item",
     "overdue_groups",
 ]

@@ -8,36 +8,56 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
+from pipeline.catalog.access import visible_cases, withheld_cases, withheld_items
 from pipeline.catalog.models import Case, Item
-from pipeline.catalog.queries.items import ItemSummary
+from pipeline.catalog.queries.items import ItemSummary, visible
 from pipeline.catalog.types import iso
+from pipeline.catalog.viewer import Viewer
 from pipeline.errors import NotFoundError
 
 
 @dataclass(frozen=True)
 class CaseDetail:
-    """A case, its enforcement target and its records in order of capture."""
+    """A case, its enforcement target, its class and its records in order of capture, as a viewer
+    may see them (a ``withheld`` case's target is not shown)."""
 
     number: str
     target: str | None
     items: tuple[ItemSummary, ...]
+    classification: str = "none"
+    withheld: bool = False
 
     def as_json(self) -> dict[str, object]:
         return {
             "number": self.number,
             "target": self.target,
+            "classification": self.classification,
+            "withheld": self.withheld,
             "count": len(self.items),
             "items": [item.as_json() for item in self.items],
         }
 
 
-def case_detail(session: Session, *, number: str) -> CaseDetail:
-    """The case ``number`` with its records; :class:`NotFoundError` when there is no such case."""
-    case = session.get(Case, number)
-    if case is None:
+def case_detail(session: Session, *, number: str, viewer: Viewer) -> CaseDetail:
+    """The case ``number`` with the records of it the viewer may know exist; :class:`NotFoundError`
+    when there is no such case the viewer may know of (one they are not cleared for or, for a case
+    handler, not assigned to)."""
+    found = session.exec(
+        select(Case, withheld_cases(viewer).label("withheld")).where(Case.number == number, visible_cases(viewer))
+    ).first()
+    if found is None:
         raise NotFoundError(f"no case {number!r}")
-    members = session.exec(select(Item).where(Item.case_number == number).order_by(col(Item.captured_at))).all()
-    return CaseDetail(case.number, case.target, tuple(ItemSummary.of(m) for m in members))
+    case, withheld = found
+    members = session.exec(
+        visible(viewer).where(Item.case_number == number).order_by(col(Item.captured_at), col(Item.id))
+    ).all()
+    return CaseDetail(
+        case.number,
+        None if withheld else case.target,
+        tuple(ItemSummary.of(m, classification=str(cls), withheld=bool(held)) for m, cls, held in members),
+        classification=case.classification,
+        withheld=bool(withheld),
+    )
 
 
 @dataclass(frozen=True)
@@ -86,15 +106,16 @@ class OverdueGroup:
         }
 
 
-def overdue_groups(session: Session) -> list[OverdueGroup]:
-    """The records uploaded after their deadline, grouped by officer and dock (in that order)."""
+def overdue_groups(session: Session, *, viewer: Viewer) -> list[OverdueGroup]:
+    """The records the viewer may see uploaded after their deadline, grouped by officer and dock (in
+    that order). Records withheld from the viewer are left out: the grouping shows their facts."""
     late = session.exec(
-        select(Item)
-        .where(col(Item.late).is_(True))
-        .order_by(col(Item.collector), col(Item.dock_id), col(Item.captured_at))
+        visible(viewer)
+        .where(col(Item.late).is_(True), ~withheld_items(viewer))
+        .order_by(col(Item.collector), col(Item.dock_id), col(Item.captured_at), col(Item.id))
     ).all()
     groups: dict[tuple[str | None, str], list[OverdueItem]] = {}
-    for found in late:
+    for found, _, _ in late:
         groups.setdefault((found.collector, found.dock_id), []).append(
             OverdueItem(
                 id=found.id,

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from pipeline.catalog.access import RETRIEVALS, SECRET, grant_for
 from pipeline.catalog.models import (
     REQUIRED_FACTS,
     Case,
@@ -24,9 +25,12 @@ from pipeline.catalog.models import (
     Sighting,
     StageRun,
 )
-from pipeline.catalog.queries.items import ItemSummary, find_item
+from pipeline.catalog.people import AccessRequest, Classification, Role, StatedPurpose
+from pipeline.catalog.queries.items import ItemSummary, locate_item
 from pipeline.catalog.types import iso
+from pipeline.catalog.viewer import Viewer
 from pipeline.custody import CustodyLog, events_for
+from pipeline.errors import PurposeRequiredError, WithheldError
 from pipeline.storage.base import ObjectStore
 
 
@@ -161,9 +165,10 @@ class EventView:
 class CaseRef:
     number: str
     target: str | None
+    classification: str
 
     def as_json(self) -> dict[str, object]:
-        return {"number": self.number, "target": self.target}
+        return {"number": self.number, "target": self.target, "classification": self.classification}
 
 
 @dataclass(frozen=True)
@@ -181,7 +186,7 @@ class ItemDetail:
     deadline: datetime | None
     deadline_provisional: bool
     review_status: str
-    classification: str
+    item_classification: str
     media: dict[str, object]
     candidates: tuple[FactCandidate, ...]
     derivatives: tuple[DerivativeView, ...]
@@ -190,7 +195,8 @@ class ItemDetail:
     events: tuple[EventView, ...]
 
     def as_json(self) -> dict[str, Any]:
-        # The summary's keys first (``late`` and ``working_days_late`` among them), then the rest.
+        # The summary's keys first (``late``, ``working_days_late``, ``classification`` as it applies
+        # and ``withheld`` among them), then the rest.
         return {
             **self.summary.as_json(),
             "sightings": [s.as_json() for s in self.sightings],
@@ -203,7 +209,7 @@ class ItemDetail:
             "deadline": iso(self.deadline),
             "deadline_provisional": self.deadline_provisional,
             "review_status": self.review_status,
-            "classification": self.classification,
+            "item_classification": self.item_classification,
             "media": self.media,
             "candidates": [c.as_json() for c in self.candidates],
             "derivatives": [d.as_json() for d in self.derivatives],
@@ -213,32 +219,71 @@ class ItemDetail:
         }
 
 
-def item_detail(session: Session, *, ident: str, actor: str, via: str, store: ObjectStore, tool: str) -> ItemDetail:
-    """The item ``ident`` names (see :func:`find_item`) with its whole record. The view is recorded
-    as a ``viewed`` custody event by ``actor`` through ``via`` (``cli``, ``web``) before the history
-    is read, so the history ends with it.
+def item_detail(
+    session: Session,
+    *,
+    ident: str,
+    viewer: Viewer,
+    via: str,
+    store: ObjectStore,
+    tool: str,
+    purpose: str | None = None,
+) -> ItemDetail:
+    """The item ``ident`` names (see :func:`locate_item`) with its whole record, as ``viewer`` may
+    see it. The view is recorded as a ``viewed`` custody event by the viewer, with the interface
+    (``via``: ``cli``, ``web``), the client and the purpose, before the history is read, so the
+    history ends with it (the retrieval history is shown to auditors only).
 
-    Raises :class:`NotFoundError` (or :class:`AmbiguousError`) when ``ident`` names no single item.
+    A ``trade-secret`` or ``state-secret`` item needs an approved, unexpired access request for it
+    or its case (its use is recorded as ``access-used``); a ``privacy`` item needs a ``purpose``,
+    stated once per item and web session (a purpose given is kept for the session). The server's
+    own authority needs neither.
+
+    Raises :class:`NotFoundError` (or :class:`AmbiguousError`) when ``ident`` names no single item
+    the viewer may know exists, :class:`WithheldError` without a grant and
+    :class:`PurposeRequiredError` without a purpose; nothing is recorded then.
     """
-    found = find_item(session, ident)
-    with CustodyLog(session, actor) as log:
-        log.record("viewed", f"item:{found.id}", {"via": via}, tool=tool)
+    located = locate_item(session, ident, viewer=viewer)
+    found = located.item
+    stated = (purpose or "").strip() or None
+    grant: AccessRequest | None = None
+    if not viewer.server and located.classification in SECRET:
+        grant = grant_for(session, viewer, found)
+        if grant is None:
+            raise WithheldError(
+                found.id, f"{found.id}: {located.classification}; an approved access request is needed to see it"
+            )
+        stated = stated or grant.purpose
+    elif not viewer.server and located.classification == Classification.PRIVACY:
+        stated = _purpose_for_session(session, viewer, found.id, stated)
+    details: dict[str, object] = {"via": via, "client": viewer.client}
+    if stated:
+        details["purpose"] = stated
+    with CustodyLog(session, viewer.name) as log:
+        if grant is not None:
+            log.record(
+                "access-used", f"item:{found.id}", {**details, "request": grant.id, "purpose": grant.purpose}, tool=tool
+            )
+        log.record("viewed", f"item:{found.id}", details, tool=tool)
     facts = session.exec(select(ItemFact).where(ItemFact.item_id == found.id).order_by(col(ItemFact.id))).all()
     case = session.get(Case, found.case_number) if found.case_number else None
     issues = session.exec(select(ItemIssue).where(ItemIssue.item_id == found.id).order_by(col(ItemIssue.id))).all()
+    history = events_for(session, f"item:{found.id}")
+    if not viewer.has(Role.AUDITOR, Role.ADMIN):
+        history = [e for e in history if e.action not in RETRIEVALS]
     return ItemDetail(
-        summary=ItemSummary.of(found),
+        summary=ItemSummary.of(found, classification=located.classification),
         sightings=_sightings(session, found.id),
         stages={s.stage: s.status for s in session.exec(select(StageRun).where(StageRun.item_id == found.id))},
         facts=_facts_in_force(found, facts),
         capture_tz=found.capture_tz,
-        case=CaseRef(case.number, case.target) if case else None,
+        case=CaseRef(case.number, case.target, case.classification) if case else None,
         issues=tuple(IssueView(i.code, i.message) for i in issues),
         received_at=found.received_at,
         deadline=found.deadline,
         deadline_provisional=found.deadline_provisional,
         review_status=found.review_status,
-        classification=found.classification,
+        item_classification=found.classification,
         media=found.media,
         candidates=tuple(FactCandidate(f.field, f.value, f.source, f.chosen, f.reason) for f in facts),
         derivatives=_derivatives(session, found.id),
@@ -246,9 +291,34 @@ def item_detail(session: Session, *, ident: str, actor: str, via: str, store: Ob
         store_key=store.key(found.sha256),
         events=tuple(
             EventView(seq=e.seq or 0, at=e.at, actor=e.actor, action=e.action, details=json.loads(e.details))
-            for e in events_for(session, f"item:{found.id}")
+            for e in history
         ),
     )
+
+
+def _purpose_for_session(session: Session, viewer: Viewer, item_id: str, given: str | None) -> str:
+    """The purpose of looking at a ``privacy`` item: the one given now (kept for the viewer's
+    session), or the one stated earlier in the session. :class:`PurposeRequiredError` when neither."""
+    if given is not None:
+        if viewer.session_id is not None and viewer.user_id is not None:
+            session.add(
+                StatedPurpose(session_id=viewer.session_id, user_id=viewer.user_id, item_id=item_id, purpose=given)
+            )
+        return given
+    if viewer.session_id is not None and viewer.user_id is not None:
+        earlier = session.exec(
+            select(StatedPurpose.purpose)
+            .where(
+                StatedPurpose.session_id == viewer.session_id,
+                StatedPurpose.user_id == viewer.user_id,
+                StatedPurpose.item_id == item_id,
+            )
+            .order_by(col(StatedPurpose.at).desc())
+            .limit(1)
+        ).first()
+        if earlier:
+            return earlier
+    raise PurposeRequiredError(item_id)
 
 
 def _sightings(session: Session, item_id: str) -> tuple[SightingView, ...]:

@@ -1,15 +1,19 @@
-"""Finding items: one by the name a person gives, or a listing narrowed by filters."""
+"""Finding items: one by the name a person gives, or a listing narrowed by filters. Every read is
+narrowed to what the viewer may know exists (:mod:`pipeline.catalog.access`) in its SQL."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
 
 from sqlmodel import Session, col, func, or_, select
 
+from pipeline.catalog.access import effective_class, visible_cases, visible_items, withheld_cases, withheld_items
 from pipeline.catalog.models import REQUIRED_FACTS, Case, Item, ItemIssue, StageRun
 from pipeline.catalog.types import iso
-from pipeline.errors import InvalidValueError, NotFoundError
+from pipeline.catalog.viewer import Viewer
+from pipeline.errors import InvalidValueError, NotFoundError, WithheldError
 
 MIN_PREFIX = 6  # characters of an ID or SHA-256 that name an item
 
@@ -18,14 +22,32 @@ class AmbiguousError(NotFoundError):
     """The name given matches more than one entry."""
 
 
-def find_item(session: Session, ident: str) -> Item:
-    """An item by ID or SHA-256, or a unique prefix (6 characters or more) of either.
+@dataclass(frozen=True)
+class Located:
+    """An item the viewer may know exists, its class as it applies, and whether it is withheld."""
 
-    Raises :class:`NotFoundError` when none matches and :class:`AmbiguousError` when several do.
+    item: Item
+    classification: str
+    withheld: bool
+
+
+def visible(viewer: Viewer) -> Any:
+    """``select(Item, class, withheld)`` narrowed to the items the viewer may know exist."""
+    return select(Item, effective_class().label("effective_class"), withheld_items(viewer).label("withheld")).where(
+        visible_items(viewer)
+    )
+
+
+def locate_item(session: Session, ident: str, *, viewer: Viewer) -> Located:
+    """An item the viewer may know exists, by ID or SHA-256, or a unique prefix (6 characters or
+    more) of either, with its class and whether it is withheld from the viewer.
+
+    Raises :class:`NotFoundError` when none the viewer may see matches and :class:`AmbiguousError`
+    when several do.
     """
     matches = (
         session.exec(
-            select(Item)
+            visible(viewer)
             .where(or_(col(Item.id).startswith(ident.upper()), col(Item.sha256).startswith(ident.lower())))
             .limit(2)
         ).all()
@@ -36,27 +58,53 @@ def find_item(session: Session, ident: str) -> Item:
         raise NotFoundError(f"no item matches {ident!r}")
     if len(matches) > 1:
         raise AmbiguousError(f"more than one item matches {ident!r}")
-    return matches[0]
+    found, classification, withheld = matches[0]
+    return Located(found, str(classification), bool(withheld))
 
 
-def items_in_stage(session: Session, stage: str, statuses: list[str]) -> list[str]:
-    """The IDs of the items whose ``stage`` is in one of ``statuses``, in ID order."""
-    query = select(StageRun.item_id).where(StageRun.stage == stage, col(StageRun.status).in_(statuses))
+def find_item(session: Session, ident: str, *, viewer: Viewer) -> Item:
+    """An item the viewer may see in full, named as :func:`locate_item` reads it.
+
+    Raises :class:`NotFoundError` (or :class:`AmbiguousError`) when ``ident`` names no single item
+    the viewer may know exists, and :class:`WithheldError` when it is withheld from them.
+    """
+    located = locate_item(session, ident, viewer=viewer)
+    if located.withheld:
+        raise WithheldError(located.item.id)
+    return located.item
+
+
+def find_summary(session: Session, ident: str, *, viewer: Viewer) -> ItemSummary:
+    """The listing of the item ``ident`` names (see :func:`locate_item`), withheld or not."""
+    located = locate_item(session, ident, viewer=viewer)
+    return ItemSummary.of(located.item, classification=located.classification, withheld=located.withheld)
+
+
+def items_in_stage(session: Session, stage: str, statuses: list[str], *, viewer: Viewer) -> list[str]:
+    """The IDs of the items the viewer may see whose ``stage`` is in one of ``statuses``, in ID order."""
+    query = select(StageRun.item_id).where(
+        StageRun.stage == stage,
+        col(StageRun.status).in_(statuses),
+        col(StageRun.item_id).in_(select(Item.id).where(visible_items(viewer))),
+    )
     return list(session.exec(query.order_by(col(StageRun.item_id))).all())
 
 
-def count_items(session: Session) -> int:
-    return int(session.exec(select(func.count()).select_from(Item)).one())
+def count_items(session: Session, *, viewer: Viewer) -> int:
+    """How many items the viewer may know exist."""
+    return int(session.exec(select(func.count()).select_from(Item).where(visible_items(viewer))).one())
 
 
 @dataclass(frozen=True)
 class ItemSummary:
-    """The fields of an item every listing shows."""
+    """The fields of an item every listing shows. ``classification`` is its class as it applies
+    (its own or its case's, whichever is stricter); a ``withheld`` item is shown without its name
+    and facts."""
 
     id: str
     sha256: str
     size: int
-    original_name: str
+    original_name: str | None
     dock: str
     status: str
     media_kind: str
@@ -68,25 +116,30 @@ class ItemSummary:
     collector: str | None
     late: bool | None
     working_days_late: int | None
+    classification: str
+    withheld: bool = False
 
     @classmethod
-    def of(cls, item: Item) -> ItemSummary:
+    def of(cls, item: Item, *, classification: str, withheld: bool = False) -> ItemSummary:
+        shown = not withheld
         return cls(
             id=item.id,
             sha256=item.sha256,
             size=item.size,
-            original_name=item.original_name,
+            original_name=item.original_name if shown else None,
             dock=item.dock_id,
             status=item.status,
             media_kind=item.media_kind,
             digests=item.digests,
             created_at=item.created_at,
             fixity=item.fixity_status,
-            case_number=item.case_number,
-            captured_at=item.captured_at,
-            collector=item.collector,
-            late=item.late,
-            working_days_late=item.working_days_late,
+            case_number=item.case_number if shown else None,
+            captured_at=item.captured_at if shown else None,
+            collector=item.collector if shown else None,
+            late=item.late if shown else None,
+            working_days_late=item.working_days_late if shown else None,
+            classification=classification,
+            withheld=withheld,
         )
 
     def as_json(self) -> dict[str, object]:
@@ -106,6 +159,8 @@ class ItemSummary:
             "collector": self.collector,
             "late": self.late,
             "working_days_late": self.working_days_late,
+            "classification": self.classification,
+            "withheld": self.withheld,
         }
 
 
@@ -139,11 +194,30 @@ class ItemFilter:
         if self.limit is not None and self.limit < 0:
             raise InvalidValueError(f"limit {self.limit} is below 0")
 
+    @property
+    def reads_facts(self) -> bool:
+        """Whether the filters select by an item's facts, issues or case (not only where it arrived,
+        its status or kind)."""
+        return bool(
+            self.case_number
+            or self.target
+            or self.officer
+            or self.late
+            or self.missing
+            or self.issue
+            or self.captured_from is not None
+            or self.captured_to is not None
+        )
 
-def list_items(session: Session, *, filters: ItemFilter | None = None) -> list[ItemSummary]:
-    """The catalogued items the filters select, oldest first."""
+
+def list_items(session: Session, *, viewer: Viewer, filters: ItemFilter | None = None) -> list[ItemSummary]:
+    """The catalogued items the viewer may know exist that the filters select, oldest first. A
+    filter on anything but the dock, status or kind leaves out the items withheld from the viewer,
+    whose facts they may not learn by filtering."""
     filters = filters or ItemFilter()
-    query = select(Item).order_by(col(Item.created_at), col(Item.id))
+    query = visible(viewer).order_by(col(Item.created_at), col(Item.id))
+    if filters.reads_facts:
+        query = query.where(~withheld_items(viewer))
     for column, value in (
         (Item.dock_id, filters.dock),
         (Item.case_number, filters.case_number),
@@ -154,7 +228,8 @@ def list_items(session: Session, *, filters: ItemFilter | None = None) -> list[I
         if value:
             query = query.where(column == value)
     if filters.target:
-        query = query.where(col(Item.case_number).in_(select(Case.number).where(Case.target == filters.target)))
+        cases = select(Case.number).where(Case.target == filters.target, visible_cases(viewer), ~withheld_cases(viewer))
+        query = query.where(col(Item.case_number).in_(cases))
     if filters.late:
         query = query.where(col(Item.late).is_(True))
     if filters.missing:
@@ -167,7 +242,10 @@ def list_items(session: Session, *, filters: ItemFilter | None = None) -> list[I
         query = query.where(col(Item.captured_at) < filters.captured_to)
     if filters.limit:
         query = query.limit(filters.limit)
-    return [ItemSummary.of(found) for found in session.exec(query)]
+    return [
+        ItemSummary.of(found, classification=str(classification), withheld=bool(withheld))
+        for found, classification, withheld in session.exec(query)
+    ]
 
 
 def local_day(value: str, zone: tzinfo, *, end: bool) -> datetime:

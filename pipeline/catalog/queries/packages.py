@@ -8,8 +8,10 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
+from pipeline.catalog.access import visible_items, visible_packages, withheld_items
 from pipeline.catalog.models import REQUIRED_FACTS, Item, Package, PackageDisc
 from pipeline.catalog.types import iso
+from pipeline.catalog.viewer import Viewer
 from pipeline.errors import NotFoundError
 
 
@@ -73,9 +75,18 @@ class PackageSummary:
         }
 
 
-def list_packages(session: Session, *, case_number: str | None = None) -> list[PackageSummary]:
-    """The packages asked for (of one case, when given), in the order they were asked for."""
-    query = select(Package).order_by(col(Package.requested_at))
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def list_packages(session: Session, *, viewer: Viewer, case_number: str | None = None) -> list[PackageSummary]:
+    """The packages asked for that the viewer may know exist (every item in them is visible to the
+    viewer), of one case when given, in the order they were asked for."""
+    query = (
+        select(Package)
+        .where(visible_packages(viewer, _dialect(session)))
+        .order_by(col(Package.requested_at), col(Package.id))
+    )
     if case_number:
         query = query.where(Package.case_number == case_number)
     found = []
@@ -117,13 +128,20 @@ class IncompleteItem:
         return {"item": self.item, "missing": list(self.missing)}
 
 
-def incomplete_items(session: Session, *, package_id: str) -> list[IncompleteItem]:
+def incomplete_items(session: Session, *, package_id: str, viewer: Viewer) -> list[IncompleteItem]:
     """The items of a package that lack any of the required facts, in ID order; its description says
-    "not recorded" for them. :class:`NotFoundError` when there is no such package."""
-    package = session.get(Package, package_id)
+    "not recorded" for them. Items withheld from the viewer are left out (which facts they lack is a
+    fact about them). :class:`NotFoundError` when there is no such package the viewer may know exists."""
+    package = session.exec(
+        select(Package).where(Package.id == package_id, visible_packages(viewer, _dialect(session)))
+    ).first()
     if package is None:
         raise NotFoundError(f"no package {package_id!r}")
-    items = session.exec(select(Item).where(col(Item.id).in_(package.item_ids)).order_by(col(Item.id))).all()
+    items = session.exec(
+        select(Item)
+        .where(col(Item.id).in_(package.item_ids), visible_items(viewer), ~withheld_items(viewer))
+        .order_by(col(Item.id))
+    ).all()
     return [
         IncompleteItem(item.id, missing)
         for item in items
