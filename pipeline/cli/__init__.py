@@ -19,6 +19,7 @@ import sys
 
 import click
 
+from pipeline.cli.access import access
 from pipeline.cli.accounts import token, user
 from pipeline.cli.audit import audit
 from pipeline.cli.catalog import case_command, item, items, overdue
@@ -35,8 +36,16 @@ __all__ = ["main", "run"]
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="evidence-pipeline")
-def main() -> None:
+@click.option(
+    "--as",
+    "acting_as",
+    metavar="NAME",
+    help="Act as this account (its roles, clearances and cases), not with the server's own authority.",
+)
+@click.pass_context
+def main(context: click.Context, acting_as: str | None) -> None:
     """Evidence media pipeline: verified intake, catalog and custody log."""
+    context.ensure_object(dict)["acting_as"] = acting_as
     logging.basicConfig(
         level=os.environ.get("EVIDENCE_LOG_LEVEL", "WARNING"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -61,6 +70,8 @@ COMMANDS: tuple[click.Command, ...] = (
     verify_package_command,
     # the custody log
     audit,
+    # supervised access to secret records
+    access,
     # accounts and API tokens
     user,
     token,
