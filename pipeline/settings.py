@@ -24,6 +24,7 @@ from pydantic_settings import (
 )
 
 from pipeline.config import CONFIG_DIR, PROJECT_ROOT
+from pipeline.errors import InvalidValueError
 
 DEFAULTS_FILE = CONFIG_DIR / "settings.toml"
 
@@ -233,7 +234,13 @@ class Settings(BaseSettings):
 
             gid = grp.getgrnam(self.data_group).gr_gid
             if home.stat().st_gid != gid:
-                os.chown(home, -1, gid)
+                try:
+                    os.chown(home, -1, gid)
+                except PermissionError as exc:
+                    raise InvalidValueError(
+                        f"data_group {self.data_group!r}: {home} cannot be given to it ({exc.strerror}); "
+                        "the pipeline's account must own the folder and belong to the group"
+                    ) from exc
             mode |= stat.S_ISGID
         if stat.S_IMODE(home.stat().st_mode) != mode:
             home.chmod(mode)

@@ -133,6 +133,7 @@ def env(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> d
         "EVIDENCE_RESCAN_INTERVAL": "2",
         "EVIDENCE_QUEUE_PREFIX": f"test{uuid.uuid4().hex[:8]}",
         "EVIDENCE_ACTOR": "tester",
+        "EVIDENCE_WEB_BIND": "127.0.0.1:0",  # `serve` listens on a free port: tests run side by side
     }
     for key, value in values.items():
         monkeypatch.setenv(key, value)
