@@ -13,6 +13,7 @@ viewer may not see never leaves the database, and is never counted.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,15 +21,23 @@ from sqlalchemy import ColumnElement, and_, case, exists, false, func, literal, 
 from sqlmodel import Session, col, select
 
 from pipeline.catalog.models import Case, Item, Package
-from pipeline.catalog.people import STRICTNESS, AccessRequest, AccessStatus, CaseMember, Classification, Role
+from pipeline.catalog.people import (
+    STRICTNESS,
+    AccessRequest,
+    AccessStatus,
+    CaseMember,
+    Classification,
+    Role,
+    StatedPurpose,
+)
 from pipeline.catalog.types import utcnow
 from pipeline.catalog.viewer import Viewer
-from pipeline.errors import ForbiddenError
+from pipeline.errors import ForbiddenError, PurposeRequiredError, WithheldError
 
 # The classes whose records need an approved access request, besides the clearance.
 SECRET = (Classification.TRADE_SECRET, Classification.STATE_SECRET)
 # Custody actions that are retrievals: the retrieval history only auditors (and admins) read.
-RETRIEVALS = frozenset({"viewed", "access-used"})
+RETRIEVALS = frozenset({"viewed", "access-used", "played", "viewed-image", "downloaded"})
 # The roles that may list and look at items (ACCESS.md); admin and dock see none.
 READERS = (Role.CUSTODIAN, Role.AUDITOR)
 
@@ -201,3 +210,68 @@ def visible_packages(viewer: Viewer, dialect: str) -> ColumnElement[bool]:
         .where(listed.c.value.not_in(select(col(Item.id)).where(visible_items(viewer))))
     )
     return and_(case_number_visible(viewer, Package.case_number), not_(exists(hidden)))
+
+
+@dataclass(frozen=True)
+class RetrievalTerms:
+    """On what terms a viewer may see an item's content: the purpose stated (given now, kept for
+    the session, or the grant's) and the access request in force for a secret item."""
+
+    purpose: str | None
+    grant: AccessRequest | None
+
+
+def retrieval_terms(
+    session: Session, viewer: Viewer, item: Item, classification: str, purpose: str | None
+) -> RetrievalTerms:
+    """The terms on which ``viewer`` may see the content of ``item`` (visible to them, of the class
+    ``classification`` as it applies): a ``trade-secret`` or ``state-secret`` item needs an
+    approved, unexpired access request (its purpose stands when none is given); a ``privacy`` item
+    needs a purpose, stated once per item and web session (:func:`purpose_for_session`). The
+    server's own authority needs neither.
+
+    Raises :class:`WithheldError` without a grant and :class:`PurposeRequiredError` without a
+    purpose.
+    """
+    stated = (purpose or "").strip() or None
+    grant: AccessRequest | None = None
+    if not viewer.server and classification in SECRET:
+        grant = grant_for(session, viewer, item)
+        if grant is None:
+            raise WithheldError(item.id, f"{item.id}: {classification}; an approved access request is needed to see it")
+        stated = stated or grant.purpose
+    elif not viewer.server and classification == Classification.PRIVACY:
+        stated = purpose_for_session(session, viewer, item.id, stated)
+    return RetrievalTerms(stated, grant)
+
+
+def stated_purpose(session: Session, viewer: Viewer, item_id: str) -> str | None:
+    """The purpose the viewer stated for ``item_id`` earlier in their web session, or None."""
+    if viewer.session_id is None or viewer.user_id is None:
+        return None
+    return session.exec(
+        select(StatedPurpose.purpose)
+        .where(
+            StatedPurpose.session_id == viewer.session_id,
+            StatedPurpose.user_id == viewer.user_id,
+            StatedPurpose.item_id == item_id,
+        )
+        .order_by(col(StatedPurpose.at).desc())
+        .limit(1)
+    ).first()
+
+
+def purpose_for_session(session: Session, viewer: Viewer, item_id: str, given: str | None) -> str:
+    """The purpose of a retrieval of ``item_id``: the one given now (kept for the viewer's
+    session), or the one stated earlier in the session. :class:`PurposeRequiredError` when neither."""
+    given = (given or "").strip() or None
+    if given is not None:
+        if viewer.session_id is not None and viewer.user_id is not None:
+            session.add(
+                StatedPurpose(session_id=viewer.session_id, user_id=viewer.user_id, item_id=item_id, purpose=given)
+            )
+        return given
+    earlier = stated_purpose(session, viewer, item_id)
+    if earlier:
+        return earlier
+    raise PurposeRequiredError(item_id)

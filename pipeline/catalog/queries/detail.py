@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from pipeline.catalog.access import RETRIEVALS, SECRET, grant_for
+from pipeline.catalog.access import RETRIEVALS, retrieval_terms
 from pipeline.catalog.models import (
     REQUIRED_FACTS,
     Case,
@@ -25,12 +25,11 @@ from pipeline.catalog.models import (
     Sighting,
     StageRun,
 )
-from pipeline.catalog.people import AccessRequest, Classification, Role, StatedPurpose
+from pipeline.catalog.people import Role
 from pipeline.catalog.queries.items import ItemSummary, locate_item
 from pipeline.catalog.types import iso
 from pipeline.catalog.viewer import Viewer
 from pipeline.custody import CustodyLog, events_for
-from pipeline.errors import PurposeRequiredError, WithheldError
 from pipeline.storage.base import ObjectStore
 
 
@@ -245,17 +244,8 @@ def item_detail(
     """
     located = locate_item(session, ident, viewer=viewer)
     found = located.item
-    stated = (purpose or "").strip() or None
-    grant: AccessRequest | None = None
-    if not viewer.server and located.classification in SECRET:
-        grant = grant_for(session, viewer, found)
-        if grant is None:
-            raise WithheldError(
-                found.id, f"{found.id}: {located.classification}; an approved access request is needed to see it"
-            )
-        stated = stated or grant.purpose
-    elif not viewer.server and located.classification == Classification.PRIVACY:
-        stated = _purpose_for_session(session, viewer, found.id, stated)
+    terms = retrieval_terms(session, viewer, found, located.classification, purpose)
+    stated, grant = terms.purpose, terms.grant
     details: dict[str, object] = {"via": via, "client": viewer.client}
     if stated:
         details["purpose"] = stated
@@ -294,31 +284,6 @@ def item_detail(
             for e in history
         ),
     )
-
-
-def _purpose_for_session(session: Session, viewer: Viewer, item_id: str, given: str | None) -> str:
-    """The purpose of looking at a ``privacy`` item: the one given now (kept for the viewer's
-    session), or the one stated earlier in the session. :class:`PurposeRequiredError` when neither."""
-    if given is not None:
-        if viewer.session_id is not None and viewer.user_id is not None:
-            session.add(
-                StatedPurpose(session_id=viewer.session_id, user_id=viewer.user_id, item_id=item_id, purpose=given)
-            )
-        return given
-    if viewer.session_id is not None and viewer.user_id is not None:
-        earlier = session.exec(
-            select(StatedPurpose.purpose)
-            .where(
-                StatedPurpose.session_id == viewer.session_id,
-                StatedPurpose.user_id == viewer.user_id,
-                StatedPurpose.item_id == item_id,
-            )
-            .order_by(col(StatedPurpose.at).desc())
-            .limit(1)
-        ).first()
-        if earlier:
-            return earlier
-    raise PurposeRequiredError(item_id)
 
 
 def _sightings(session: Session, item_id: str) -> tuple[SightingView, ...]:
