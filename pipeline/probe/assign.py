@@ -55,6 +55,10 @@ def checked_facts(facts: Mapping[str, str], zone: ZoneInfo) -> dict[str, str]:
     if unknown := sorted(set(facts) - set(REQUIRED_FACTS)):
         raise InvalidValueError(f"{', '.join(unknown)}: not a fact that is set by hand ({', '.join(REQUIRED_FACTS)})")
     values = {name: value.strip() for name, value in facts.items()}
+    if any("\x00" in value for value in values.values()):
+        raise InvalidValueError("a fact cannot hold a NUL character")
+    if long := [name for name in ("case_number", "collector") if len(values.get(name, "")) > 100]:
+        raise InvalidValueError(f"{', '.join(long)}: at most 100 characters")
     if not values:
         raise InvalidValueError("nothing to assign")
     if empty := [name for name, value in values.items() if not value]:

@@ -8,6 +8,7 @@ Every one takes the acting ``viewer`` and reads only what the viewer may know ex
 
 - items: :func:`find_item` (:func:`locate_item`, :func:`find_summary` also for a withheld item),
   :func:`list_items` with an :class:`ItemFilter` (:func:`local_day` reads its dates),
+  :func:`page_items` (an :class:`ItemPage` after or before a :class:`Cursor`),
   :func:`items_in_stage`, :func:`count_items`
 - one item's whole record: :func:`item_detail` (records the view in the custody log)
 - cases and deadlines: :func:`case_detail`, :func:`overdue_groups`
@@ -17,9 +18,12 @@ Every one takes the acting ``viewer`` and reads only what the viewer may know ex
 from pipeline.catalog.queries.cases import CaseDetail, OverdueGroup, OverdueItem, case_detail, overdue_groups
 from pipeline.catalog.queries.detail import ItemDetail, item_detail
 from pipeline.catalog.queries.items import (
+    MAX_PAGE,
     MIN_PREFIX,
     AmbiguousError,
+    Cursor,
     ItemFilter,
+    ItemPage,
     ItemSummary,
     Located,
     count_items,
@@ -29,6 +33,7 @@ from pipeline.catalog.queries.items import (
     list_items,
     local_day,
     locate_item,
+    page_items,
 )
 from pipeline.catalog.queries.packages import (
     DiscSummary,
@@ -39,13 +44,16 @@ from pipeline.catalog.queries.packages import (
 )
 
 __all__ = [
+    "MAX_PAGE",
     "MIN_PREFIX",
     "AmbiguousError",
     "CaseDetail",
+    "Cursor",
     "DiscSummary",
     "IncompleteItem",
     "ItemDetail",
     "ItemFilter",
+    "ItemPage",
     "ItemSummary",
     "Located",
     "OverdueGroup",
@@ -63,4 +71,5 @@ __all__ = [
     "local_day",
     "locate_item",
     "overdue_groups",
+    "page_items",
 ]

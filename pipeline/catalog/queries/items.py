@@ -3,19 +3,25 @@ narrowed to what the viewer may know exists (:mod:`pipeline.catalog.access`) in 
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
+from sqlalchemy import and_
 from sqlmodel import Session, col, func, or_, select
 
 from pipeline.catalog.access import effective_class, visible_cases, visible_items, withheld_cases, withheld_items
 from pipeline.catalog.models import REQUIRED_FACTS, Case, Item, ItemIssue, StageRun
+from pipeline.catalog.people import Classification
 from pipeline.catalog.types import iso
 from pipeline.catalog.viewer import Viewer
 from pipeline.errors import InvalidValueError, NotFoundError, WithheldError
 
 MIN_PREFIX = 6  # characters of an ID or SHA-256 that name an item
+MAX_PAGE = 500  # items on one page of :func:`page_items` at most
+MAX_TEXT = 500  # characters of a filter's text at most
 
 
 class AmbiguousError(NotFoundError):
@@ -45,6 +51,8 @@ def locate_item(session: Session, ident: str, *, viewer: Viewer) -> Located:
     Raises :class:`NotFoundError` when none the viewer may see matches and :class:`AmbiguousError`
     when several do.
     """
+    if "\x00" in ident:  # no name holds it, and PostgreSQL refuses it in a text value
+        raise NotFoundError(f"no item matches {ident!r}")
     matches = (
         session.exec(
             visible(viewer)
@@ -90,9 +98,12 @@ def items_in_stage(session: Session, stage: str, statuses: list[str], *, viewer:
     return list(session.exec(query.order_by(col(StageRun.item_id))).all())
 
 
-def count_items(session: Session, *, viewer: Viewer) -> int:
-    """How many items the viewer may know exist."""
-    return int(session.exec(select(func.count()).select_from(Item).where(visible_items(viewer))).one())
+def count_items(session: Session, *, viewer: Viewer, filters: ItemFilter | None = None) -> int:
+    """How many items the viewer may know exist (that the filters select, see :func:`list_items`)."""
+    if filters is None:
+        return int(session.exec(select(func.count()).select_from(Item).where(visible_items(viewer))).one())
+    counted = _filtered(select(func.count()).select_from(Item).where(visible_items(viewer)), viewer, filters)
+    return int(session.exec(counted).one())
 
 
 @dataclass(frozen=True)
@@ -169,7 +180,11 @@ class ItemFilter:
     """What a listing of items is narrowed to; the filters given combine, empty ones are ignored.
 
     ``captured_from`` is inclusive, ``captured_to`` exclusive; both are timezone-aware (see
-    :func:`local_day`). ``missing`` names one of the required facts. ``limit`` None (or 0) lists all.
+    :func:`local_day`). ``missing`` names one of the required facts; ``issues`` selects the items
+    with any of those issue codes (besides ``issue``); ``classification`` is the class as it applies
+    (the item's own or its case's, whichever is stricter); ``text`` is found, whatever its case, in
+    the original name, the case number, place, collector, proof object or the case's target.
+    ``limit`` None (or 0) lists all.
     """
 
     dock: str | None = None
@@ -183,9 +198,21 @@ class ItemFilter:
     captured_to: datetime | None = None
     status: str | None = None
     media_kind: str | None = None
+    issues: tuple[str, ...] = ()
+    classification: str | None = None
+    text: str | None = None
     limit: int | None = None
 
     def __post_init__(self) -> None:
+        given = [self.dock, self.case_number, self.target, self.officer, self.missing, self.issue, self.status]
+        given += [self.media_kind, self.classification, self.text, *self.issues]
+        for value in given:
+            if value and ("\x00" in value or len(value) > MAX_TEXT):
+                raise InvalidValueError(f"a filter value of {len(value)} characters, or with a NUL, cannot be used")
+        if self.classification and self.classification not in {c.value for c in Classification}:
+            raise InvalidValueError(
+                f"{self.classification!r} is not a class ({', '.join(c.value for c in Classification)})"
+            )
         if self.missing and self.missing not in REQUIRED_FACTS:
             raise InvalidValueError(f"{self.missing!r} is not one of the required facts ({', '.join(REQUIRED_FACTS)})")
         for name, moment in (("captured_from", self.captured_from), ("captured_to", self.captured_to)):
@@ -205,17 +232,15 @@ class ItemFilter:
             or self.late
             or self.missing
             or self.issue
+            or self.issues
+            or self.text
             or self.captured_from is not None
             or self.captured_to is not None
         )
 
 
-def list_items(session: Session, *, viewer: Viewer, filters: ItemFilter | None = None) -> list[ItemSummary]:
-    """The catalogued items the viewer may know exist that the filters select, oldest first. A
-    filter on anything but the dock, status or kind leaves out the items withheld from the viewer,
-    whose facts they may not learn by filtering."""
-    filters = filters or ItemFilter()
-    query = visible(viewer).order_by(col(Item.created_at), col(Item.id))
+def _filtered(query: Any, viewer: Viewer, filters: ItemFilter) -> Any:
+    """``query`` (of :class:`Item`) narrowed by ``filters``, as :func:`list_items` reads them."""
     if filters.reads_facts:
         query = query.where(~withheld_items(viewer))
     for column, value in (
@@ -236,10 +261,38 @@ def list_items(session: Session, *, viewer: Viewer, filters: ItemFilter | None =
         query = query.where(col(getattr(Item, filters.missing)).is_(None))
     if filters.issue:
         query = query.where(col(Item.id).in_(select(ItemIssue.item_id).where(ItemIssue.code == filters.issue)))
+    if filters.issues:
+        query = query.where(col(Item.id).in_(select(ItemIssue.item_id).where(col(ItemIssue.code).in_(filters.issues))))
     if filters.captured_from is not None:
         query = query.where(col(Item.captured_at) >= filters.captured_from)
     if filters.captured_to is not None:
         query = query.where(col(Item.captured_at) < filters.captured_to)
+    if filters.classification:
+        query = query.where(effective_class() == filters.classification)
+    if filters.text:
+        pattern = "%" + like_escaped(filters.text) + "%"
+        found = [
+            col(column).ilike(pattern, escape="\\")
+            for column in (Item.original_name, Item.case_number, Item.captured_place, Item.collector, Item.proof_object)
+        ]
+        cases = select(Case.number).where(
+            col(Case.target).ilike(pattern, escape="\\"), visible_cases(viewer), ~withheld_cases(viewer)
+        )
+        query = query.where(or_(*found, col(Item.case_number).in_(cases)))
+    return query
+
+
+def like_escaped(text: str) -> str:
+    """``text`` with the wildcards of SQL ``LIKE`` (and the escape character) taken literally."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def list_items(session: Session, *, viewer: Viewer, filters: ItemFilter | None = None) -> list[ItemSummary]:
+    """The catalogued items the viewer may know exist that the filters select, oldest first. A
+    filter on anything but the dock, status, kind or class leaves out the items withheld from the
+    viewer, whose facts they may not learn by filtering."""
+    filters = filters or ItemFilter()
+    query = _filtered(visible(viewer), viewer, filters).order_by(col(Item.created_at), col(Item.id))
     if filters.limit:
         query = query.limit(filters.limit)
     return [
@@ -248,16 +301,116 @@ def list_items(session: Session, *, viewer: Viewer, filters: ItemFilter | None =
     ]
 
 
+@dataclass(frozen=True)
+class Cursor:
+    """A place in the listing ordered by (``created_at``, ``id``): the items after it, or with
+    ``backward`` those before it. Given to clients as an opaque string (:meth:`encode`)."""
+
+    created_at: datetime
+    id: str
+    backward: bool = False
+
+    @classmethod
+    def after(cls, summary: ItemSummary) -> Cursor:
+        return cls(summary.created_at, summary.id)
+
+    @classmethod
+    def before(cls, summary: ItemSummary) -> Cursor:
+        return cls(summary.created_at, summary.id, backward=True)
+
+    def encode(self) -> str:
+        text = f"{'b' if self.backward else 'a'}|{self.created_at.astimezone(UTC).isoformat()}|{self.id}"
+        return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str) -> Cursor:
+        """The cursor ``token`` encodes; :class:`InvalidValueError` for anything else."""
+        try:
+            if len(token) > 200:
+                raise ValueError("too long")
+            text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+            direction, moment, ident = text.split("|")
+            created_at = datetime.fromisoformat(moment)
+            if direction not in ("a", "b") or created_at.utcoffset() is None:
+                raise ValueError("not a cursor")
+            if not ident or len(ident) > 26 or not ident.isalnum() or not ident.isascii():
+                raise ValueError("not an item ID")
+        except (ValueError, binascii.Error, UnicodeError) as exc:
+            raise InvalidValueError("the cursor cannot be read: ask for the first page again") from exc
+        return cls(created_at.astimezone(UTC), ident, backward=direction == "b")
+
+
+@dataclass(frozen=True)
+class ItemPage:
+    """One page of a listing: its items (oldest first), how many the filters select in all, and
+    the cursors of the pages after and before it (None at either end)."""
+
+    items: tuple[ItemSummary, ...]
+    count: int
+    next: Cursor | None
+    previous: Cursor | None
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "items": [found.as_json() for found in self.items],
+            "count": self.count,
+            "next": self.next.encode() if self.next else None,
+        }
+
+
+def page_items(
+    session: Session,
+    *,
+    viewer: Viewer,
+    filters: ItemFilter | None = None,
+    cursor: Cursor | None = None,
+    limit: int = 50,
+) -> ItemPage:
+    """A page of :func:`list_items`: at most ``limit`` items after (or, for a backward cursor,
+    before) ``cursor``, in (``created_at``, ``id``) order, with the count of all the filters select
+    for this viewer. ``filters.limit`` is not read. :class:`InvalidValueError` for a limit outside
+    1..:data:`MAX_PAGE`."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidValueError(f"limit {limit} is not between 1 and {MAX_PAGE}")
+    filters = filters or ItemFilter()
+    query = _filtered(visible(viewer), viewer, filters)
+    created, ident = col(Item.created_at), col(Item.id)
+    backward = cursor is not None and cursor.backward
+    if cursor is not None:
+        if backward:
+            place = or_(created < cursor.created_at, and_(created == cursor.created_at, ident < cursor.id))
+        else:
+            place = or_(created > cursor.created_at, and_(created == cursor.created_at, ident > cursor.id))
+        query = query.where(place)
+    order = (created.desc(), ident.desc()) if backward else (created, ident)
+    rows = session.exec(query.order_by(*order).limit(limit + 1)).all()
+    more = len(rows) > limit
+    found = [
+        ItemSummary.of(item, classification=str(classification), withheld=bool(withheld))
+        for item, classification, withheld in rows[:limit]
+    ]
+    if backward:
+        found.reverse()
+    first, last = (found[0], found[-1]) if found else (None, None)
+    if backward:
+        following = Cursor.after(last) if last else None
+        preceding = Cursor.before(first) if first and more else None
+    else:
+        following = Cursor.after(last) if last and more else None
+        preceding = Cursor.before(first) if first and cursor is not None else None
+    return ItemPage(tuple(found), count_items(session, viewer=viewer, filters=filters), following, preceding)
+
+
 def local_day(value: str, zone: tzinfo, *, end: bool) -> datetime:
     """A date (YYYY-MM-DD, in ``zone``) or time (ISO 8601; without an offset, in ``zone``) as UTC,
     for :class:`ItemFilter`. With ``end`` a date means the start of the next day, so a range
     "to" that date includes all of it."""
     try:
         moment = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise InvalidValueError(f"{value!r} is not a date (YYYY-MM-DD) or ISO time") from exc
-    if len(value) == 10 and end:
-        moment += timedelta(days=1)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zone)
-    return moment.astimezone(UTC)
+        if len(value) == 10 and end:
+            moment += timedelta(days=1)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=zone)
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
+        raise InvalidValueError(f"{value[:40]!r} is not a date (YYYY-MM-DD) or ISO time") from exc
