@@ -13,8 +13,10 @@ Every one takes the acting ``viewer`` and reads only what the viewer may know ex
 - one item's whole record: :func:`item_detail` (records the view in the custody log)
 - cases and deadlines: :func:`case_detail`, :func:`overdue_groups`
 - disc packages: :func:`list_packages`, :func:`incomplete_items`
+- the custody log, for admins and auditors: :func:`custody_log`, :func:`retrievals`, :func:`verify_log`
 """
 
+from pipeline.catalog.queries.audit import LogEvent, LogPage, custody_log, retrievals, verify_log
 from pipeline.catalog.queries.cases import CaseDetail, OverdueGroup, OverdueItem, case_detail, overdue_groups
 from pipeline.catalog.queries.detail import ItemDetail, item_detail
 from pipeline.catalog.queries.items import (
@@ -56,11 +58,14 @@ __all__ = [
     "ItemPage",
     "ItemSummary",
     "Located",
+    "LogEvent",
+    "LogPage",
     "OverdueGroup",
     "OverdueItem",
     "PackageSummary",
     "case_detail",
     "count_items",
+    "custody_log",
     "find_item",
     "find_summary",
     "incomplete_items",
@@ -72,4 +77,6 @@ __all__ = [
     "locate_item",
     "overdue_groups",
     "page_items",
+    "retrievals",
+    "verify_log",
 ]
