@@ -1,13 +1,26 @@
 """One router per resource: ``health``, ``sessions`` (sign in and out), ``account`` (the acting
 user: password, who am I), ``audit`` (the custody log, its verification, retrieval history),
-``access`` (access requests), ``home``, ``language``, ``schema`` (the OpenAPI document) and ``media`` (an
+``access`` (access requests), ``home``, ``language``, ``schema`` (the OpenAPI document),
+``items_api`` and ``items_pages`` (the catalog: search, review queues, an item's record) and ``media`` (an
 item's recording, poster, contact sheet and original, supervised)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from pipeline.web.routes import access, account, audit, health, home, language, media, schema, sessions
+from pipeline.web.routes import (
+    access,
+    account,
+    audit,
+    health,
+    home,
+    items_api,
+    items_pages,
+    language,
+    media,
+    schema,
+    sessions,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
@@ -16,6 +29,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     home.router,
     language.router,
     schema.router,
+    items_api.router,
+    items_pages.router,
     audit.router,
     access.router,
     media.router,
