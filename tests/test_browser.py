@@ -240,3 +240,75 @@ class TestPlayback:
         assert any(r.startswith("bytes=") for r in ranges), ranges
         shots(page, "playback")
         page.close()
+
+
+AUDITOR_PASSWORD = "Ledger horse battery 8"
+
+
+@pytest.fixture
+def audited_item(env: dict[str, str], settings: Settings, media_dir: Path) -> str:
+    """A recording taken in, an auditor ``inspector`` and a custodian ``reader`` who has looked at
+    the recording twice (each look a ``viewed`` event); all made before the web application starts."""
+    folder = settings.inbox_dir / "dock1"
+    folder.mkdir(parents=True, exist_ok=True)
+    sound = folder / "statement.wav"
+    sound.write_bytes((media_dir / "voice.wav").read_bytes())
+    run_env = {**os.environ, **env}
+
+    def evidence(*args: str, stdin: str | None = None) -> str:
+        done = subprocess.run([*EVIDENCE, *args], env=run_env, input=stdin, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    taken = evidence("ingest", str(sound), "--no-derive", "--json")
+    item = str(json.loads(next(line for line in taken.splitlines() if line.startswith("{")))["item"])
+    evidence("user", "add", "inspector", "--role", "auditor", "--password-stdin", stdin=AUDITOR_PASSWORD + "\n")
+    evidence("user", "add", "reader", "--role", "custodian", "--password-stdin", stdin=AUDITOR_PASSWORD + "\n")
+    for _ in range(2):
+        evidence("--as", "reader", "item", item, "--json")
+    return item
+
+
+class TestAudit:
+    def test_the_auditor_reads_the_log_verifies_it_and_sees_the_retrievals(
+        self, audited_item: str, web: WebProcess, browser: Browser, shots: Shots
+    ) -> None:
+        """An auditor opens the custody log, verifies the hash chain (ok, with the head hash) and
+        finds the two looks the custodian just took at the recording in the retrieval history."""
+        page = browser.new_page(locale="en-US", extra_http_headers={"Accept-Language": "en-US,en;q=0.9"})
+        sign_in_as(page, web.url, "inspector", AUDITOR_PASSWORD)
+        page.click("nav a[href='/audit']")
+        expect(page).to_have_url(re.compile(r"/audit$"))
+        expect(page.locator("table.log tbody tr").first).to_be_visible()
+        expect(page.locator("table.log")).to_contain_text(f"item:{audited_item}")
+        shots(page, "audit-log")
+
+        page.click("form[action='/audit/verify'] button[type=submit]")
+        verdict = page.locator("[data-verdict]")
+        expect(verdict).to_have_attribute("data-verdict", "ok")
+        expect(verdict).to_have_text("ok")
+        head = page.locator("code.hash").inner_text().strip()
+        assert re.fullmatch(r"[0-9a-f]{64}", head), head
+        shots(page, "audit-verified")
+
+        page.goto(web.url + "audit")
+        page.fill("input[name=action]", "audit-verified")
+        page.click("form.filters button[type=submit]")
+        expect(page.locator("table.log tbody tr")).to_have_count(1)
+        expect(page.locator("table.log")).to_contain_text(head)
+
+        page.click("a[href='/audit/retrievals']")
+        page.fill("input[name=user]", "reader")
+        page.click("form.filters button[type=submit]")
+        rows = page.locator("table.log tbody tr")
+        expect(rows).to_have_count(2)
+        for index in range(2):
+            expect(rows.nth(index)).to_contain_text("viewed")
+            expect(rows.nth(index)).to_contain_text(f"item:{audited_item}")
+        shots(page, "audit-retrievals")
+        assert [p.name for p in sorted(shots.folder.iterdir())] == [
+            "01-audit-log.png",
+            "02-audit-verified.png",
+            "03-audit-retrievals.png",
+        ]
+        page.close()
