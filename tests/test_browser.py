@@ -312,3 +312,91 @@ class TestAudit:
             "03-audit-retrievals.png",
         ]
         page.close()
+
+
+CUSTODIAN_PASSWORD = "Catalog horse battery 3"
+
+
+@pytest.fixture
+def two_clips(env: dict[str, str], settings: Settings) -> list[str]:
+    """Two tiny clips taken in (without facts: both wait in the missing-facts queues) and a
+    custodian ``clerk``; made before the web application starts."""
+    from tests.conftest import make_clip
+
+    folder = settings.inbox_dir / "dock1"
+    folder.mkdir(parents=True, exist_ok=True)
+    clips = [make_clip(folder / name, "-metadata", f"title={name}") for name in ("gate.mp4", "yard.mp4")]
+    run_env = {**os.environ, **env}
+    taken = subprocess.run(
+        [*EVIDENCE, "ingest", *map(str, clips), "--no-derive", "--json"], env=run_env, capture_output=True, text=True
+    )
+    assert taken.returncode == 0, taken.stdout + taken.stderr
+    records = [json.loads(line) for line in taken.stdout.splitlines() if line.startswith("{")]
+    added = subprocess.run(
+        [*EVIDENCE, "user", "add", "clerk", "--role", "custodian", "--password-stdin"],
+        env=run_env,
+        input=CUSTODIAN_PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+    )
+    assert added.returncode == 0, added.stdout + added.stderr
+    return [str(record["item"]) for record in records]
+
+
+class TestCatalog:
+    def test_the_custodian_searches_opens_fixes_from_the_queue_and_classifies(
+        self, two_clips: list[str], web: WebProcess, browser: Browser, shots: Shots
+    ) -> None:
+        """Search by text, open the record, go through the missing-case-number queue, set the case
+        number there (the record leaves the queue), and classify it."""
+        page = browser.new_page(locale="en-US", extra_http_headers={"Accept-Language": "en-US,en;q=0.9"})
+        sign_in_as(page, web.url, "clerk", CUSTODIAN_PASSWORD)
+        page.click("nav >> text=Catalog")
+        expect(page).to_have_url(re.compile(r"/items$"))
+        expect(page.locator(".count")).to_have_text("2 records found")
+        page.fill("input[name=q]", "GATE")
+        page.click("form.search button[type=submit]")
+        expect(page.locator(".count")).to_have_text("1 records found")
+        expect(page.locator("table.items tbody tr")).to_have_count(1)
+        shots(page, "catalog-search")
+
+        page.click("table.items tbody a")
+        expect(page.locator("h1")).to_contain_text(re.compile(r"Record [0-9A-Z]{26}"))
+        expect(page.locator("dd.name")).to_have_text("gate.mp4")
+        expect(page.locator("table.facts tr.missing", has_text="Case number")).to_be_visible()
+        shots(page, "catalog-item")
+
+        page.click("nav >> text=Review queues")
+        expect(page).to_have_url(re.compile(r"/queues$"))
+        row = page.locator("table.queues tr", has_text="Missing case number")
+        expect(row.locator("td.number")).to_have_text("2")
+        shots(page, "review-queues")
+        row.locator("a").click()
+        expect(page).to_have_url(re.compile(r"/items\?missing=case_number$"))
+        page.locator("table.items tbody a").first.click()
+        first = page.url.split("/items/")[1].split("?")[0]
+        assert first == two_clips[0]
+        expect(page.locator("a[rel=next]")).to_have_attribute("href", f"/items/{two_clips[1]}?missing=case_number")
+        page.fill("form.facts-form input[name=case_number]", "C-2026-017")
+        page.fill("form.facts-form input[name=proof_object]", "Gate incident")
+        page.click("form.facts-form button[type=submit]")
+        expect(page.locator("p.notice")).to_have_text("Facts saved; the record was assessed again.")
+        expect(page.locator("table.facts tr", has_text="Case number")).to_contain_text("C-2026-017")
+        expect(page.locator("table.facts tr", has_text="Case number")).to_contain_text("manual:clerk")
+        shots(page, "fact-fixed")
+
+        page.select_option("form.class-form select[name=classification]", "none")
+        page.click("form.class-form button[type=submit]")
+        expect(page.locator("p.notice")).to_have_text("Class saved.")
+        expect(page.locator("h1 .tag")).to_have_text("None")
+        expect(page.locator("table.custody")).to_contain_text("classified")
+        expect(page.locator("table.custody")).to_contain_text("assigned")
+        shots(page, "classified")
+
+        page.click("a[rel=next]")
+        expect(page).to_have_url(re.compile(rf"/items/{two_clips[1]}\?missing=case_number"))
+        page.goto(web.url + "queues")
+        row = page.locator("table.queues tr", has_text="Missing case number")
+        expect(row.locator("td.number")).to_have_text("1")
+        assert len(list(shots.folder.iterdir())) == 5
+        page.close()
