@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from pipeline.accounts.users import add_user
-from pipeline.catalog.cases import set_classification
+from pipeline.catalog.cases import assign_case_member, set_classification
 from pipeline.catalog.db import dispose_engines, session_scope
 from pipeline.catalog.models import CustodyEvent
 from pipeline.catalog.viewer import Viewer
@@ -47,6 +47,8 @@ ACCOUNTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "cust": (("custodian",), ()),
     "custall": (("custodian",), ALL),
     "aud": (("auditor",), ALL),
+    "handler": (("case-handler",), ALL),
+    "admin": (("admin",), ALL),
 }
 PLAIN = {"n1", "n2", "n3", "n4", "n5", "u"}  # what ``cust`` may know exists
 HOSTILE = ["x" * 5000, "<script>alert(1)</script>", "%ff", "' OR 1=1 --", "\u202e\u0000", "..%2f..", "%", "_"]
@@ -87,6 +89,8 @@ def world(cli, settings: Settings, media_dir: Path) -> Iterator[World]:
                 set_classification(session, viewer=SERVER, item_id=ids[name], classification=own, tool=TOOL)
         for account, (roles, clearances) in ACCOUNTS.items():
             add_user(session, name=account, roles=roles, clearances=clearances, password=PASSWORD, actor="t", tool=TOOL)
+        session.flush()
+        assign_case_member(session, viewer=SERVER, case_number="C2", user_name="handler", tool=TOOL)
     yield World(app, ids)
     dispose_engines()
 
@@ -198,6 +202,21 @@ class TestItemsApi:
         assert shown["withheld"] is True and shown["original_name"] is None and shown["case_number"] is None
         assert listed(world, custall, "q=Secret") == ([], 0)
         assert custall.get(f"/api/v1/items/{world.ids['s']}").status_code == 403
+
+    def test_each_role_sees_what_the_catalog_gives_it(self, world: World) -> None:
+        """A case handler sees the records of their cases, without forms; an admin sees none."""
+        handler = world.browser("handler")
+        assert set(listed(world, handler, "limit=500")[0]) == {"n4", "n5"}
+        assert listed(world, handler, "q=officer")[1] == 2
+        assert handler.get(f"/api/v1/items/{world.ids['n1']}").status_code == 404
+        page = handler.get(f"/items/{world.ids['n4']}")
+        assert page.status_code == 200 and "/facts" not in page.text and 'href="/items"' in page.text
+        assert handler.patch(f"/api/v1/items/{world.ids['n4']}", json={"classification": "none"}).status_code == 403
+        admin = world.browser("admin")
+        assert listed(world, admin) == ([], 0)
+        assert admin.get(f"/api/v1/items/{world.ids['n1']}").status_code == 404
+        assert 'href="/items"' not in admin.get("/").text
+        assert 'href="/queues"' in world.browser("aud").get("/").text
 
     def test_the_record_is_what_the_command_line_shows(self, world: World, cli) -> None:
         cust = world.browser("cust")
