@@ -263,13 +263,16 @@ def safe_name(name: str | None, *, fallback: str) -> str:
 
 def ascii_name(name: str, *, fallback: str) -> str:
     """``name`` in plain ASCII letters, digits, ``.``, ``-`` and ``_`` (for the ``filename=`` of a
-    ``Content-Disposition``), ``fallback`` when nothing of it is left but its extension."""
+    ``Content-Disposition``), ``fallback`` in place of a stem of which nothing is left."""
     decomposed = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
-    plain = re.sub(r"[^A-Za-z0-9._-]+", "_", decomposed).strip("._")
-    stem, dot, ext = plain.rpartition(".")
-    if not plain or (dot and not stem.strip("_")):
-        return f"{fallback}.{ext}" if dot and ext else fallback
-    return plain
+    stem, dot, ext = decomposed.rpartition(".")
+    if not dot:
+        stem, ext = decomposed, ""
+    plain = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._")
+    extension = re.sub(r"[^A-Za-z0-9]+", "", ext)
+    if not plain.strip("_"):
+        plain = fallback
+    return f"{plain}.{extension}" if extension else plain
 
 
 def session_tag(viewer: Viewer) -> str:
