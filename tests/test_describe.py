@@ -460,3 +460,25 @@ class TestManifestJson:
         first = manifest_json(disc.info, disc.payload)
         assert first == manifest_json(disc.info, list(reversed(disc.payload)))
         assert CASE.encode("utf-8") in first
+
+
+class TestClasses:
+    def test_each_item_names_its_class_and_no_notice_without_classified_records(self, disc: Disc) -> None:
+        text = description_text(disc.info).decode("utf-8-sig")
+        assert text.count("密级 Class: 无 none") == 3
+        assert "This disc holds classified records" not in text
+        document = json.loads(manifest_json(disc.info, disc.payload))
+        assert [item["classification"] for item in document["items"]] == ["none", "none", "none"]
+
+    def test_a_disc_holding_a_privacy_record_says_so_at_the_top(self, disc: Disc) -> None:
+        first, *rest = disc.info.items
+        info = dataclasses.replace(disc.info, items=(dataclasses.replace(first, classification="privacy"), *rest))
+        text = description_text(info).decode("utf-8-sig")
+        lines = text.split("\r\n")
+        assert lines[3].startswith("本光盘含有涉密/敏感记录：个人隐私")
+        assert "This disc holds classified records: privacy" in lines[3]
+        assert "密级 Class: 个人隐私 privacy" in text
+        page = description_html(info)
+        assert page.index("This disc holds classified records") < page.index("<table>")
+        document = json.loads(manifest_json(info, disc.payload))
+        assert document["items"][0]["classification"] == "privacy"

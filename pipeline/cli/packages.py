@@ -67,6 +67,7 @@ def package_command(
                 raise NotFoundError("; ".join(reason for _, reason in unknown))
             package_id = request_package(
                 package_ctx,
+                viewer=viewer,
                 case_number=case_number,
                 item_ids=item_ids,
                 media=media or settings.package_media,

@@ -126,6 +126,7 @@ def _build(ctx: PackageContext, package_id: str, progress: Progress) -> PackageR
         copies = access_copies(session, [item.id for item in items]) if package.with_access_copies else {}
         case = session.get(Case, package.case_number)
         target_name = case.target if case else None
+        case_class = case.classification if case else None
         session.expunge_all()
     target = medium(package.media, margin=ctx.margin, capacity=package.capacity)
     by_id = {item.id: item for item in items}
@@ -151,6 +152,7 @@ def _build(ctx: PackageContext, package_id: str, progress: Progress) -> PackageR
             copies,
             store=ctx.store,
             access_extensions=ctx.access_extensions,
+            case_class=case_class,
         )
         info = DiscInfo(
             package_id=package.id,

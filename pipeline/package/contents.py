@@ -30,7 +30,8 @@ class AccessCopy:
 
 @dataclass(frozen=True)
 class ItemEntry:
-    """One original on a disc, with the five facts the regulation requires (``None`` when unknown)."""
+    """One original on a disc, with the five facts the regulation requires (``None`` when unknown)
+    and its class."""
 
     item_id: str
     disc_path: str
@@ -44,6 +45,7 @@ class ItemEntry:
     collector: str | None
     proof_object: str | None
     access_copies: tuple[AccessCopy, ...] = ()
+    classification: str = "none"  # its own or its case's, whichever is stricter
 
 
 @dataclass(frozen=True)

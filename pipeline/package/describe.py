@@ -187,6 +187,40 @@ def _copies_size(disc: DiscInfo) -> int:
 # ------------------------------------------------------------------------------------ description
 TITLE = "电子证据光盘说明 / Evidence disc description"
 
+# Each class as the description names it; a class not listed here is written as it is.
+CLASS_NAMES = {
+    "unclassified": "未定级 unclassified",
+    "none": "无 none",
+    "privacy": "个人隐私 privacy",
+    "trade-secret": "商业秘密 trade secret",
+    "state-secret": "国家秘密 state secret",
+}
+UNRESTRICTED = ("unclassified", "none")
+
+
+def _class_text(classification: str) -> str:
+    return CLASS_NAMES.get(classification, _one_line(classification))
+
+
+def classified_notice(disc: DiscInfo) -> str | None:
+    """The line at the top of a disc holding any record above ``none``, naming those classes (the
+    strictest first), or None."""
+    order = list(CLASS_NAMES)
+    found = sorted(
+        {item.classification for item in disc.items} - set(UNRESTRICTED),
+        key=lambda c: order.index(c) if c in order else len(order),
+        reverse=True,
+    )
+    if not found:
+        return None
+    chinese = "、".join(_class_text(c).split(" ", 1)[0] for c in found)
+    english = ", ".join(_class_text(c).split(" ", 1)[-1] for c in found)
+    return (
+        f"本光盘含有涉密/敏感记录：{chinese}，须按规定保管和调阅。  "
+        f"This disc holds classified records: {english}; keep it and retrieve from it as the rules require."
+    )
+
+
 _CHECKING = (
     (
         "核验方法：在 Linux 上进入本光盘根目录，执行 sha256sum -c MANIFEST.sha256，每个文件都应显示“OK”（确定）。"
@@ -238,6 +272,7 @@ def _item_rows(item: ItemEntry, zone: ZoneInfo) -> list[tuple[str, str]]:
         ("采集地点 Place", _fact(item.captured_place)),
         ("采集人 Collector", _fact(item.collector)),
         ("证明对象 Proof object", _fact(item.proof_object)),
+        ("密级 Class", _class_text(item.classification)),
         ("大小 Size", _size_text(item.size)),
         ("SHA-256", item.sha256.lower()),
     ]
@@ -261,6 +296,9 @@ def description_text(disc: DiscInfo) -> bytes:
     """The written description as plain text: UTF-8 with a byte-order mark (so Windows Notepad shows
     the Chinese) and CRLF line ends; every label in Chinese first, English second."""
     lines = [TITLE, "=" * 44, ""]
+    notice = classified_notice(disc)
+    if notice:
+        lines += [notice, ""]
     lines += [f"{label}: {value}" for label, value in _disc_rows(disc)]
     for number, item in enumerate(disc.items, start=1):
         lines += ["", _item_heading(number), "-" * 24]
@@ -285,6 +323,7 @@ th, td { border: 1px solid #999; padding: .3em .6em; text-align: left; vertical-
 th { background: #eee; width: 16em; font-weight: normal; }
 .hash { font-family: "Consolas", "DejaVu Sans Mono", monospace; word-break: break-all; }
 ul { margin: 0; padding-left: 1.2em; }
+.classified { font-weight: bold; border: 2px solid #900; padding: .5em; }
 p { line-height: 1.6; }
 @media print { body { margin: 0; } h2 { page-break-after: avoid; } table { page-break-inside: avoid; } }
 """.strip()
@@ -320,6 +359,9 @@ def description_html(disc: DiscInfo) -> str:
         "<body>",
         f"<h1>{html.escape(TITLE)}</h1>",
     ]
+    notice = classified_notice(disc)
+    if notice:
+        out.append(f'<p class="classified">{html.escape(notice)}</p>')
     out += _table(_disc_rows(disc))
     for number, item in enumerate(disc.items, start=1):
         out.append(f"<h2>{html.escape(_item_heading(number))}</h2>")
@@ -357,6 +399,7 @@ def _manifest_json_item(item: ItemEntry, zone: ZoneInfo) -> dict[str, object]:
         "captured_place": item.captured_place,
         "collector": item.collector,
         "proof_object": item.proof_object,
+        "classification": item.classification,
         "access_copies": [
             {"disc_path": c.disc_path, "profile": c.profile, "size": c.size, "sha256": c.sha256.lower()}
             for c in item.access_copies

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 from pipeline.catalog.models import Derivative, Item
+from pipeline.catalog.viewer import stricter
 from pipeline.package.contents import AccessCopy, DiscFile, ItemEntry
 from pipeline.package.errors import PackageError
 from pipeline.package.names import FolderNames
@@ -29,8 +30,10 @@ def disc_layout(
     *,
     store: LocalStore,
     access_extensions: Mapping[str, str],
+    case_class: str | None = None,
 ) -> DiscLayout:
-    """The disc's data files, the description's entries, and which item each file belongs to."""
+    """The disc's data files, the description's entries (each item with its class as it applies:
+    its own or ``case_class``, whichever is stricter), and which item each file belongs to."""
     originals, access = FolderNames(), FolderNames()
     payload: list[DiscFile] = []
     entries: list[ItemEntry] = []
@@ -68,6 +71,7 @@ def disc_layout(
                 collector=item.collector,
                 proof_object=item.proof_object,
                 access_copies=tuple(made),
+                classification=stricter(item.classification, case_class).value,
             )
         )
     return DiscLayout(payload, entries, owners)

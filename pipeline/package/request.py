@@ -7,12 +7,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from sqlalchemy import literal
 from sqlmodel import Session, col, select
 
+from pipeline.catalog.access import case_number_visible, origin, require_role, visible_items, withheld_items
 from pipeline.catalog.db import session_scope
 from pipeline.catalog.models import Derivative, DerivativeStatus, Item, Package
+from pipeline.catalog.people import Role
+from pipeline.catalog.viewer import Viewer
 from pipeline.custody import CustodyLog
-from pipeline.errors import NotFoundError
+from pipeline.errors import ForbiddenError, NotFoundError
 from pipeline.package.context import PackageContext
 from pipeline.package.errors import PackageError
 from pipeline.package.media import Medium, medium
@@ -24,6 +28,7 @@ ACCESS_KINDS = ("video-access", "audio-access", "image-access")
 def request_package(
     ctx: PackageContext,
     *,
+    viewer: Viewer,
     case_number: str,
     item_ids: Sequence[str] = (),
     media: str = "dvd",
@@ -37,25 +42,34 @@ def request_package(
 
     The plan is made now, so a request that cannot be met (an unknown item, an item of another
     case, an item larger than the medium) is refused before anything is recorded.
+
+    Only custodians and the case's handlers may ask (ACCESS.md), for a case they may know of
+    (:class:`NotFoundError` otherwise) and only for items they may see: an item they may not know
+    exists is not found, one withheld from them is :class:`ForbiddenError` naming it. The request
+    is recorded as ``package-requested`` with who asked, from where and for what.
     """
     target = medium(media, margin=ctx.margin, capacity=capacity)
     with session_scope(ctx.engine) as session:
+        check_requester(session, viewer, case_number)
+        if item_ids:  # before saying which case an item belongs to
+            check_items(session, viewer, item_ids)
         items = select_items(session, case_number, item_ids)
+        check_items(session, viewer, [item.id for item in items])
         copies = access_copies(session, [item.id for item in items]) if with_access_copies else {}
         plan_package(items, copies, target, margin=ctx.margin)
         package = Package(
             case_number=case_number,
             item_ids=[item.id for item in items],
-            requested_by=ctx.actor,
+            requested_by=viewer.name,
             purpose=purpose,
-            producer=producer or ctx.actor,
+            producer=producer or viewer.name,
             media=media,
             capacity=target.capacity,
             with_access_copies=with_access_copies,
             out_dir=str((out_dir or ctx.packages_dir).absolute()),
         )
         session.add(package)
-        with CustodyLog(session, ctx.actor) as log:
+        with CustodyLog(session, viewer.name) as log:
             log.record(
                 "package-requested",
                 f"package:{package.id}",
@@ -67,9 +81,37 @@ def request_package(
                     "with_access_copies": with_access_copies,
                     "producer": package.producer,
                     "purpose": purpose,
+                    **origin(viewer),
                 },
             )
         return package.id
+
+
+def check_requester(session: Session, viewer: Viewer, case_number: str) -> None:
+    """:class:`NotFoundError` unless the viewer may know of the case (a case handler: one they are
+    assigned to); :class:`ForbiddenError` unless they may ask for its discs (custodian or case
+    handler)."""
+    if not session.exec(select(literal(1)).where(case_number_visible(viewer, literal(case_number)))).first():
+        raise NotFoundError(f"no case {case_number!r}")
+    require_role(viewer, Role.CUSTODIAN, Role.CASE_HANDLER, doing="request disc packages")
+
+
+def check_items(session: Session, viewer: Viewer, ids: Sequence[str]) -> None:
+    """:class:`NotFoundError` for an item the viewer may not know exists (never naming it),
+    :class:`ForbiddenError` naming the items withheld from them."""
+    if viewer.server:
+        return
+    rows = session.exec(
+        select(col(Item.id), withheld_items(viewer)).where(col(Item.id).in_(ids), visible_items(viewer))
+    ).all()
+    seen = {item_id: bool(held) for item_id, held in rows}
+    if len(seen) < len(set(ids)):
+        raise NotFoundError("the package holds items that are not found")
+    held = sorted(item_id for item_id, withheld in seen.items() if withheld)
+    if held:
+        raise ForbiddenError(
+            f"{viewer.name} may not package withheld items (an approved access request is needed): {', '.join(held)}"
+        )
 
 
 def select_items(session: Session, case_number: str, item_ids: Sequence[str]) -> list[Item]:
