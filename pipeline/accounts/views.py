@@ -13,7 +13,7 @@ from pipeline.accounts.rules import shown
 from pipeline.catalog.people import CLEARABLE, Classification, Role, UserAccount
 from pipeline.catalog.types import iso, utcnow
 from pipeline.catalog.viewer import Viewer
-from pipeline.errors import NotFoundError
+from pipeline.errors import ForbiddenError, NotFoundError
 
 _ROLES = {r.value for r in Role}
 _CLEARABLE = {c.value for c in CLEARABLE}
@@ -88,3 +88,11 @@ def find_user(session: Session, name: str) -> UserAccount:
     if user is None:
         raise NotFoundError(f"no account named {shown(name)}")
     return user
+
+
+def require_admin(viewer: Viewer, *, doing: str = "manage accounts and tokens") -> None:
+    """:class:`ForbiddenError` unless ``viewer`` holds the admin role. The account functions take
+    only the actor's name (the command line acts with the server's authority); every other caller
+    asks this first."""
+    if Role.ADMIN not in viewer.roles:
+        raise ForbiddenError(f"{viewer.name} may not {doing}: that needs the admin role")
