@@ -2,7 +2,9 @@
 user: password, who am I), ``audit`` (the custody log, its verification, retrieval history),
 ``access`` (access requests), ``home``, ``language``, ``schema`` (the OpenAPI document),
 ``items_api`` and ``items_pages`` (the catalog: search, review queues, an item's record) and ``media`` (an
-item's recording, poster, contact sheet and original, supervised)."""
+item's recording, poster, contact sheet and original, supervised), ``cases`` and ``packages`` (cases, their
+records and disc packages, the discs' downloads) and ``admin`` (accounts and API
+tokens, for admins)."""
 
 from __future__ import annotations
 
@@ -11,13 +13,16 @@ from fastapi import APIRouter
 from pipeline.web.routes import (
     access,
     account,
+    admin,
     audit,
+    cases,
     health,
     home,
     items_api,
     items_pages,
     language,
     media,
+    packages,
     schema,
     sessions,
 )
@@ -34,4 +39,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     audit.router,
     access.router,
     media.router,
+    cases.router,
+    packages.router,
+    admin.router,
 )
