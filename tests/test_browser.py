@@ -400,3 +400,50 @@ class TestCatalog:
         expect(row.locator("td.number")).to_have_text("1")
         assert len(list(shots.folder.iterdir())) == 5
         page.close()
+
+
+class TestAccounts:
+    def test_the_first_admin_adds_a_custodian_who_signs_in_with_the_shown_password(
+        self, web: WebProcess, browser: Browser, shots: Shots
+    ) -> None:
+        """After the forced password change the admin adds a custodian on the accounts page, sees
+        the one-time password once, signs out, and the custodian signs in with it and must change it."""
+        first = web.first_password()
+        page = browser.new_page(locale="en-GB")
+        sign_in_as(page, web.url, "admin", first)
+        page.fill("input[name=old]", first)
+        page.fill("input[name=new]", NEW_PASSWORD)
+        page.fill("input[name=repeat]", NEW_PASSWORD)
+        page.click("form[action='/account/password'] button[type=submit]")
+        expect(page).not_to_have_url(re.compile(r"/account/password|/login"))
+
+        page.click("nav a[href='/admin/users']")
+        expect(page.locator("h1")).to_have_text("Accounts")
+        expect(page.locator("tr[data-user=admin]")).to_contain_text("Administrator")
+        shots(page, "accounts")
+        form = page.locator("form.add-user")
+        form.locator("input[name=name]").fill("clerk")
+        form.locator("input[name=display_name]").fill("张三")
+        form.locator("input[name=role][value=custodian]").check()
+        form.locator("input[name=clearance][value=privacy]").check()
+        form.locator("button[type=submit]").click()
+        expect(page.locator("h1")).to_have_text("Account added")
+        password = page.locator("#secret").inner_text().strip()
+        assert re.fullmatch(r"[a-z0-9]{5}(-[a-z0-9]{5}){3}", password)
+        shots(page, "one-time-password")
+
+        page.click("a[href='/admin/users']")
+        row = page.locator("tr[data-user=clerk]")
+        expect(row).to_contain_text("Evidence custodian")
+        expect(row).to_contain_text("Must change password")
+        assert password not in page.content()
+        shots(page, "accounts-with-clerk")
+        page.click("form[action='/logout'] button[type=submit]")
+        expect(page).to_have_url(re.compile(r"/login"))
+
+        sign_in_as(page, web.url, "clerk", password)
+        expect(page).to_have_url(re.compile(r"/account/password"))
+        shots(page, "clerk-must-change")
+        assert password not in web.output()
+        assert len(list(shots.folder.iterdir())) == 4
+        page.close()
