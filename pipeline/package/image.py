@@ -244,13 +244,18 @@ class ImageReadBack:
 
     def content(self, path: Path, disc_path: str) -> bytes:
         """The bytes of one (small) file on the image, for the manifests."""
-        iso = pycdlib.PyCdlib()
-        with open(path, "rb") as image:
-            iso.open_fp(image)
-            out = io.BytesIO()
-            iso.get_file_from_iso_fp(out, udf_path="/" + disc_path)
-            iso.close()
-        return out.getvalue()
+        return file_on_image(path, disc_path)
+
+
+def file_on_image(path: Path, disc_path: str) -> bytes:
+    """The bytes of one (small) file on the image ``path``, by its path on the disc."""
+    iso = pycdlib.PyCdlib()
+    with open(path, "rb") as image:
+        iso.open_fp(image)
+        out = io.BytesIO()
+        iso.get_file_from_iso_fp(out, udf_path="/" + disc_path)
+        iso.close()
+    return out.getvalue()
 
 
 def _listing(iso: pycdlib.PyCdlib, tree: str) -> dict[str, tuple[int, int]]:

@@ -6,10 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from pipeline.catalog.access import visible_cases, withheld_cases, withheld_items
-from pipeline.catalog.models import Case, Item
+from pipeline.catalog.access import visible_cases, visible_items, visible_packages, withheld_cases, withheld_items
+from pipeline.catalog.models import Case, Item, Package
+from pipeline.catalog.people import CaseMember, UserAccount
 from pipeline.catalog.queries.items import ItemSummary, visible
 from pipeline.catalog.types import iso
 from pipeline.catalog.viewer import Viewer
@@ -57,6 +59,90 @@ def case_detail(session: Session, *, number: str, viewer: Viewer) -> CaseDetail:
         tuple(ItemSummary.of(m, classification=str(cls), withheld=bool(held)) for m, cls, held in members),
         classification=case.classification,
         withheld=bool(withheld),
+    )
+
+
+@dataclass(frozen=True)
+class CaseSummary:
+    """A case as a list shows it: its target (None when withheld), class, and how many of its
+    records and packages the viewer may know exist."""
+
+    number: str
+    target: str | None
+    classification: str
+    withheld: bool
+    records: int
+    packages: int
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "number": self.number,
+            "target": self.target,
+            "classification": self.classification,
+            "withheld": self.withheld,
+            "records": self.records,
+            "packages": self.packages,
+        }
+
+
+def list_cases(session: Session, *, viewer: Viewer) -> list[CaseSummary]:
+    """The cases the viewer may know of, by number, each with the number of its records and of its
+    disc packages the viewer may know exist."""
+    records = dict(
+        session.exec(
+            select(col(Item.case_number), func.count())
+            .where(visible_items(viewer), col(Item.case_number).is_not(None))
+            .group_by(col(Item.case_number))
+        ).all()
+    )
+    dialect = session.get_bind().dialect.name
+    packages = dict(
+        session.exec(
+            select(col(Package.case_number), func.count())
+            .where(visible_packages(viewer, dialect))
+            .group_by(col(Package.case_number))
+        ).all()
+    )
+    rows = session.exec(
+        select(Case, withheld_cases(viewer).label("withheld")).where(visible_cases(viewer)).order_by(col(Case.number))
+    ).all()
+    return [
+        CaseSummary(
+            number=case.number,
+            target=None if withheld else case.target,
+            classification=case.classification,
+            withheld=bool(withheld),
+            records=int(records.get(case.number, 0)),
+            packages=int(packages.get(case.number, 0)),
+        )
+        for case, withheld in rows
+    ]
+
+
+def related_cases(session: Session, *, number: str, viewer: Viewer) -> list[CaseDetail]:
+    """The other cases the viewer may know of with the same enforcement target as case ``number``
+    (none when its target is withheld from the viewer or not set), each with its records."""
+    here = case_detail(session, number=number, viewer=viewer)
+    if here.target is None or here.withheld:
+        return []
+    others = session.exec(
+        select(col(Case.number))
+        .where(Case.target == here.target, Case.number != number, visible_cases(viewer), ~withheld_cases(viewer))
+        .order_by(col(Case.number))
+    ).all()
+    return [case_detail(session, number=other, viewer=viewer) for other in others]
+
+
+def case_handlers(session: Session, *, number: str, viewer: Viewer) -> list[str]:
+    """The names of the case handlers assigned to case ``number`` (one the viewer may know of)."""
+    case_detail(session, number=number, viewer=viewer)
+    return list(
+        session.exec(
+            select(col(UserAccount.name))
+            .join(CaseMember, col(CaseMember.user_id) == col(UserAccount.id))
+            .where(CaseMember.case_number == number)
+            .order_by(col(UserAccount.name))
+        ).all()
     )
 
 
