@@ -3,7 +3,6 @@ user: password, who am I), ``audit`` (the custody log, its verification, retriev
 ``access`` (access requests), ``home``, ``language``, ``schema`` (the OpenAPI document),
 ``items_api`` and ``items_pages`` (the catalog: search, review queues, an item's record) and ``media`` (an
 item's recording, poster, contact sheet and original, supervised), ``cases`` and ``packages`` (cases, their
-records and disc packages, the discs' downloads), ``cases`` and ``packages`` (cases, their
 records and disc packages, the discs' downloads) and ``admin`` (accounts and API
 tokens, for admins)."""
 
@@ -40,8 +39,6 @@ ROUTERS: tuple[APIRouter, ...] = (
     audit.router,
     access.router,
     media.router,
-    cases.router,
-    packages.router,
     cases.router,
     packages.router,
     admin.router,
