@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from pipeline import errors
 from pipeline.errors import PipelineError, describe
+from pipeline.package.errors import PackageError
 from pipeline.web.headers import secured
 
 log = logging.getLogger("evidence.web")
@@ -50,6 +51,7 @@ def _table() -> list[tuple[type[PipelineError], int]]:
         ("SystemFault", 503),
     ]
     found = [(getattr(errors, name, None), status) for name, status in wanted]
+    found.append((PackageError, 422))  # a package that cannot be made as asked
     return [(cls, status) for cls, status in found if isinstance(cls, type) and issubclass(cls, PipelineError)]
 
 
