@@ -447,3 +447,155 @@ class TestAccounts:
         assert password not in web.output()
         assert len(list(shots.folder.iterdir())) == 4
         page.close()
+
+
+HANDLER_PASSWORD = "Verdict horse battery 5"
+CASE = "C-2026-031"
+
+
+def evidence_cli(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
+    """``evidence ARGS…`` as its own process; its output, after checking it succeeded."""
+    done = subprocess.run([*EVIDENCE, *args], env={**os.environ, **env}, input=stdin, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def taken_in(env: dict[str, str], *paths: Path) -> list[str]:
+    """Ingest ``paths`` (no derivatives) and return their item IDs in order."""
+    out = evidence_cli(env, "ingest", *map(str, paths), "--no-derive", "--json")
+    return [str(json.loads(line)["item"]) for line in out.splitlines() if line.startswith("{")]
+
+
+@pytest.fixture
+def handled_case(env: dict[str, str], settings: Settings) -> str:
+    """A clip with all five facts in case ``CASE`` and a case handler ``judge`` assigned to it."""
+    from tests.conftest import make_clip
+
+    folder = settings.inbox_dir / "dock1"
+    folder.mkdir(parents=True, exist_ok=True)
+    [item] = taken_in(env, make_clip(folder / "gate.mp4"))
+    evidence_cli(
+        env, "assign", item, "--case", CASE, "--proof-object", "Gate incident", "--place", "North gate",
+        "--collector", "officer-7", "--captured-at", "2026-11-27T09:30",
+    )  # fmt: skip
+    evidence_cli(
+        env, "user", "add", "judge", "--role", "case-handler", "--password-stdin", stdin=HANDLER_PASSWORD + "\n"
+    )
+    evidence_cli(env, "case", CASE, "--add-member", "judge")
+    return item
+
+
+class TestPackages:
+    def test_the_case_handler_requests_a_disc_follows_it_and_downloads_the_image(
+        self, handled_case: str, web: WebProcess, start, browser: Browser, shots: Shots
+    ) -> None:
+        """From the case page the handler asks for a CD; the package page follows the worker until
+        the disc is verified; the downloaded image is the one whose SHA-256 the page shows, an ISO 9660
+        holding the record; verifying it again from the page finds every file."""
+        import hashlib
+
+        start("worker", "--queues", "package", "--concurrency", "1")
+        page = browser.new_page(locale="en-US", accept_downloads=True)
+        sign_in_as(page, web.url, "judge", HANDLER_PASSWORD)
+        page.click("nav a[href='/cases']")
+        expect(page.locator("table.cases tbody tr")).to_have_count(1)
+        page.click(f"table.cases a:text('{CASE}')")
+        expect(page.locator("h1")).to_contain_text(CASE)
+        expect(page.locator("form.target-form")).to_have_count(0)  # a custodian's form, not theirs
+        shots(page, "case")
+
+        form = page.locator("form.package-form")
+        form.locator("select[name=media]").select_option("cd")
+        form.locator("input[name=purpose]").fill("Court hearing 2026-12-03")
+        form.locator("button[type=submit]").click()
+        expect(page).to_have_url(re.compile(r"/packages/\w+\?notice=queued$"))
+        expect(page.locator("p.notice").first).to_have_text("Request recorded and queued for a worker.")
+        shots(page, "package-requested")
+
+        # the page refreshes itself while the discs are being made
+        expect(page.locator("h1 .tag")).to_have_text("verified", timeout=120_000)
+        row = page.locator("table.discs tbody tr")
+        expect(row).to_have_count(1)
+        shown = row.locator("code").inner_text().strip()
+        assert re.fullmatch(r"[0-9a-f]{64}", shown), shown
+        expect(page.locator("dl.fields")).to_contain_text("Court hearing 2026-12-03")
+        shots(page, "package-verified")
+
+        with page.expect_download() as waiting:
+            row.locator("a", has_text="Image (ISO)").click()
+        download = waiting.value
+        assert download.suggested_filename.endswith(".iso"), download.suggested_filename
+        image = Path(download.path()).read_bytes()
+        assert hashlib.sha256(image).hexdigest() == shown
+        assert image[0x8001:0x8006] == b"CD001"  # an ISO 9660 primary volume descriptor
+        assert len(image) < 700 * 1000**2
+
+        page.click("form[action$='/verify'] button[type=submit]")
+        expect(page.locator("ul.checks strong.ok")).to_contain_text("Disc 1: all")
+        shots(page, "package-reverified")
+        assert len(list(shots.folder.iterdir())) == 4
+        page.close()
+
+
+@pytest.fixture
+def secret_and_open(env: dict[str, str], settings: Settings) -> dict[str, str]:
+    """Two clips without facts, ``vault.mp4`` classed state-secret and ``lobby.mp4`` not, with
+    posters; a custodian ``novice`` cleared for nothing."""
+    from tests.conftest import make_clip
+
+    folder = settings.inbox_dir / "dock1"
+    folder.mkdir(parents=True, exist_ok=True)
+    clips = [make_clip(folder / name, "-metadata", f"title={name}") for name in ("vault.mp4", "lobby.mp4")]
+    out = evidence_cli(env, "ingest", *map(str, clips), "--json")
+    ids = [str(json.loads(line)["item"]) for line in out.splitlines() if line.startswith("{")]
+    evidence_cli(env, "assign", ids[0], "--classification", "state-secret")
+    evidence_cli(
+        env, "user", "add", "novice", "--role", "custodian", "--password-stdin", stdin=CUSTODIAN_PASSWORD + "\n"
+    )
+    return {"vault": ids[0], "lobby": ids[1]}
+
+
+class TestConfidentiality:
+    def test_a_user_not_cleared_cannot_find_the_classified_record(
+        self, secret_and_open: dict[str, str], web: WebProcess, browser: Browser, shots: Shots
+    ) -> None:
+        """Searching, counting, the review queues, a direct link, its poster and the API: nothing
+        tells the uncleared custodian that the state-secret record exists."""
+        vault, lobby = secret_and_open["vault"], secret_and_open["lobby"]
+        page = browser.new_page(locale="en-US", extra_http_headers={"Accept-Language": "en-US,en;q=0.9"})
+        sign_in_as(page, web.url, "novice", CUSTODIAN_PASSWORD)
+        page.click("nav >> text=Catalog")
+        expect(page.locator(".count")).to_have_text("1 records found")
+        expect(page.locator("table.items tbody tr")).to_have_count(1)
+        expect(page.locator("table.items")).to_contain_text("lobby.mp4")
+        assert vault not in page.content()
+        shots(page, "catalog-uncleared")
+
+        page.fill("input[name=q]", "vault")
+        page.click("form.search button[type=submit]")
+        expect(page.locator(".count")).to_have_text("0 records found")
+        page.fill("input[name=q]", vault)
+        page.click("form.search button[type=submit]")
+        expect(page.locator(".count")).to_have_text("0 records found")
+        shots(page, "search-finds-nothing")
+
+        page.goto(web.url + "queues")
+        row = page.locator("table.queues tr", has_text="Missing case number")
+        expect(row.locator("td.number")).to_have_text("1")
+
+        opened = page.goto(web.url + f"items/{vault}")
+        assert opened is not None and opened.status == 404
+        withheld = page.locator("main").inner_text().replace(vault, "ID")
+        assert "vault.mp4" not in page.content()
+        made_up = "01AAAAAAAAAAAAAAAAAAAAAAAA"
+        page.goto(web.url + f"items/{made_up}")
+        assert page.locator("main").inner_text().replace(made_up, "ID") == withheld  # as if it did not exist
+        shots(page, "direct-link-not-found")
+        for path in (f"items/{vault}/media/poster", f"items/{vault}/media/original", f"api/v1/items/{vault}"):
+            assert page.request.get(web.url + path).status == 404, path
+        assert page.request.get(web.url + f"items/{lobby}/media/poster").status == 200
+        listed = page.request.get(web.url + "api/v1/items?q=vault").json()
+        assert listed["count"] == 0 and listed["items"] == []
+        assert page.request.get(web.url + "api/v1/items").json()["count"] == 1
+        assert len(list(shots.folder.iterdir())) == 3
+        page.close()

@@ -202,3 +202,61 @@ class TestCustodian:
         assert len(world.events("downloaded")) == 4
         handler = world.browser("handler")
         assert handler.get(f"/packages/{package}").status_code == 200
+
+
+class TestScriptsAndOutages:
+    def test_a_script_requests_builds_and_verifies_a_package_with_its_token(self, world: World) -> None:
+        """The API does what the pages do, with a bearer token and no form token."""
+        from pipeline.accounts.tokens import create_token
+
+        with session_scope(world.app.state.engine) as session:
+            made = create_token(session, name="court-script", role="custodian", clearances=ALL, actor="t", tool=TOOL)
+        client = TestClient(world.app, base_url="https://testserver", headers={"Authorization": f"Bearer {made.token}"})
+        asked = client.post("/api/v1/cases/A/packages", json={"media": "cd", "purpose": "appeal"})
+        assert asked.status_code == 202, asked.text
+        answer = asked.json()
+        assert answer["case"] == "A" and answer["queued"] is True and answer["status"] == "queued"
+        package = str(answer["package"])
+        [(requested, details)] = world.events("package-requested")
+        assert requested.actor == "token:court-script" and details["purpose"] == "appeal"
+        assert client.get(f"/api/v1/packages/{package}").json()["status"] == "requested"
+
+        assert build_package(package_context(world.settings), package).status == "verified"
+        listed = client.get("/api/v1/packages", params={"case": "A"}).json()
+        assert listed["count"] == 1 and listed["packages"][0]["package"] == package
+        shown = client.get(f"/api/v1/packages/{package}").json()
+        assert shown["media"] == "cd" and len(shown["items"]) == 2 and shown["incomplete"] != []
+        verified = client.post(f"/api/v1/packages/{package}/verify")
+        assert verified.status_code == 200
+        checks = verified.json()
+        assert checks["ok"] is True and [d["ok"] for d in checks["discs"]] == [True]
+        digest = client.get(f"/api/v1/packages/{package}/discs/1/sha256")
+        assert digest.status_code == 200 and digest.text.startswith(shown["discs"][0]["sha256"])
+        assert [e.actor for e, _ in world.events("downloaded")] == ["token:court-script"]
+
+        refused = client.post("/api/v1/cases/A/packages", json={"media": "floppy", "purpose": "x"})
+        assert refused.status_code == 422 and "floppy" in refused.text
+        assert client.post("/api/v1/cases/NOPE/packages", json={"purpose": "x"}).status_code == 404
+        assert len(world.events("package-requested")) == 1
+
+    def test_a_request_made_while_the_queue_is_away_is_kept_and_said_so(
+        self, world: World, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The broker cannot be reached: the request is recorded all the same, the page says it
+        will be queued later, and no error reaches the person who asked."""
+        from pipeline.settings import load_settings
+
+        monkeypatch.setenv("EVIDENCE_BROKER_URL", "redis://127.0.0.1:9/0")  # the discard port: nothing listens
+        away = create_web_app(load_settings())
+        client = TestClient(away, base_url="https://testserver", follow_redirects=False)
+        assert sign_in(client, "handler").status_code == 303
+        asked = _request(client, "A", purpose="hearing on Monday")
+        assert asked.status_code == 303, asked.text
+        assert asked.headers["location"].endswith("?notice=queued-later")
+        page = client.get(asked.headers["location"])
+        assert page.status_code == 200
+        assert "it will be queued automatically" in page.text or "自动" in page.text
+        [(requested, details)] = world.events("package-requested")
+        assert requested.actor == "handler" and details["purpose"] == "hearing on Monday"
+        api = client.get(asked.headers["location"].split("?")[0].replace("/packages", "/api/v1/packages")).json()
+        assert api["status"] == "requested" and api["requested_by"] == "handler"
