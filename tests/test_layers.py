@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "orchestration",
         ("pipeline.ingest.batch", "pipeline.ingest.reconcile", "pipeline.ingest.watcher", "pipeline.runtime"),
     ),
-    ("interfaces", ("pipeline.cli", "pipeline.web", "pipeline.__main__", "workers")),
+    ("interfaces", ("pipeline.cli", "pipeline.web", "pipeline.__main__", "pipeline.upload_client", "workers")),
 ]
 STAGES = ("pipeline.ingest", "pipeline.probe", "pipeline.transcode", "pipeline.package", "pipeline.fixity")
 

@@ -5,10 +5,10 @@ when any input failed. People get a progress bar on stderr and a summary line.
 
 One module per command family: ``ingest``, ``catalog`` (items, item, case, overdue), ``facts``
 (assign), ``stages`` (probe, derive, fixity), ``packages`` (package, packages, verify-package),
-``audit``, ``accounts`` (user, token) and ``running`` (worker, watch, serve). They share
-``output`` (the ``--json`` option, lines, progress, exit status) and ``inputs`` (settings, items
-named by ID or hash). Commands import the stages they run when they run, so the command starts
-quickly.
+``audit``, ``accounts`` (user, token), ``upload`` (to a running application, over HTTP) and
+``running`` (worker, watch, serve). They share ``output`` (the ``--json`` option, lines, progress,
+exit status) and ``inputs`` (settings, items named by ID or hash). Commands import the stages they
+run when they run, so the command starts quickly.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from pipeline.cli.ingest import ingest
 from pipeline.cli.packages import package_command, packages_command, verify_package_command
 from pipeline.cli.running import serve, watch, worker
 from pipeline.cli.stages import derive_command, fixity, probe_command
+from pipeline.cli.upload import upload
 from pipeline.cli.web import web
 from pipeline.errors import PipelineError
 
@@ -54,6 +55,8 @@ def main(context: click.Context, acting_as: str | None) -> None:
 
 COMMANDS: tuple[click.Command, ...] = (
     ingest,
+    # sending files to a running application over HTTP
+    upload,
     # reading the catalog, and setting facts by hand
     items,
     item,
