@@ -88,6 +88,13 @@ class Settings(BaseSettings):
     web_insecure_cookies: bool = False
     # Group given the data folder (it and new folders in it are then group-readable): empty for none.
     data_group: str = ""
+    # Resumable uploads (tus, /api/v1/uploads): the largest file taken, incomplete uploads one token
+    # or account may hold at once, hours an incomplete upload may lie idle before it is removed, and
+    # bytes of the disk kept free beyond what the uploads under way will still need.
+    upload_max_bytes: int = Field(64 << 30, gt=0)
+    upload_max_concurrent: int = Field(8, ge=1)
+    upload_expiry_hours: float = Field(24.0, gt=0)
+    upload_reserve_bytes: int = Field(1 << 30, ge=0)
 
     @classmethod
     def settings_customise_sources(
@@ -181,6 +188,10 @@ class Settings(BaseSettings):
     @property
     def packages_dir(self) -> Path:
         return self.home_dir / "packages"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.home_dir / "uploads"
 
     @property
     def logs_dir(self) -> Path:

@@ -174,6 +174,9 @@ class Sighting(SQLModel, table=True):
     disposed_path: str | None = Field(default=None, sa_type=Text)
     disposed_path_raw: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     source_policy: str = Field(default="move", max_length=8)
+    # The name the file arrived under when its path does not say it (an upload's partial file): the
+    # item's original name. None: the last part of the source path.
+    original_name_raw: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     # sha256 of the source path while the sighting is open; unique, so one path is never taken twice.
     active_key: str | None = Field(default=None, sa_column=Column(String(64), unique=True, nullable=True))
     lease_owner: str | None = Field(default=None, max_length=255)
@@ -297,6 +300,43 @@ class PackageFile(SQLModel, table=True):
     item_id: str | None = Field(default=None, foreign_key="item.id", max_length=26, index=True)
     size: int = Field(sa_type=BigInt)
     sha256: str = Field(max_length=64)
+
+
+class UploadStatus(StrEnum):
+    """An upload's state (``Upload.status``): bytes still arriving; taken in (an item, new or a
+    duplicate); failed with its reason; ended by its uploader; or removed after lying idle."""
+
+    RECEIVING = "receiving"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    TERMINATED = "terminated"
+    EXPIRED = "expired"
+
+
+class Upload(SQLModel, table=True):
+    """A resumable upload over HTTP (tus): who sends it for which dock, its declared length and the
+    offset up to which its partial file is durable, and what became of it. ``offset`` is recorded
+    only after the bytes before it are on disk."""
+
+    __table_args__ = (Index("ix_upload_owner_status", "owner", "status"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=26)
+    owner: str = Field(max_length=255)  # the viewer's name: a token's "token:<name>" or an account
+    dock_id: str = Field(max_length=255)
+    length: int = Field(sa_type=BigInt)
+    offset: int = Field(default=0, sa_type=BigInt)
+    original_name: str = Field(sa_type=Text)
+    original_name_raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    declared_sha256: str | None = Field(default=None, max_length=64)
+    media_type: str | None = Field(default=None, max_length=255)
+    status: str = Field(default=UploadStatus.RECEIVING, max_length=16, index=True)
+    sighting_id: str | None = Field(default=None, max_length=26)
+    item_id: str | None = Field(default=None, max_length=26)
+    error: str | None = Field(default=None, sa_type=Text)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 # The tables of the people who use the catalog live beside these; importing the models declares all.

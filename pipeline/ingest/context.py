@@ -72,7 +72,7 @@ class Work:
     stored: StoredObject | None = None
     size: int = 0
     mtime_ns: int = 0
-    name: bytes = b""
+    name: bytes = b""  # the original name: given with the sighting, else the source path's last part
     failure: str | None = None  # the file's fault (or a defect): recorded as failed
     system: str | None = None  # the store's fault: the sighting stays pending and is tried again
     quarantine: bool = False

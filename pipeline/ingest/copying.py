@@ -49,7 +49,7 @@ def copy_one(ctx: IntakeContext, work: Work, worker: str, *, durable: bool) -> N
     """Copy one source into the store. Sets ``work.stored``, ``work.failure`` (the file's fault),
     ``work.system`` (the store's) or ``work.changed``; raises only :class:`TransientError` (the
     catalog went away while renewing the lease: the whole batch is tried again)."""
-    work.name = os.path.basename(work.path)
+    work.name = work.name or os.path.basename(work.path)
     try:
         fd = _open_source(work.path)
     except IntakeError as exc:

@@ -56,7 +56,7 @@ def intake(ctx: IntakeContext, sighting_ids: Sequence[str], *, worker: str) -> l
 def intake_leased(ctx: IntakeContext, opened: Sequence[Opened], *, worker: str) -> list[IntakeResult]:
     """Take in sightings just opened with ``open_sightings(..., lease_to=worker)``: their lease is
     already this worker's, so there is nothing to claim. Returns one result per sighting, in order."""
-    claimed = [Work(o.id, o.raw, o.path, o.dock, o.policy) for o in opened]
+    claimed = [Work(o.id, o.raw, o.path, o.dock, o.policy, name=o.name or b"") for o in opened]
     return _take_in(ctx, [o.id for o in opened], claimed, {}, [], worker)
 
 
@@ -112,6 +112,7 @@ def _work_of(sighting: Sighting) -> Work:
         policy=sighting.source_policy,
         size=sighting.size,
         mtime_ns=sighting.mtime_ns,
+        name=sighting.original_name_raw or b"",
     )
 
 

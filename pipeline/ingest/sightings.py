@@ -28,6 +28,7 @@ class Arrival:
     path: bytes
     dock: str
     policy: str  # move | delete | keep
+    name: bytes | None = None  # the name it arrived under, when not its path's (an upload's)
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class Opened:
     size: int
     raw: bytes = b""
     policy: str = "move"
+    name: bytes | None = None
 
 
 def ensure_docks(session: Session, docks: Iterable[str]) -> None:
@@ -122,7 +124,9 @@ def _open_sightings(
                         "updated_at": now,
                     }
                 )
-                out.append(Opened(sid, readable(arrival.path), arrival.dock, size, arrival.path, arrival.policy))
+                out.append(
+                    Opened(sid, readable(arrival.path), arrival.dock, size, arrival.path, arrival.policy, arrival.name)
+                )
                 continue
             if key in taken:
                 out.append(None)
@@ -139,7 +143,9 @@ def _open_sightings(
                 out.append(None)
                 continue
             taken.add(key)
-            opened = Opened(new_id(), readable(arrival.path), arrival.dock, size, arrival.path, arrival.policy)
+            opened = Opened(
+                new_id(), readable(arrival.path), arrival.dock, size, arrival.path, arrival.policy, arrival.name
+            )
             new_rows.append(
                 {
                     "id": opened.id,
@@ -156,6 +162,7 @@ def _open_sightings(
                     "disposition": Disposition.PENDING,
                     "disposed_path": None,
                     "source_policy": arrival.policy,
+                    "original_name_raw": arrival.name,
                     "active_key": key,
                     "lease_owner": lease_to,
                     "lease_until": until,
