@@ -224,6 +224,20 @@ class TestCustodyLog:
         assert page.status_code == 200
         assert page.text.count("<code>viewed</code>") == 1 and world.ids["n"] in page.text
 
+    def test_times_are_shown_in_the_site_zone_as_the_filters_read_them(self, world: World) -> None:
+        """The page shows each event's time in the site's zone (named in the column), the same zone
+        its from/to filters read: a time copied from the page selects the event again."""
+        world.view("n", "cust")
+        auditor = world.browser("aud")
+        [latest] = all_events(auditor, user="cust", action="viewed")[:1]
+        at = datetime.fromisoformat(str(latest["at"]))
+        local = at.astimezone(ZoneInfo(world.settings.timezone)).strftime("%Y-%m-%d %H:%M:%S")
+        page = auditor.get("/audit", params={"user": "cust", "action": "viewed"})
+        assert f">{local}</time>" in page.text and f"({world.settings.timezone})" in page.text
+        assert " UTC</time>" not in page.text
+        again = all_events(auditor, user="cust", action="viewed", **{"from": local.replace(" ", "T"), "to": local[:10]})
+        assert latest["seq"] in [e["seq"] for e in again]
+
     def test_paging_returns_each_event_once(self, world: World) -> None:
         """Following ``next_before`` page after page yields every event once, newest first, and
         an event recorded meanwhile does not shift the pages."""

@@ -1,11 +1,12 @@
 """Server-rendered pages: Jinja2 templates from ``templates/`` with autoescaping always on, every
 page given the translator ``t``, its language, the acting user (when signed in) and the form
-token its forms carry."""
+token its forms carry, and ``when`` to show a time in the site's zone."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,26 @@ def local_path(target: str | None, default: str = "/") -> str:
     return target
 
 
+def clock(settings: Settings) -> Callable[[datetime | str | None], str]:
+    """``when(moment)``: a stored UTC time (or its ISO text) as the site's local time, to the second,
+    as every page shows times; the filters read typed times in the same zone."""
+
+    def when(moment: datetime | str | None) -> str:
+        if moment is None or moment == "":
+            return ""
+        if isinstance(moment, str):
+            text = moment
+            try:
+                moment = datetime.fromisoformat(text)
+            except ValueError:
+                return text
+        if moment.tzinfo is None:  # the catalog keeps UTC; SQLite hands it back without the zone
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(settings.zone).strftime("%Y-%m-%d %H:%M:%S")
+
+    return when
+
+
 @dataclass(frozen=True)
 class Page:
     """What every page is rendered with; made per request by :func:`pipeline.web.deps.page`."""
@@ -79,6 +100,8 @@ class Page:
             "csrf_token": lambda: form_token(self.request, self.web_session),
             "here": here,
             "version": __version__,
+            "when": clock(settings),
+            "zone": settings.timezone,
             **(context or {}),
         }
         response = HTMLResponse(env.get_template(template).render(values), status_code=status)

@@ -8,7 +8,6 @@ Which cases and records a viewer may see, and who may change them, is the catalo
 
 from __future__ import annotations
 
-from datetime import datetime
 from urllib.parse import quote
 
 from fastapi import APIRouter
@@ -22,22 +21,12 @@ from pipeline.catalog.queries.cases import case_detail, case_handlers, list_case
 from pipeline.catalog.viewer import Viewer
 from pipeline.errors import InvalidValueError
 from pipeline.package.media import MEDIA_NAMES
-from pipeline.settings import Settings
 from pipeline.stage import TOOL
 from pipeline.web.deps import CsrfForm, CurrentUser, DbSession, PageDep, SettingsDep
 
 router = APIRouter(tags=["cases"])
 
 NOTICES = ("target", "classified", "handlers")  # ?notice=… after a form, shown as ``case.notice.<name>``
-
-
-def clock(settings: Settings) -> object:
-    """``when(moment)``: a time as the site's local time, to the second."""
-
-    def when(moment: datetime | None) -> str:
-        return moment.astimezone(settings.zone).strftime("%Y-%m-%d %H:%M:%S") if moment else ""
-
-    return when
 
 
 def case_url(number: str, notice: str | None = None) -> str:
@@ -80,7 +69,6 @@ def case_page(
         {
             **context,
             "notice": shown,
-            "when": clock(settings),
             "case_url": case_url,
             "default_media": settings.package_media,
         },

@@ -7,9 +7,6 @@ forms of a role that may not use them."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
@@ -41,22 +38,6 @@ PAGE_SIZE = 50
 NOTICES = ("facts", "classified")  # ?notice=… after a form, shown as ``item.notice.<name>``
 
 
-def _clock(settings: Settings) -> Any:
-    """``when(moment)``: a time as the site's local time, to the second."""
-
-    def when(moment: datetime | str | None) -> str:
-        if moment is None or moment == "":
-            return ""
-        if isinstance(moment, str):
-            try:
-                moment = datetime.fromisoformat(moment)
-            except ValueError:
-                return str(moment)
-        return moment.astimezone(settings.zone).strftime("%Y-%m-%d %H:%M:%S")
-
-    return when
-
-
 @router.get("/items", response_class=HTMLResponse)
 def search(request: Request, viewer: CurrentUser, session: DbSession, settings: SettingsDep, page: PageDep) -> Response:
     """The search form and a page of what it finds, with the total and links to the pages after
@@ -81,7 +62,6 @@ def search(request: Request, viewer: CurrentUser, session: DbSession, settings: 
         "facts": REQUIRED_FACTS,
         "kinds": KINDS,
         "classes": CLASSES,
-        "when": _clock(settings),
     }
     return page.render("items.html", context, status=422 if problem else 200)
 
@@ -137,7 +117,6 @@ def _item_page(
         "queue": queue_of(form),
         "next_item": _next_in(session, viewer, settings, form, detail),
         "notice": notice if notice in NOTICES else None,
-        "when": _clock(settings),
     }
     return page.render("item.html", context)
 

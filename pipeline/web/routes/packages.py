@@ -36,7 +36,7 @@ from pipeline.package.verify import PackageCheck
 from pipeline.runtime import package_context
 from pipeline.settings import Settings
 from pipeline.web.deps import CsrfForm, CurrentUser, DbSession, PageDep, SettingsDep
-from pipeline.web.routes.cases import case_url, clock
+from pipeline.web.routes.cases import case_url
 from pipeline.web.routes.media import PURPOSE_LIMIT, send
 
 router = APIRouter(tags=["packages"])
@@ -110,7 +110,6 @@ def _render(
         "package": found,
         "building": found.status in BUILDING,
         "incomplete": incomplete_items(session, package_id=package_id, viewer=viewer),
-        "when": clock(settings),
         "case_url": case_url,
         "notice": None,
         "checks": None,
