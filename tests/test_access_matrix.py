@@ -339,6 +339,8 @@ RULES: dict[str, Rule] = {
     "POST /api/v1/packages/{package_id}/verify": on_package(*CONTENT, ok=_is(422)),
     "GET /packages/{package_id}/discs/{index}/{what}": on_package(*CONTENT, ok=_is(404)),  # no discs made
     "GET /api/v1/packages/{package_id}/discs/{index}/{what}": on_package(*CONTENT, ok=_is(404)),
+    # the upload page (only a form: the uploads themselves are /api/v1/uploads)
+    "GET /upload": only("custodian", "admin"),
 }
 OPEN = {"GET /api/v1/health", "GET /login", "POST /login", "GET /language/{code}"}
 # Routes whose answers may name an item the viewer may not see by its ID (the custody log shows an

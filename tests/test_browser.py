@@ -599,3 +599,59 @@ class TestConfidentiality:
         assert page.request.get(web.url + "api/v1/items").json()["count"] == 1
         assert len(list(shots.folder.iterdir())) == 3
         page.close()
+
+
+UPLOADER_PASSWORD = "Carrier horse battery 5"
+
+
+class TestUpload:
+    def test_the_custodian_drops_two_clips_both_complete_and_appear_in_the_catalog(
+        self, env: dict[str, str], web: WebProcess, browser: Browser, shots: Shots, tmp_path: Path
+    ) -> None:
+        """Two clips dropped on the upload page each reach 100 % with a link to their item (their
+        SHA-256 declared and checked by the server), and both are then in the catalog."""
+        from tests.conftest import make_clip
+
+        evidence_cli(env, "user", "add", "porter", "--role", "custodian", "--password-stdin", stdin=UPLOADER_PASSWORD)
+        clips = [make_clip(tmp_path / name, "-metadata", f"title={name}") for name in ("gate.mp4", "yard.mp4")]
+        page = browser.new_page(locale="en-US", extra_http_headers={"Accept-Language": "en-US,en;q=0.9"})
+        sign_in_as(page, web.url, "porter", UPLOADER_PASSWORD)
+        page.click("nav >> text=Upload")
+        expect(page).to_have_url(re.compile(r"/upload$"))
+        expect(page.locator("#upload-no-script")).to_be_hidden()
+        page.fill("#upload-dock", "dock1")
+        shots(page, "upload-empty")
+
+        dropped = page.evaluate_handle(
+            """(files) => {
+                const transfer = new DataTransfer();
+                for (const [name, bytes] of files) {
+                    transfer.items.add(new File([new Uint8Array(bytes)], name, {type: "video/mp4"}));
+                }
+                return transfer;
+            }""",
+            [[clip.name, list(clip.read_bytes())] for clip in clips],
+        )
+        page.dispatch_event("#upload-drop", "drop", {"dataTransfer": dropped})
+        rows = page.locator("#upload-list tbody tr")
+        expect(rows).to_have_count(2)
+        expect(page.locator("#upload-list tbody tr[data-state=done]")).to_have_count(2, timeout=60_000)
+        items = []
+        for index, clip in enumerate(clips):
+            row = rows.nth(index)
+            expect(row.locator("td.name")).to_have_text(clip.name)
+            assert row.locator("progress").evaluate("bar => bar.value") == 100
+            link = row.locator("td.status a")
+            expect(link).to_have_text("Open the item")
+            href = str(link.get_attribute("href"))
+            assert re.fullmatch(r"/items/[0-9A-Z]{26}", href), href
+            items.append(href.removeprefix("/items/"))
+        assert page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('evidence-upload:'))") == []
+        shots(page, "upload-done")
+
+        page.click("nav >> text=Catalog")
+        expect(page.locator(".count")).to_have_text("2 records found")
+        for item in items:
+            expect(page.locator(f"table.items a[href^='/items/{item}']")).to_have_count(1)
+        shots(page, "catalog-after-upload")
+        page.close()

@@ -3,8 +3,8 @@ user: password, who am I), ``audit`` (the custody log, its verification, retriev
 ``access`` (access requests), ``home``, ``language``, ``schema`` (the OpenAPI document),
 ``items_api`` and ``items_pages`` (the catalog: search, review queues, an item's record) and ``media`` (an
 item's recording, poster, contact sheet and original, supervised), ``cases`` and ``packages`` (cases, their
-records and disc packages, the discs' downloads) and ``admin`` (accounts and API
-tokens, for admins)."""
+records and disc packages, the discs' downloads), ``admin`` (accounts and API
+tokens, for admins) and ``upload_page`` (the custodian's upload page)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from pipeline.web.routes import (
     packages,
     schema,
     sessions,
+    upload_page,
 )
 
 ROUTERS: tuple[APIRouter, ...] = (
@@ -42,4 +43,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     cases.router,
     packages.router,
     admin.router,
+    upload_page.router,
 )
