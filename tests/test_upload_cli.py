@@ -426,3 +426,41 @@ class TestRefusals:
         )
         assert result.exit_code == 0, result.output
         assert tus.only().metadata["filename"] == "执法记录 2025-09-30.mp4"
+
+
+class TestAgainstTheApplication:
+    def test_a_dock_token_uploads_two_clips_and_both_are_catalogued(
+        self, env: dict[str, str], tmp_path: Path, cache: Path
+    ) -> None:
+        """``evidence upload`` with a dock's token, against `evidence web` as its own process: both
+        clips become items, listed by ``evidence items``, each with the SHA-256 declared."""
+        from tests.conftest import make_clip
+        from tests.test_browser import WebProcess
+
+        run_env = {**os.environ, **env}
+
+        def evidence(*args: str) -> str:
+            done = subprocess.run([*EVIDENCE, *args], env=run_env, capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, done.stdout + done.stderr
+            return done.stdout
+
+        token = json.loads(evidence("token", "create", "gate-dock", "--role", "dock", "--dock", "dock1", "--json"))
+        clips = [make_clip(tmp_path / name, "-metadata", f"title={name}") for name in ("gate.mp4", "yard.mp4")]
+        server = WebProcess(env, tmp_path)
+        try:
+            sent = subprocess.run(
+                [*EVIDENCE, "upload", *map(str, clips), "--server", server.url, "--json"],
+                env={**run_env, "EVIDENCE_TOKEN": str(token["token"]), "XDG_CACHE_HOME": str(cache)},
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+        finally:
+            server.stop()
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        assert str(token["token"]) not in sent.stdout + sent.stderr
+        records = [json.loads(line) for line in sent.stdout.splitlines()]
+        assert [r["status"] for r in records] == ["uploaded", "uploaded"]
+        assert [r["sha256"] for r in records] == [sha(clip) for clip in clips]
+        listed = {json.loads(line)["id"] for line in evidence("items", "--json").splitlines() if line}
+        assert {str(r["item"]) for r in records} <= listed
