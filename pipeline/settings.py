@@ -81,10 +81,11 @@ class Settings(BaseSettings):
     # Disc packages
     package_media: Literal["cd", "dvd", "dvd-dl", "bd25", "bd50", "bd100"] = "dvd"
     package_margin: float = Field(0.03, ge=0, lt=0.5)
-    # Web application: HOST:PORT it listens on (empty: `serve` starts none), how long a sign-in lasts,
-    # and whether its cookies may travel over plain http (development only).
+    # Web application: HOST:PORT it listens on (empty: `serve` starts none), how long a sign-in lasts
+    # at most and unused, and whether its cookies may travel over plain http (development only).
     web_bind: str = "127.0.0.1:8000"
     session_hours: float = Field(12.0, gt=0, le=24 * 30)
+    session_idle_minutes: float = Field(30.0, gt=0, le=24 * 60 * 30)
     web_insecure_cookies: bool = False
     # Group given the data folder (it and new folders in it are then group-readable): empty for none.
     data_group: str = ""

@@ -168,6 +168,28 @@ class TestSignIn:
         with pytest.raises(AccountLocked):
             login(db, name="ghost")
 
+    def test_attempts_older_than_kept_are_dropped_and_their_streak_forgotten_alike(self, db) -> None:
+        """Attempts past KEEP_ATTEMPTS leave the table at the next sign-in (the custody log keeps
+        them); four old wrong passwords then no longer count towards a lock, for an account and for
+        a name nobody holds alike."""
+        from pipeline.accounts.rules import KEEP_ATTEMPTS
+
+        add(db)
+        for name in ("alice", "ghost"):
+            for _ in range(4):
+                with pytest.raises(LoginRefused):
+                    login(db, name=name, password="Wrong horse 42 battery")
+        for attempt in db.exec(select(LoginAttempt)).all():
+            attempt.at -= KEEP_ATTEMPTS + timedelta(minutes=1)
+            db.add(attempt)
+        db.commit()
+        for name in ("alice", "ghost"):
+            with pytest.raises(LoginRefused) as refused:  # the fifth in a row would lock
+                login(db, name=name, password="Wrong horse 42 battery")
+            assert not isinstance(refused.value, AccountLocked)
+        assert len(db.exec(select(LoginAttempt)).all()) == 2
+        assert actions(db)["login-failed"] == 10
+
     def test_a_client_with_too_many_failures_is_refused_unchecked(self, db) -> None:
         """After 20 failures from one address, even a right password from it is refused for a while;
         other addresses still sign in."""

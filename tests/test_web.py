@@ -475,3 +475,33 @@ class TestServing:
     def test_web_refuses_a_bind_that_is_not_host_and_port(self, cli) -> None:  # type: ignore[no-untyped-def]
         result = cli("web", "--bind", "8000")
         assert result.exit_code == 2 and "--bind" in result.errors
+
+
+class TestIdleSessions:
+    def test_a_browser_left_unused_longer_than_the_setting_must_sign_in_again(self, app: FastAPI) -> None:
+        """A session unused for ``session_idle_minutes`` no longer signs anyone in, even before its
+        end; one in use stays signed in."""
+        from datetime import timedelta
+
+        from sqlmodel import Session, select
+
+        from pipeline.accounts.rules import TOUCH_EVERY
+        from pipeline.catalog.people import WebSession
+
+        idle_for = timedelta(minutes=app.state.settings.session_idle_minutes)
+        away, busy = signed_in(app, "clerk"), signed_in(app, "busy")
+        with Session(app.state.engine) as session:
+            for web in session.exec(select(WebSession)).all():
+                web.last_seen_at -= idle_for - TOUCH_EVERY  # both nearly idle out
+                session.add(web)
+            session.commit()
+        assert busy.get("/").status_code == 200  # seen again: its idle time starts over
+        with Session(app.state.engine) as session:
+            for web in session.exec(select(WebSession)).all():
+                web.last_seen_at -= 2 * TOUCH_EVERY
+                session.add(web)
+            session.commit()
+        gone = away.get("/items")
+        assert gone.status_code == 303 and gone.headers["location"].startswith("/login")
+        assert away.get("/api/v1/me").status_code == 401
+        assert busy.get("/items").status_code == 200

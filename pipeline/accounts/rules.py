@@ -21,6 +21,9 @@ CLIENT_LIMIT = 20
 CLIENT_WINDOW = timedelta(minutes=15)
 # last_seen_at and last_used_at are written at most this often.
 TOUCH_EVERY = timedelta(minutes=1)
+# Sign-in attempts are kept this long (the custody log keeps every one for good); a streak of wrong
+# passwords older than that is forgotten, for accounts and for names no account holds alike.
+KEEP_ATTEMPTS = timedelta(days=30)
 
 
 def shown(value: str, limit: int = 40) -> str:

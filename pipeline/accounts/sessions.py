@@ -13,10 +13,18 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, NoReturn
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, delete, select
 
 from pipeline.accounts.passwords import hash_password, needs_rehash, verify_password
-from pipeline.accounts.rules import CLIENT_LIMIT, CLIENT_WINDOW, LOCK_AFTER, LOCK_FOR, NAME_LENGTH, TOUCH_EVERY
+from pipeline.accounts.rules import (
+    CLIENT_LIMIT,
+    CLIENT_WINDOW,
+    KEEP_ATTEMPTS,
+    LOCK_AFTER,
+    LOCK_FOR,
+    NAME_LENGTH,
+    TOUCH_EVERY,
+)
 from pipeline.accounts.views import UserView, viewer_for_user
 from pipeline.catalog.people import LoginAttempt, UserAccount, WebSession
 from pipeline.catalog.types import iso, utcnow
@@ -98,6 +106,11 @@ def _unknown_name_state(session: Session, name: str) -> tuple[int, datetime | No
     return count, until
 
 
+def _forget_old_attempts(session: Session, now: datetime) -> None:
+    """Drop attempts older than KEEP_ATTEMPTS, which no limit looks at any more."""
+    session.exec(delete(LoginAttempt).where(col(LoginAttempt.at) < now - KEEP_ATTEMPTS))
+
+
 def sign_in(
     session: Session, *, name: str, password: str, client: str | None, lifetime: timedelta, tool: str
 ) -> SignIn:
@@ -107,11 +120,12 @@ def sign_in(
     all refused with the same :class:`LoginRefused`. The fifth wrong password in a row locks the
     account for 15 minutes (:class:`AccountLocked`, also for names no account holds); a client
     address with more than 20 failures in 15 minutes is refused unchecked (:class:`LoginThrottled`).
-    Every attempt is kept and recorded (``login`` or ``login-failed``) and committed here, refused
-    or not, since a refusal is raised."""
+    Every attempt is recorded (``login`` or ``login-failed``) and committed here, refused or not,
+    since a refusal is raised; attempts are kept for the limits for KEEP_ATTEMPTS, then dropped."""
     now = utcnow()
     given = _clean(name, NAME_LENGTH) or ""
     client = _clean(client, 255)
+    _forget_old_attempts(session, now)
 
     def refuse(reason: str, error: AuthError) -> NoReturn:
         session.add(LoginAttempt(name=given, client=client, ok=False, at=now))
@@ -133,6 +147,8 @@ def sign_in(
         refuse("unknown-name", LoginRefused(REFUSED))
     if user.locked_until is not None and user.locked_until > now:
         refuse("locked", AccountLocked(user.locked_until))
+    if user.failed_logins and not session.exec(select(LoginAttempt.id).where(LoginAttempt.name == given)).first():
+        user.failed_logins = 0  # its streak is older than the attempts kept, as for an unknown name
     right = verify_password(user.password_hash or _decoy_hash(), password) and user.password_hash is not None
     if not right:
         user.failed_logins += 1

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -89,7 +90,8 @@ def principal(request: Request, session: DbSession) -> Principal | None:
     secret = request.cookies.get(SESSION_COOKIE)
     if not secret:
         return None
-    found = viewer_for_session(session, secret=secret, client=client)
+    idle = timedelta(minutes=get_settings(request).session_idle_minutes)
+    found = viewer_for_session(session, secret=secret, client=client, idle=idle)
     if found is None:
         return None
     viewer, web_session = found
