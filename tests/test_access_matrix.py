@@ -324,14 +324,14 @@ RULES: dict[str, Rule] = {
     # cases
     "GET /cases": signed_in,
     "GET /api/v1/cases": signed_in,
-    "GET /cases/{number}": on_case(*FACTS, withheld=OK),  # a withheld case is shown without its target
-    "GET /api/v1/cases/{number}": on_case(*FACTS, withheld=OK),
-    "POST /cases/{number}/target": on_case("custodian"),
-    "POST /cases/{number}/classification": on_case("custodian"),
-    "POST /cases/{number}/handlers": assigning,
+    "GET /cases/{number:path}": on_case(*FACTS, withheld=OK),  # a withheld case is shown without its target
+    "GET /api/v1/cases/{number:path}": on_case(*FACTS, withheld=OK),
+    "POST /cases/{number:path}/target": on_case("custodian"),
+    "POST /cases/{number:path}/classification": on_case("custodian"),
+    "POST /cases/{number:path}/handlers": assigning,
     # disc packages
-    "POST /cases/{number}/packages": packaging,
-    "POST /api/v1/cases/{number}/packages": packaging,
+    "POST /cases/{number:path}/packages": packaging,
+    "POST /api/v1/cases/{number:path}/packages": packaging,
     "GET /api/v1/packages": signed_in,
     "GET /packages/{package_id}": on_package(*FACTS),
     "GET /api/v1/packages/{package_id}": on_package(*FACTS),
@@ -520,7 +520,7 @@ def calls(world: World, key: str, route: APIRoute) -> Iterator[Call]:
     about_item = "{ident}" in path and not path.startswith(("/access/", "/api/v1/access-requests/"))
     if about_item or key in ("POST /access", "POST /api/v1/access-requests"):
         targets, names = [*ITEMS, MISSING], world.ids
-    elif "{number}" in path:
+    elif "{number:path}" in path:
         # a number nothing has is tried where it cannot make a case: not on the forms that would
         targets, names = [*CASES], {case: number for case, (number, _) in CASES.items()}
         if method == "POST" and not key.endswith("/packages"):
@@ -531,8 +531,8 @@ def calls(world: World, key: str, route: APIRoute) -> Iterator[Call]:
         ident = names.get(item or "", MISSING) if item else world.request_id
         spare = "spare-token" if "/tokens/" in path else "spare"
         url = path.replace("{ident}", ident).replace("{code}", "en").replace("{name}", spare)
-        url = url.replace("{number}", ident).replace("{package_id}", ident).replace("{index}", "1")
-        url = url.replace("{what}", "image" if "{package_id}" in path else "access")
+        url = url.replace("{number:path}", ident).replace("{package_id}", ident).replace("{index}", "1")
+        url = url.replace("{what}", "image" if "{package_id}" in path else "access").replace("{upload_id}", MISSING)
         assert "{" not in url, f"{key}: say what its path parameters are filled with"
         if params:
             url += "?" + urlencode(params)
@@ -571,14 +571,14 @@ def _body(key: str, item: str | None, ident: str) -> Body:
         return None, {"name": "spare-token", "role": "custodian"}
     if key.endswith("/roles"):
         return ({"role": "custodian"}, None) if key.startswith("POST /admin/") else (None, {"roles": ["custodian"]})
-    if key.startswith("POST /cases/{number}/"):
+    if key.startswith("POST /cases/{number:path}/"):
         classification = CASES.get(item or "", ("", "none"))[1]
         handler = "handA" if item == "A" else "handB"
         fields = {"target": {"target": "Target Co"}, "classification": {"classification": classification}}
         fields["handlers"] = {"user": handler, "action": "add"}
         fields["packages"] = {"media": "dvd", "purpose": "walk"}
         return fields[key.rsplit("/", 1)[1]], None
-    if key == "POST /api/v1/cases/{number}/packages":
+    if key == "POST /api/v1/cases/{number:path}/packages":
         return None, {"media": "dvd", "purpose": "walk"}
     if key == "POST /account/password":
         return {"old": "wrong", "new": "one", "repeat": "two"}, None
@@ -634,7 +634,7 @@ def knows(walker: str, key: str, target: str | None) -> bool:
     who = ROLES[walker]
     if target in PACKAGES and "{package_id}" in key:
         return who.knows_package(target)
-    if target in CASES and "{number}" in key:
+    if target in CASES and "{number:path}" in key:
         return who.knows_case(target) and target != "Z"
     return target in ITEMS and who.knows(target)
 

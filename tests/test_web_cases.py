@@ -260,3 +260,21 @@ class TestScriptsAndOutages:
         assert requested.actor == "handler" and details["purpose"] == "hearing on Monday"
         api = client.get(asked.headers["location"].split("?")[0].replace("/packages", "/api/v1/packages")).json()
         assert api["status"] == "requested" and api["requested_by"] == "handler"
+
+
+class TestCaseNumbers:
+    def test_a_case_number_with_slashes_and_spaces_has_its_pages(self, world: World) -> None:
+        """Case numbers are written as units write them (``XF/2026 第7号``): the links of the
+        catalog reach the case page, its forms and its API."""
+        number = "XF/2026 第7号"
+        assign_facts(probe_context(world.settings), ident=world.ids["b1"], facts={"case_number": number}, viewer=SERVER)
+        custodian = world.browser("custall")
+        listing = custodian.get("/cases")
+        link = re.search(r'href="(/cases/XF[^"]*)"', listing.text)
+        assert link, listing.text
+        page = custodian.get(link.group(1))
+        assert page.status_code == 200 and number in page.text and world.ids["b1"] in page.text
+        done = custodian.post(f"{link.group(1)}/target", data={"csrf_token": form_token(page), "target": "李四"})
+        assert done.status_code == 303 and custodian.get(done.headers["location"]).status_code == 200
+        api = custodian.get(f"/api/v1{link.group(1)}").json()
+        assert api["number"] == number and api["target"] == "李四"

@@ -53,7 +53,7 @@ def cases_page(viewer: CurrentUser, session: DbSession, page: PageDep) -> Respon
     return page.render("cases.html", {"cases": list_cases(session, viewer=viewer), "case_url": case_url})
 
 
-@router.get("/cases/{number}", response_class=HTMLResponse)
+@router.get("/cases/{number:path}", response_class=HTMLResponse)
 def case_page(
     number: str,
     viewer: CurrentUser,
@@ -80,13 +80,13 @@ def _field(form: CsrfForm, name: str) -> str:
     return value if isinstance(value, str) else ""
 
 
-@router.post("/cases/{number}/target")
+@router.post("/cases/{number:path}/target")
 def set_target(number: str, viewer: CurrentUser, session: DbSession, form: CsrfForm) -> Response:
     set_case_target(session, number=number, target=_field(form, "target"), viewer=viewer, tool=TOOL)
     return RedirectResponse(case_url(number, "target"), status_code=303)
 
 
-@router.post("/cases/{number}/classification")
+@router.post("/cases/{number:path}/classification")
 def classify(number: str, viewer: CurrentUser, session: DbSession, form: CsrfForm) -> Response:
     set_classification(
         session, viewer=viewer, case_number=number, classification=_field(form, "classification"), tool=TOOL
@@ -94,7 +94,7 @@ def classify(number: str, viewer: CurrentUser, session: DbSession, form: CsrfFor
     return RedirectResponse(case_url(number, "classified"), status_code=303)
 
 
-@router.post("/cases/{number}/handlers")
+@router.post("/cases/{number:path}/handlers")
 def handlers(number: str, viewer: CurrentUser, session: DbSession, form: CsrfForm) -> Response:
     user = _field(form, "user").strip()
     action = _field(form, "action")
@@ -115,7 +115,7 @@ def cases_api(viewer: CurrentUser, session: DbSession) -> dict[str, object]:
     return {"count": len(found), "cases": [case.as_json() for case in found]}
 
 
-@router.get("/api/v1/cases/{number}")
+@router.get("/api/v1/cases/{number:path}")
 def case_api(number: str, viewer: CurrentUser, session: DbSession) -> dict[str, object]:
     detail = case_detail(session, number=number, viewer=viewer)
     return {

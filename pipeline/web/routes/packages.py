@@ -86,7 +86,7 @@ def _field(form: CsrfForm, name: str) -> str:
     return value if isinstance(value, str) else ""
 
 
-@router.post("/cases/{number}/packages")
+@router.post("/cases/{number:path}/packages")
 def request_page(
     number: str, viewer: CurrentUser, session: DbSession, settings: SettingsDep, form: CsrfForm
 ) -> Response:
@@ -185,7 +185,7 @@ class PackageRequest(BaseModel):
     purpose: str | None = Field(default=None, max_length=PURPOSE_LIMIT)
 
 
-@router.post("/api/v1/cases/{number}/packages", status_code=202)
+@router.post("/api/v1/cases/{number:path}/packages", status_code=202)
 def request_api(
     number: str, body: PackageRequest, viewer: CurrentUser, session: DbSession, settings: SettingsDep, form: CsrfForm
 ) -> dict[str, object]:
