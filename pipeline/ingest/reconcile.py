@@ -7,6 +7,7 @@ the queue. Messages repeated this way are harmless: intake is idempotent.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,17 +22,20 @@ from pipeline.catalog.models import Disposition, Sighting, SightingStatus, Stage
 from pipeline.catalog.types import utcnow
 from pipeline.fixity import schedule_fixity
 from pipeline.ingest.intake import IntakeContext, mark_queued
+from pipeline.ingest.uploads import sweep_uploads, upload_context
 from pipeline.package.stage import stale_packages
 from pipeline.settings import Settings
 from pipeline.stage.status import touch_stage
 
 Enqueue = Callable[[Sequence[str]], None]
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ReconcileReport:
     requeued: int
     partials_removed: int
+    uploads_expired: int = 0
 
 
 def due_sightings(
@@ -144,7 +148,8 @@ def reconcile(
 
 def reconcile_all(ctx: IntakeContext, settings: Settings, queue: StageQueue) -> ReconcileReport:
     """One reconciler pass: queue again what a lost message or a dead worker left undone (intake,
-    later stages, packages), and queue the fixity checks that have come due."""
+    later stages, packages), queue the fixity checks that have come due, remove the incomplete
+    uploads that lay idle past their expiry and take in those received in full but never taken in."""
     report = reconcile(ctx, queue.intake, {"probe": queue.probe, "derive": queue.derive, "fixity": queue.fixity})
     requeued = report.requeued
     if packages := stale_packages(ctx.engine, settings.stale_after):
@@ -155,4 +160,9 @@ def reconcile_all(ctx: IntakeContext, settings: Settings, queue: StageQueue) -> 
         if due := schedule_fixity(ctx.engine, every=every, limit=settings.fixity_batch):
             queue.fixity(due)  # a lost message is sent again: the items stay pending
             requeued += len(due)
-    return ReconcileReport(requeued, report.partials_removed)
+    swept = sweep_uploads(upload_context(ctx, settings, worker=ctx.actor))
+    if swept.expired:
+        logger.warning("removed %d upload(s) idle past their expiry: %s", len(swept.expired), ", ".join(swept.expired))
+    if swept.finished:
+        logger.info("took in %d upload(s) received in full earlier: %s", len(swept.finished), ", ".join(swept.finished))
+    return ReconcileReport(requeued, report.partials_removed, len(swept.expired))

@@ -57,7 +57,7 @@ from pipeline.errors import (
 )
 from pipeline.ingest.context import IntakeContext, IntakeResult
 from pipeline.ingest.intake import Arrival, intake, intake_leased, open_sightings
-from pipeline.settings import FILE_MODE, private_dir
+from pipeline.settings import FILE_MODE, Settings, private_dir
 from pipeline.stage.names import path_key, readable
 from pipeline.storage.local import fsync_dir
 
@@ -146,6 +146,19 @@ class UploadContext:
     def acting(self, viewer: Viewer) -> UploadContext:
         """The same context with intake's custody events signed by ``viewer``."""
         return replace(self, intake=replace(self.intake, actor=viewer.name))
+
+
+def upload_context(ctx: IntakeContext, settings: Settings, *, worker: str) -> UploadContext:
+    """The upload service's context from the settings, around intake's ``ctx``."""
+    return UploadContext(
+        intake=ctx,
+        uploads_dir=settings.uploads_dir,
+        max_bytes=settings.upload_max_bytes,
+        max_concurrent=settings.upload_max_concurrent,
+        expiry=timedelta(hours=settings.upload_expiry_hours),
+        reserve_bytes=settings.upload_reserve_bytes,
+        worker=worker,
+    )
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ user: password, who am I), ``audit`` (the custody log, its verification, retriev
 ``items_api`` and ``items_pages`` (the catalog: search, review queues, an item's record) and ``media`` (an
 item's recording, poster, contact sheet and original, supervised), ``cases`` and ``packages`` (cases, their
 records and disc packages, the discs' downloads), ``admin`` (accounts and API
-tokens, for admins) and ``upload_page`` (the custodian's upload page)."""
+tokens, for admins), ``upload_page`` (the custodian's upload page) and ``uploads`` (resumable uploads, tus 1.0, for
+docks, recorders and that page)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from pipeline.web.routes import (
     schema,
     sessions,
     upload_page,
+    uploads,
 )
 
 ROUTERS: tuple[APIRouter, ...] = (
@@ -44,4 +46,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     packages.router,
     admin.router,
     upload_page.router,
+    uploads.router,
 )
