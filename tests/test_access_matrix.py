@@ -255,6 +255,7 @@ CONTENT = ("custodian", "case-handler")
 FACTS = ("custodian", "case-handler", "auditor")
 AUDIT = ("admin", "auditor")
 ADMIN_OK = OK | _is(409, 422)  # adding what is there already is refused, and changes nothing
+UPLOADERS = ("dock", "custodian", "admin")
 
 # Every route of the application, "METHOD path" -> who may use it.
 RULES: dict[str, Rule] = {
@@ -341,8 +342,14 @@ RULES: dict[str, Rule] = {
     "GET /api/v1/packages/{package_id}/discs/{index}/{what}": on_package(*CONTENT, ok=_is(404)),
     # the upload page (only a form: the uploads themselves are /api/v1/uploads)
     "GET /upload": only("custodian", "admin"),
+    # resumable uploads (tus): discovery is open; the walk sends no Tus-Resumable header, so an
+    # uploader is answered 412 (its uploads are looked up only after that), anyone else 403
+    "OPTIONS /api/v1/uploads": public,
+    "POST /api/v1/uploads": only(*UPLOADERS, ok=_is(412)),
+    "PATCH /api/v1/uploads/{upload_id}": only(*UPLOADERS, ok=_is(412)),
+    "DELETE /api/v1/uploads/{upload_id}": only(*UPLOADERS, ok=_is(412)),
 }
-OPEN = {"GET /api/v1/health", "GET /login", "POST /login", "GET /language/{code}"}
+OPEN = {"GET /api/v1/health", "GET /login", "POST /login", "GET /language/{code}", "OPTIONS /api/v1/uploads"}
 # Routes whose answers may name an item the viewer may not see by its ID (the custody log shows an
 # event's target, never what the record holds: pipeline.catalog.queries.audit).
 SHOWS_TARGETS = {"GET /audit", "GET /audit/retrievals", "GET /api/v1/audit/events", "GET /api/v1/audit/retrievals"}

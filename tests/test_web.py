@@ -32,7 +32,13 @@ from tests.conftest import Service, wait_for
 
 WEB = Path(__file__).resolve().parent.parent / "pipeline" / "web"
 PASSWORD = "Seventeen chars 9"
-PUBLIC = {("GET", "/api/v1/health"), ("GET", "/login"), ("POST", "/login"), ("GET", "/language/{code}")}
+PUBLIC = {
+    ("GET", "/api/v1/health"),
+    ("GET", "/login"),
+    ("POST", "/login"),
+    ("GET", "/language/{code}"),
+    ("OPTIONS", "/api/v1/uploads"),  # tus discovery: what the server offers, before any credential
+}
 SECURITY_HEADERS = {
     "content-security-policy": CSP,
     "x-content-type-options": "nosniff",
