@@ -65,6 +65,9 @@ def post(
     return client.post(path, data={"csrf_token": token, **(data or {})})
 
 
+CONFIRMED = {"confirm": "yes"}  # what the confirmation page sends back
+
+
 def shown_secret(answer: httpx.Response) -> str:
     found = re.search(r"<code id=\"secret\" data-secret>([^<]+)</code>", answer.text)
     assert found, "the answer shows no secret"
@@ -158,7 +161,7 @@ class TestAddingAccounts:
         token = post(boss, "/admin/tokens", {"name": name, "role": "custodian"}, page="/admin/tokens")
         assert token.status_code == 422 and "<script>alert(1)" not in token.text
         for action in ("disable", "enable", "password", "roles"):
-            answer = post(boss, f"/admin/users/{name.replace('/', '%2F')}/{action}", {"role": ["auditor"]})
+            answer = post(boss, f"/admin/users/{name.replace('/', '%2F')}/{action}", {"role": ["auditor"], **CONFIRMED})
             assert answer.status_code in (404, 422), (action, answer.status_code)
             assert "<script>alert(1)" not in answer.text
 
@@ -176,7 +179,7 @@ class TestChangingAccounts:
         add(app, "clerk")
         clerk = browser(app, "clerk")
         assert clerk.get("/").status_code == 200
-        assert post(boss, "/admin/users/clerk/disable").status_code == 303
+        assert post(boss, "/admin/users/clerk/disable", CONFIRMED).status_code == 303
         assert clerk.get("/").headers["location"] == "/login"
         assert sign_in(browser(app), "clerk").status_code == 401
         assert post(boss, "/admin/users/clerk/enable").status_code == 303
@@ -184,8 +187,32 @@ class TestChangingAccounts:
         done = [a for _, a, target in actions(app) if target == "user:clerk"]
         assert "user-disabled" in done and "user-enabled" in done
 
+    def test_disabling_resetting_and_revoking_ask_first(self, app: FastAPI, boss: TestClient) -> None:
+        """The buttons lead to a page saying what will happen; only its own button does it, and
+        nothing has changed before (nor for an account or token that does not exist)."""
+        add(app, "clerk")
+        clerk = browser(app, "clerk")
+        post(boss, "/admin/tokens", {"name": "dock-7", "role": "dock", "dock": "dock7"}, page="/admin/tokens")
+        for path, page in (
+            ("/admin/users/clerk/disable", "/admin/users"),
+            ("/admin/users/clerk/password", "/admin/users"),
+            ("/admin/tokens/dock-7/revoke", "/admin/tokens"),
+        ):
+            asked = post(boss, path, page=page)
+            assert asked.status_code == 200, path
+            assert f'action="{path}"' in asked.text and 'name="confirm" value="yes"' in asked.text
+            assert f'href="{page}"' in asked.text and path.split("/")[3] in asked.text
+            assert "data-secret" not in asked.text
+        assert clerk.get("/").status_code == 200
+        assert not any(a in ("user-disabled", "password-set", "token-revoked") for _, a, _ in actions(app))
+        assert "停用账户 clerk" in post(boss, "/admin/users/clerk/disable").text
+        assert post(boss, "/admin/users/nobody/disable").status_code == 404
+        assert post(boss, "/admin/tokens/nothing/revoke", page="/admin/tokens").status_code == 404
+        done = post(boss, "/admin/users/clerk/disable", CONFIRMED)
+        assert done.status_code == 303 and clerk.get("/").headers["location"] == "/login"
+
     def test_the_last_admin_cannot_be_disabled(self, app: FastAPI, boss: TestClient) -> None:
-        answer = post(boss, "/admin/users/boss/disable")
+        answer = post(boss, "/admin/users/boss/disable", CONFIRMED)
         assert answer.status_code == 409 and "only enabled admin" in answer.text
         assert boss.post("/api/v1/users/boss/disable", headers=api_headers(boss)).status_code == 409
         taken = boss.post("/api/v1/users/boss/roles", json={"roles": ["auditor"]}, headers=api_headers(boss))
@@ -195,7 +222,7 @@ class TestChangingAccounts:
     def test_a_reset_shows_a_new_password_once_and_ends_the_sessions(self, app: FastAPI, boss: TestClient) -> None:
         add(app, "clerk")
         clerk = browser(app, "clerk")
-        answer = post(boss, "/admin/users/clerk/password")
+        answer = post(boss, "/admin/users/clerk/password", CONFIRMED)
         assert answer.status_code == 200
         password = shown_secret(answer)
         assert clerk.get("/").headers["location"] == "/login"
@@ -254,9 +281,9 @@ class TestTokens:
         bearer = {"Authorization": f"Bearer {secret}"}
         client = browser(app)
         assert client.get("/api/v1/me", headers=bearer).json()["name"] == "token:dock-7"
-        assert post(boss, "/admin/tokens/dock-7/revoke", page="/admin/tokens").status_code == 303
+        assert post(boss, "/admin/tokens/dock-7/revoke", CONFIRMED, page="/admin/tokens").status_code == 303
         assert client.get("/api/v1/me", headers=bearer).status_code == 401
-        again = post(boss, "/admin/tokens/dock-7/revoke", page="/admin/tokens")
+        again = post(boss, "/admin/tokens/dock-7/revoke", CONFIRMED, page="/admin/tokens")
         assert again.status_code == 409 and "already revoked" in again.text
         assert ("boss", "token-revoked", "token:dock-7") in actions(app)
 

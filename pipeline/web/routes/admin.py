@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -26,7 +27,7 @@ from starlette.datastructures import FormData
 from pipeline.accounts.passwords import random_password
 from pipeline.accounts.tokens import create_token, list_tokens, revoke_token
 from pipeline.accounts.users import add_user, disable_user, list_users, set_password, set_roles
-from pipeline.accounts.views import require_admin
+from pipeline.accounts.views import find_user, require_admin
 from pipeline.catalog.people import CLEARABLE, Role
 from pipeline.catalog.types import utcnow
 from pipeline.catalog.viewer import Viewer
@@ -197,6 +198,17 @@ def secret_page(page: Page, *, what: str, name: str, secret: str, back: str) -> 
     return page.render("admin_secret.html", {"what": what, "name": name, "secret": secret, "back": back})
 
 
+def unconfirmed(form: FormData) -> bool:
+    """True until the form comes back from the confirmation page (field ``confirm`` = ``yes``)."""
+    return text(form, "confirm") != "yes"
+
+
+def confirm_page(page: Page, *, what: str, name: str, action: str, back: str) -> HTMLResponse:
+    """Ask before a change that locks someone out or ends what they are doing: what it does, and
+    the same form again with ``confirm`` set, or back without a change."""
+    return page.render("admin_confirm.html", {"what": what, "name": name, "action": action, "back": back})
+
+
 @router.get("/admin/users", response_class=HTMLResponse)
 def users(admin: Admin, session: DbSession, page: PageDep) -> HTMLResponse:
     """Every account with its roles, clearances, approver right, dock and state; the forms to add,
@@ -234,7 +246,11 @@ def _enabled(admin: Viewer, session: Session, page: Page, name: str, *, enabled:
 
 @router.post("/admin/users/{name}/disable", response_model=None)
 def disable(name: str, admin: Admin, form: CsrfForm, session: DbSession, page: PageDep) -> Response:
-    """Disable the account: it cannot sign in, and its sessions end at once."""
+    """Disable the account, once confirmed: it cannot sign in, and its sessions end at once."""
+    if unconfirmed(form):
+        found = find_user(session, name)
+        action = f"/admin/users/{quote(found.name, safe='')}/disable"
+        return confirm_page(page, what="disable", name=found.name, action=action, back="/admin/users")
     return _enabled(admin, session, page, name, enabled=False)
 
 
@@ -246,7 +262,11 @@ def enable(name: str, admin: Admin, form: CsrfForm, session: DbSession, page: Pa
 
 @router.post("/admin/users/{name}/password", response_model=None)
 def password(name: str, admin: Admin, form: CsrfForm, session: DbSession, page: PageDep) -> Response:
-    """A new one-time password, shown once; the account's sessions end."""
+    """A new one-time password once confirmed, shown once; the account's sessions end."""
+    if unconfirmed(form):
+        found = find_user(session, name)
+        action = f"/admin/users/{quote(found.name, safe='')}/password"
+        return confirm_page(page, what="reset", name=found.name, action=action, back="/admin/users")
     try:
         made, secret = reset_password(session, admin, name)
     except SHOWN as exc:
@@ -301,7 +321,12 @@ def add_token(admin: Admin, form: CsrfForm, session: DbSession, page: PageDep) -
 
 @router.post("/admin/tokens/{name}/revoke", response_model=None)
 def revoke(name: str, admin: Admin, form: CsrfForm, session: DbSession, page: PageDep) -> Response:
-    """Revoke the token: it is refused from the next request on."""
+    """Revoke the token once confirmed: it is refused from the next request on."""
+    if unconfirmed(form):
+        if not any(token.name == name for token in list_tokens(session)):
+            raise NotFoundError(f"no token named {name}")
+        action = f"/admin/tokens/{quote(name, safe='')}/revoke"
+        return confirm_page(page, what="revoke", name=name, action=action, back="/admin/tokens")
     try:
         revoke_token(session, name=name, actor=admin.name, tool=TOOL)
     except SHOWN as exc:
