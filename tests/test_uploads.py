@@ -533,7 +533,8 @@ class TestKilledServer:
             upload_id = first.url.rsplit("/", 1)[1]
             partial = settings.uploads_dir / f"{upload_id}.part"
             # A piece half sent when the server dies: its bytes reach the file, never the catalog.
-            sender = _HalfPiece(port, token, f"{URL}/{upload_id}", 1 << 20, source.read_bytes()[1 << 20 : 2 << 20])
+            piece = source.read_bytes()[1 << 20 : 3 << 20]
+            sender = _HalfPiece(port, token, f"{URL}/{upload_id}", 1 << 20, piece)
             sender.start()
             wait_for(lambda: partial.stat().st_size > (1 << 20) + (64 << 10), 30, "the half piece on disk")
             server.kill()
@@ -557,7 +558,8 @@ class TestKilledServer:
 
 
 class _HalfPiece(threading.Thread):
-    """Sends the headers of a piece and half its bytes, then waits (the server dies meanwhile)."""
+    """Sends the headers of a piece and three quarters of its bytes, then waits (the server dies
+    meanwhile)."""
 
     def __init__(self, port: int, token: str, path: str, offset: int, data: bytes) -> None:
         super().__init__(daemon=True)
@@ -574,7 +576,7 @@ class _HalfPiece(threading.Thread):
             }.items():
                 connection.putheader(name, value)
             connection.endheaders()
-            connection.send(self.data[: len(self.data) // 2])
+            connection.send(self.data[: len(self.data) * 3 // 4])
             time.sleep(20)
         except OSError:
             pass  # the server was killed: expected

@@ -28,6 +28,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
@@ -77,7 +78,7 @@ router = APIRouter(prefix="/api/v1", tags=["uploads"])
 
 OFFSET_STREAM = "application/offset+octet-stream"
 EXTENSIONS = "creation,creation-with-upload,checksum,termination,expiration"
-BUFFER = 256 << 10  # bytes gathered from the request before they are handed to a thread to write
+BUFFER = 1 << 20  # bytes gathered from the request before they are handed to a thread to write
 PREFIX = "/api/v1/uploads"
 T = TypeVar("T")
 
@@ -254,14 +255,18 @@ async def _receive(request: Request, uctx: UploadContext, viewer: Viewer, upload
     return await _off_loop(piece.commit)
 
 
-async def _finish(request: Request, uctx: UploadContext, viewer: Viewer, state: UploadState) -> UploadState:
-    """Take in an upload just received in full, then queue probing for a new item."""
+async def _finish(uctx: UploadContext, viewer: Viewer, state: UploadState) -> UploadState:
+    """Take in an upload just received in full."""
     if state.status != UploadStatus.RECEIVING or not state.received:
         return state
-    state = await _off_loop(finish_upload, uctx.acting(viewer), upload_id=state.id, actor=viewer.name)
+    return await _off_loop(finish_upload, uctx.acting(viewer), upload_id=state.id, actor=viewer.name)
+
+
+def _then_probe(request: Request, state: UploadState) -> BackgroundTask | None:
+    """Probing of a new item, queued once the answer is sent (the client does not wait for the broker)."""
     if state.outcome == SightingStatus.STORED and state.item_id:
-        await _off_loop(_queue_probe, request.app.state.settings, state.item_id)
-    return state
+        return BackgroundTask(_queue_probe, request.app.state.settings, state.item_id)
+    return None
 
 
 def _queue_probe(settings: Settings, item_id: str) -> None:
@@ -314,11 +319,12 @@ async def create(request: Request, viewer: Uploader) -> Response:
         if with_body:
             state = await _receive(request, uctx, viewer, state.id, 0)
             headers["Upload-Offset"] = str(state.offset)
-        state = await _finish(request, uctx, viewer, state)
+        state = await _finish(uctx, viewer, state)
     except PipelineError as exc:
         more = {"Location": f"{PREFIX}/{state.id}"} if state is not None else {}
         return refuse(request, exc, **more)
-    return Response(status_code=201, headers=tus_headers(**headers, **_expires(state), **_outcome(state)))
+    headers.update(_expires(state), **_outcome(state))
+    return Response(status_code=201, headers=tus_headers(**headers), background=_then_probe(request, state))
 
 
 @router.head("/uploads/{upload_id}", response_class=Response)
@@ -351,13 +357,13 @@ async def append(upload_id: str, request: Request, viewer: Uploader) -> Response
         offset = _number(request, "upload-offset")
         assert offset is not None
         state = await _receive(request, uctx, viewer, upload_id, offset)
-        state = await _finish(request, uctx, viewer, state)
+        state = await _finish(uctx, viewer, state)
     except ClientDisconnect:
         return Response(status_code=400, headers=tus_headers())  # nobody is listening any more
     except PipelineError as exc:
         return refuse(request, exc)
     headers = {"Upload-Offset": str(state.offset), **_expires(state), **_outcome(state)}
-    return Response(status_code=204, headers=tus_headers(**headers))
+    return Response(status_code=204, headers=tus_headers(**headers), background=_then_probe(request, state))
 
 
 @router.delete("/uploads/{upload_id}", status_code=204, response_class=Response)
