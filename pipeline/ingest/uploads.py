@@ -348,7 +348,7 @@ def _same_disk(a: Path, b: Path) -> bool:
         return True  # assume the worst: the stored copy needs room here too
 
 
-def check_room(uctx: UploadContext, session: Session, length: int, *, free: int | None = None) -> None:
+def check_room(uctx: UploadContext, session: Session, length: int) -> None:
     """Refuse (:class:`InsufficientStorage`) an upload of ``length`` bytes the disk cannot hold
     with its stored copy (when the store shares the disk), the bytes the uploads under way still
     need, and the reserve. Checked when the upload is made, before a byte is received."""
@@ -361,7 +361,7 @@ def check_room(uctx: UploadContext, session: Session, length: int, *, free: int 
         )
     ).one()
     needed = length * copies + int(pending or 0) * copies + uctx.reserve_bytes
-    available = _free_bytes(uctx.uploads_dir) if free is None else free
+    available = _free_bytes(uctx.uploads_dir)
     if needed > available:
         raise InsufficientStorage(
             None,
