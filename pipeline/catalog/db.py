@@ -38,6 +38,17 @@ def _sqlite_begin(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+# The free-text search's index (migration 0008): SQLite's FTS5 table with its shadow tables, and
+# PostgreSQL's trigram indexes, made only where pg_trgm could be had. Not models; comparisons of the
+# schema with the models leave them out (:func:`modelled`).
+SEARCH_INDEX = ("item_search", "ix_item_trgm_", "ix_case_trgm_")
+
+
+def modelled(name: str | None, type_: str, _parent: object) -> bool:
+    """Whether a database object is one the models declare (Alembic's ``include_name``)."""
+    return not (name and type_ in ("table", "index") and name.startswith(SEARCH_INDEX))
+
+
 _engines: dict[str, Engine] = {}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import JSON, Column, Index, LargeBinary, String, Text, UniqueConstraint, false, text
 from sqlmodel import Field, SQLModel
@@ -81,11 +82,29 @@ class Dock(SQLModel, table=True):
 REQUIRED_FACTS = ("case_number", "captured_at", "captured_place", "collector", "proof_object")
 
 
+def _where(sqlite: str, postgresql: str | None = None) -> dict[str, Any]:
+    """A partial index's condition, as each database writes it (so its planner matches queries)."""
+    return {"sqlite_where": text(sqlite), "postgresql_where": text(postgresql or sqlite)}
+
+
 class Item(SQLModel, table=True):
     """One piece of evidence: one unique content, however often it arrived."""
 
-    # The scheduled fixity check takes the items checked (or taken in) longest ago first.
-    __table_args__ = (Index("ix_item_fixity_due", text("coalesce(fixity_checked_at, created_at)"), "id"),)
+    # The scheduled fixity check takes the items checked (or taken in) longest ago first; the
+    # listing, its keyset pages, the review queues and the overdue report read the others
+    # (migration 0008, which also makes the free-text search's index).
+    __table_args__ = (
+        Index("ix_item_fixity_due", text("coalesce(fixity_checked_at, created_at)"), "id"),
+        Index("ix_item_created_id", "created_at", "id"),
+        Index("ix_item_collector_captured", "collector", "captured_at"),
+        Index("ix_item_class_created", "classification", "created_at", "id"),
+        *(
+            Index(f"ix_item_missing_{fact}", "created_at", "id", **_where(f"{fact} IS NULL"))
+            for fact in ("case_number", "captured_at", "captured_place", "collector", "proof_object")
+        ),
+        Index("ix_item_late_created", "created_at", "id", **_where("late IS 1", "late IS true")),
+        Index("ix_item_overdue", "collector", "dock_id", "captured_at", "id", **_where("late IS 1", "late IS true")),
+    )
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=26)
     sha256: str = Field(max_length=64, unique=True, index=True)
@@ -124,6 +143,8 @@ class Item(SQLModel, table=True):
 class Case(SQLModel, table=True):
     """A case file; its enforcement target (person or company) groups every record about them."""
 
+    __table_args__ = (Index("ix_case_classification", "classification", "number"),)
+
     number: str = Field(primary_key=True, max_length=100)
     target: str | None = Field(default=None, sa_type=Text, index=True)
     # Its records' class unless one of them is stricter (pipeline.catalog.people.Classification).
@@ -148,6 +169,8 @@ class ItemFact(SQLModel, table=True):
 
 class ItemIssue(SQLModel, table=True):
     """An open problem with an item (missing fact, damaged media, late…); the work queue."""
+
+    __table_args__ = (Index("ix_itemissue_code_item", "code", "item_id"),)
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigInt)
     item_id: str = Field(foreign_key="item.id", max_length=26, index=True)
