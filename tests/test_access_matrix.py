@@ -255,7 +255,7 @@ CONTENT = ("custodian", "case-handler")
 FACTS = ("custodian", "case-handler", "auditor")
 AUDIT = ("admin", "auditor")
 ADMIN_OK = OK | _is(409, 422)  # adding what is there already is refused, and changes nothing
-UPLOADERS = ("dock", "custodian", "admin")
+UPLOADERS = ("dock", "custodian")
 
 # Every route of the application, "METHOD path" -> who may use it.
 RULES: dict[str, Rule] = {
@@ -341,7 +341,7 @@ RULES: dict[str, Rule] = {
     "GET /packages/{package_id}/discs/{index}/{what}": on_package(*CONTENT, ok=_is(404)),  # no discs made
     "GET /api/v1/packages/{package_id}/discs/{index}/{what}": on_package(*CONTENT, ok=_is(404)),
     # the upload page (only a form: the uploads themselves are /api/v1/uploads)
-    "GET /upload": only("custodian", "admin"),
+    "GET /upload": only("custodian"),
     # resumable uploads (tus): discovery is open; the walk sends no Tus-Resumable header, so an
     # uploader is answered 412 (its uploads are looked up only after that), anyone else 403
     "OPTIONS /api/v1/uploads": public,

@@ -64,7 +64,7 @@ def app(settings: Settings) -> Iterator[FastAPI]:
 
 @pytest.fixture
 def tokens(app: FastAPI) -> dict[str, str]:
-    """Bearer tokens: two docks, a custodian, a case handler and an auditor."""
+    """Bearer tokens: two docks, a custodian, a case handler, an auditor and an admin."""
     made = {}
     with session_scope(app.state.engine) as session:
         for name, role, dock in (
@@ -73,6 +73,7 @@ def tokens(app: FastAPI) -> dict[str, str]:
             ("keeper", "custodian", None),
             ("handler", "case-handler", None),
             ("reader", "auditor", None),
+            ("root", "admin", None),
         ):
             made[name] = create_token(session, name=name, role=role, dock=dock, actor="tester", tool=TOOL).token
     return made
@@ -217,6 +218,7 @@ class TestUpload:
         _, first = upload_whole(client, tokens["dock1"], data, filename="one.mp4")
         _, second = upload_whole(client, tokens["dock2"], data, filename="two.mp4")
         assert first.headers["evidence-item"] == second.headers["evidence-item"]
+        assert first.headers["evidence-status"] == "stored" and second.headers["evidence-status"] == "duplicate"
         assert len(items(app)) == 1
         assert "duplicate-received" in events(app, f"item:{first.headers['evidence-item']}")
 
@@ -368,9 +370,10 @@ class TestRefusals:
 
 
 class TestWhoMayUpload:
-    def test_only_docks_custodians_and_admins_upload(self, client: TestClient, tokens) -> None:
-        """A case handler's and an auditor's token are refused (403)."""
-        for who in ("handler", "reader"):
+    def test_only_docks_and_custodians_upload(self, client: TestClient, tokens) -> None:
+        """A case handler's, an auditor's and an admin's token are refused (403): an admin manages
+        accounts and handles no evidence (ACCESS.md)."""
+        for who in ("handler", "reader", "root"):
             response = client.post(URL, headers=auth(tokens[who], **{"Upload-Length": "5"}))
             assert response.status_code == 403, who
 

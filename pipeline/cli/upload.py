@@ -70,7 +70,7 @@ def files_of(paths: Sequence[Path]) -> Iterator[Path | tuple[Path, str]]:
     metavar="TOKEN",
     help="API token to upload with (better from the environment than on the command line).",
 )
-@click.option("--dock", help="Dock to record the files under (custodians and admins; a dock's token is its own dock).")
+@click.option("--dock", help="Dock to record the files under (custodians; a dock's token is its own dock).")
 @click.option(
     "--chunk-size",
     type=ByteSize(),

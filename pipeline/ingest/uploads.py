@@ -66,7 +66,7 @@ logger = logging.getLogger(__name__)
 
 TUS_VERSION = "1.0.0"
 CHECKSUM_ALGORITHMS = ("sha256",)
-DEFAULT_DOCK = "upload"  # the dock of a custodian's (or admin's) upload that names none
+DEFAULT_DOCK = "upload"  # the dock of a custodian's upload that names none
 NAME_LIMIT = 1024  # bytes of an original name
 METADATA_LIMIT = 16 * 1024  # characters of the Upload-Metadata header
 PART_SUFFIX = ".part"
@@ -96,7 +96,7 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
         _sync_file_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
 
 
-UPLOADERS = (Role.DOCK, Role.CUSTODIAN, Role.ADMIN)
+UPLOADERS = (Role.DOCK, Role.CUSTODIAN)  # ACCESS.md: an admin handles no evidence
 
 
 # ------------------------------------------------------------------------------------------ errors
@@ -325,9 +325,9 @@ def parse_checksum(header: str | None) -> tuple[str, bytes] | None:
 
 def upload_dock(viewer: Viewer, asked: str | None) -> str:
     """The dock an upload is recorded under: a dock's own (a dock may upload for no other), else
-    the one asked for by a custodian or an admin, else :data:`DEFAULT_DOCK`."""
+    the one asked for by a custodian, else :data:`DEFAULT_DOCK`."""
     if not viewer.has(*UPLOADERS):
-        raise ForbiddenError("only docks, custodians and admins may upload")
+        raise ForbiddenError("only docks and custodians may upload")
     if viewer.dock is not None and viewer.has(Role.DOCK):
         if asked is not None and asked != viewer.dock:
             raise ForbiddenError(f"this credential uploads for dock {viewer.dock} only, not for {asked}")

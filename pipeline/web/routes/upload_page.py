@@ -29,7 +29,7 @@ def known_docks(settings: Settings) -> list[str]:
 
 @router.get("/upload", response_class=HTMLResponse)
 def upload_page(viewer: CurrentUser, settings: SettingsDep, page: PageDep) -> HTMLResponse:
-    """The drop zone, the file chooser and the dock, for custodians and admins (403 for others)."""
-    if not viewer.has(Role.CUSTODIAN, Role.ADMIN):
-        raise ForbiddenError(f"{viewer.name} may not upload files: that needs the custodian or admin role")
+    """The drop zone, the file chooser and the dock, for custodians (403 for others)."""
+    if not viewer.has(Role.CUSTODIAN):
+        raise ForbiddenError(f"{viewer.name} may not upload files: that needs the custodian role")
     return page.render("upload.html", {"docks": known_docks(settings), "chunk_size": CHUNK_SIZE})

@@ -13,9 +13,10 @@ recorders and custodians; the work is :mod:`pipeline.ingest.uploads`'s, this mod
 - ``DELETE /api/v1/uploads/{id}``: 204, the partial file removed.
 
 Once an upload is taken in, its last answer and every ``HEAD`` carry ``Evidence-Item: ID`` (the new
-item, or the one it duplicates) or ``Evidence-Error: TEXT``. Every answer carries
-``Tus-Resumable: 1.0.0``. Docks' tokens, custodians and admins may upload; a signed-in browser sends
-its ``X-CSRF-Token`` with every request that changes something. An upload is its uploader's only:
+item, or the one it duplicates; the answer that took it in says which in ``Evidence-Status``) or
+``Evidence-Error: TEXT``. Every answer carries ``Tus-Resumable: 1.0.0``. Docks' tokens and
+custodians may upload; a signed-in browser sends its ``X-CSRF-Token`` with every request that
+changes something. An upload is its uploader's only:
 to anyone else it does not exist (404).
 """
 
@@ -141,7 +142,7 @@ def refuse(request: Request, exc: PipelineError, **more: str) -> Response:
 
 # ------------------------------------------------------------------------------------ dependencies
 def uploader(request: Request) -> Viewer:
-    """Who uploads: a dock's token, a custodian or an admin (bearer token or signed-in browser,
+    """Who uploads: a dock's token or a custodian (bearer token or signed-in browser,
     which must send its CSRF token with every change). 401 without credentials, 403 for others.
     The catalog is read in a transaction of its own, not held while a body streams in."""
     with session_scope(request.app.state.engine) as session:
@@ -162,7 +163,7 @@ def uploader(request: Request) -> Viewer:
         refused = f"a signed-in browser sends its {HEADER} header with every upload request"
         raise HTTPException(403, refused, tus_headers())
     if not found.viewer.has(*UPLOADERS):
-        raise HTTPException(403, "only docks, custodians and admins may upload", tus_headers())
+        raise HTTPException(403, "only docks and custodians may upload", tus_headers())
     return found.viewer
 
 
@@ -211,9 +212,11 @@ def _expires(state: UploadState) -> dict[str, str]:
 
 
 def _outcome(state: UploadState) -> dict[str, str]:
-    """``Evidence-Item`` once catalogued, ``Evidence-Error`` once failed (on one line, in ASCII)."""
+    """``Evidence-Item`` once catalogued (with ``Evidence-Status: stored`` or ``duplicate`` on the
+    answer that took it in), ``Evidence-Error`` once failed (on one line, in ASCII)."""
     if state.status == UploadStatus.COMPLETED and state.item_id:
-        return {"Evidence-Item": state.item_id}
+        found = {"Evidence-Item": state.item_id}
+        return found | ({"Evidence-Status": state.outcome} if state.outcome else {})
     if state.status == UploadStatus.FAILED:
         text = (state.error or "failed").replace("\r", " ").replace("\n", " ")
         return {"Evidence-Error": text.encode("ascii", "backslashreplace").decode("ascii")[:1000]}
