@@ -97,7 +97,8 @@ class Item(SQLModel, table=True):
         Index("ix_item_fixity_due", text("coalesce(fixity_checked_at, created_at)"), "id"),
         Index("ix_item_created_id", "created_at", "id"),
         Index("ix_item_collector_captured", "collector", "captured_at"),
-        Index("ix_item_class_created", "classification", "created_at", "id"),
+        Index("ix_item_unclassified", "created_at", "id", **_where("classification = 'unclassified'")),
+        Index("ix_item_case_class", "case_number", "classification"),
         *(
             Index(f"ix_item_missing_{fact}", "created_at", "id", **_where(f"{fact} IS NULL"))
             for fact in ("case_number", "captured_at", "captured_place", "collector", "proof_object")

@@ -7,21 +7,32 @@ import base64
 import binascii
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
+from string import hexdigits
 from typing import Any
 
-from sqlalchemy import and_
+from sqlalchemy import and_, any_, bindparam, literal, literal_column, table, tuple_
 from sqlmodel import Session, col, func, or_, select
 
-from pipeline.catalog.access import effective_class, visible_cases, visible_items, withheld_cases, withheld_items
+from pipeline.catalog.access import (
+    case_class,
+    effective_class,
+    visible_cases,
+    visible_items,
+    withheld_cases,
+    withheld_items,
+)
 from pipeline.catalog.models import REQUIRED_FACTS, Case, Item, ItemIssue, StageRun
 from pipeline.catalog.people import Classification
-from pipeline.catalog.types import iso
+from pipeline.catalog.types import UTCDateTime, iso
 from pipeline.catalog.viewer import Viewer
 from pipeline.errors import InvalidValueError, NotFoundError, WithheldError
 
 MIN_PREFIX = 6  # characters of an ID or SHA-256 that name an item
+ID_LENGTH = 26  # characters of an item's ID (a ULID)
+SHA256_LENGTH = 64
 MAX_PAGE = 500  # items on one page of :func:`page_items` at most
 MAX_TEXT = 500  # characters of a filter's text at most
+TRIGRAM = 3  # characters of a search text at least for the trigram index to find it
 
 
 class AmbiguousError(NotFoundError):
@@ -53,21 +64,25 @@ def locate_item(session: Session, ident: str, *, viewer: Viewer) -> Located:
     """
     if "\x00" in ident:  # no name holds it, and PostgreSQL refuses it in a text value
         raise NotFoundError(f"no item matches {ident!r}")
-    matches = (
-        session.exec(
-            visible(viewer)
-            .where(or_(col(Item.id).startswith(ident.upper()), col(Item.sha256).startswith(ident.lower())))
-            .limit(2)
-        ).all()
-        if len(ident) >= MIN_PREFIX
-        else []
-    )
+    matches = session.exec(visible(viewer).where(_named_by(ident)).limit(2)).all() if len(ident) >= MIN_PREFIX else []
     if not matches:
         raise NotFoundError(f"no item matches {ident!r}")
     if len(matches) > 1:
         raise AmbiguousError(f"more than one item matches {ident!r}")
     found, classification, withheld = matches[0]
     return Located(found, str(classification), bool(withheld))
+
+
+def _named_by(ident: str) -> Any:
+    """The condition on :class:`Item` for the items whose ID or SHA-256 starts with ``ident``.
+
+    A whole SHA-256, or a whole ID that no SHA-256 could start with (it holds a letter past F), can
+    only be the one item it names: looked up by its index, not by reading every ID and digest."""
+    if len(ident) == SHA256_LENGTH:
+        return col(Item.sha256) == ident.lower()
+    if len(ident) == ID_LENGTH and not set(ident.lower()) <= set(hexdigits):
+        return col(Item.id) == ident.upper()
+    return or_(col(Item.id).startswith(ident.upper()), col(Item.sha256).startswith(ident.lower()))
 
 
 def find_item(session: Session, ident: str, *, viewer: Viewer) -> Item:
@@ -102,8 +117,8 @@ def count_items(session: Session, *, viewer: Viewer, filters: ItemFilter | None 
     """How many items the viewer may know exist (that the filters select, see :func:`list_items`)."""
     if filters is None:
         return int(session.exec(select(func.count()).select_from(Item).where(visible_items(viewer))).one())
-    counted = _filtered(select(func.count()).select_from(Item).where(visible_items(viewer)), viewer, filters)
-    return int(session.exec(counted).one())
+    query = select(func.count()).select_from(Item).where(visible_items(viewer))
+    return int(session.exec(_filtered(query, viewer, filters, _dialect(session))).one())
 
 
 @dataclass(frozen=True)
@@ -239,8 +254,13 @@ class ItemFilter:
         )
 
 
-def _filtered(query: Any, viewer: Viewer, filters: ItemFilter) -> Any:
-    """``query`` (of :class:`Item`) narrowed by ``filters``, as :func:`list_items` reads them."""
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def _filtered(query: Any, viewer: Viewer, filters: ItemFilter, dialect: str) -> Any:
+    """``query`` (of :class:`Item`) narrowed by ``filters``, as :func:`list_items` reads them, on
+    the database ``dialect`` names (the free-text search uses its index)."""
     if filters.reads_facts:
         query = query.where(~withheld_items(viewer))
     for column, value in (
@@ -267,19 +287,55 @@ def _filtered(query: Any, viewer: Viewer, filters: ItemFilter) -> Any:
         query = query.where(col(Item.captured_at) >= filters.captured_from)
     if filters.captured_to is not None:
         query = query.where(col(Item.captured_at) < filters.captured_to)
-    if filters.classification:
+    if filters.classification == Classification.UNCLASSIFIED:
+        # The least strict class applies only when the item's own and its case's are both it.
+        query = query.where(
+            col(Item.classification) == Classification.UNCLASSIFIED.value,
+            case_class(col(Item.case_number)) == Classification.UNCLASSIFIED.value,
+        )
+    elif filters.classification:
         query = query.where(effective_class() == filters.classification)
     if filters.text:
-        pattern = "%" + like_escaped(filters.text) + "%"
-        found = [
+        query = query.where(_text_found(filters.text, viewer, dialect))
+    return query
+
+
+def _text_found(text: str, viewer: Viewer, dialect: str) -> Any:
+    """The condition on :class:`Item` for ``text`` found, whatever its case, in the original name,
+    case number, place, collector or proof object, or in the target of its case (one the viewer may
+    know of, not withheld).
+
+    On SQLite a text of 3 characters or more is looked up in the trigram index ``item_search``
+    first (migration 0008), and only the items found there are read; shorter texts, which a trigram
+    index cannot find, read every item. On PostgreSQL the same ``ILIKE`` conditions use the pg_trgm
+    indexes when the extension was there for the migration. Either way the rows are matched by the
+    same conditions, so what is found does not depend on the index.
+    """
+    pattern = "%" + like_escaped(text) + "%"
+    found = or_(
+        *(
             col(column).ilike(pattern, escape="\\")
             for column in (Item.original_name, Item.case_number, Item.captured_place, Item.collector, Item.proof_object)
-        ]
-        cases = select(Case.number).where(
-            col(Case.target).ilike(pattern, escape="\\"), visible_cases(viewer), ~withheld_cases(viewer)
         )
-        query = query.where(or_(*found, col(Item.case_number).in_(cases)))
-    return query
+    )
+    cases = select(col(Case.number)).where(
+        col(Case.target).ilike(pattern, escape="\\"), visible_cases(viewer), ~withheld_cases(viewer)
+    )
+    if dialect == "postgresql":
+        # ANY(ARRAY(…)): read once, and an index condition, which IN (…) under an OR is not.
+        return or_(found, col(Item.case_number) == any_(func.array(cases.scalar_subquery())))
+    matched = or_(found, col(Item.case_number).in_(cases))
+    if dialect == "sqlite" and len(text) >= TRIGRAM:
+        # The items the trigram index finds, and those of the cases found, are the only ones read.
+        phrase = '"' + text.replace('"', '""') + '"'
+        indexed: Any = (
+            select(literal_column("rowid"))
+            .select_from(table("item_search"))
+            .where(literal_column("item_search").op("MATCH")(bindparam("search", phrase)))
+        )
+        of_cases: Any = select(literal_column("rowid")).select_from(Item).where(col(Item.case_number).in_(cases))
+        return and_(literal_column("item.rowid").in_(indexed.union_all(of_cases)), matched)
+    return matched
 
 
 def like_escaped(text: str) -> str:
@@ -292,7 +348,7 @@ def list_items(session: Session, *, viewer: Viewer, filters: ItemFilter | None =
     filter on anything but the dock, status, kind or class leaves out the items withheld from the
     viewer, whose facts they may not learn by filtering."""
     filters = filters or ItemFilter()
-    query = _filtered(visible(viewer), viewer, filters).order_by(col(Item.created_at), col(Item.id))
+    query = _filtered(visible(viewer), viewer, filters, _dialect(session)).order_by(col(Item.created_at), col(Item.id))
     if filters.limit:
         query = query.limit(filters.limit)
     return [
@@ -373,15 +429,14 @@ def page_items(
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidValueError(f"limit {limit} is not between 1 and {MAX_PAGE}")
     filters = filters or ItemFilter()
-    query = _filtered(visible(viewer), viewer, filters)
+    query = _filtered(visible(viewer), viewer, filters, _dialect(session))
     created, ident = col(Item.created_at), col(Item.id)
     backward = cursor is not None and cursor.backward
     if cursor is not None:
-        if backward:
-            place = or_(created < cursor.created_at, and_(created == cursor.created_at, ident < cursor.id))
-        else:
-            place = or_(created > cursor.created_at, and_(created == cursor.created_at, ident > cursor.id))
-        query = query.where(place)
+        # A row comparison: one range of the (created_at, id) index.
+        here = tuple_(created, ident)
+        place = tuple_(literal(cursor.created_at, UTCDateTime()), literal(cursor.id))
+        query = query.where(here < place if backward else here > place)
     order = (created.desc(), ident.desc()) if backward else (created, ident)
     rows = session.exec(query.order_by(*order).limit(limit + 1)).all()
     more = len(rows) > limit
