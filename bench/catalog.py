@@ -46,7 +46,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from report import BenchError, Results, print_section, run_bench
+from report import BenchError, Results, percentile, print_section, run_bench
 from sqlalchemy import Engine, create_engine, text
 from sqlmodel import Session, col, or_, select
 
@@ -662,13 +662,6 @@ def queries(made: Made, zone: Any, work: Path) -> list[Query]:
         Query("first page", first_page),
         Query("keyset page at 90%", deep_page),
     ]
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100)."""
-    ordered = sorted(values)
-    rank = max(1, -(-len(ordered) * q // 100))
-    return ordered[int(rank) - 1]
 
 
 def time_queries(catalog: Catalog, made: Made, *, runs: int, work: Path) -> dict[str, dict[str, Any]]:

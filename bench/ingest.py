@@ -68,6 +68,8 @@ from report import (
     find_evidence,
     human_bytes,
     mb_per_s,
+    parse_size,
+    percentile,
     print_section,
     remove,
     run_bench,
@@ -102,23 +104,6 @@ class Config:
     quiet_period: float
     latency_timeout: float
     keep: bool
-
-
-# ------------------------------------------------------------------------------------------ helpers
-def parse_size(text: str) -> int:
-    """``1G``, ``100K``, ``512M``, ``4096``: binary units."""
-    units = {"K": KIB, "M": MIB, "G": GIB}
-    text = text.strip().upper().removesuffix("IB").removesuffix("B")
-    if text and text[-1] in units:
-        return int(float(text[:-1]) * units[text[-1]])
-    return int(text)
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100)."""
-    ordered = sorted(values)
-    rank = max(1, -(-len(ordered) * q // 100))
-    return ordered[int(rank) - 1]
 
 
 # ------------------------------------------------------------------------------------------ data sets

@@ -33,6 +33,22 @@ def human_bytes(n: int) -> str:
     return f"{n} B"
 
 
+def parse_size(text: str) -> int:
+    """``1G``, ``256M``, ``100K``, ``4096``: binary units (a size given on a benchmark's command line)."""
+    units = {"K": KIB, "M": MIB, "G": GIB}
+    text = text.strip().upper().removesuffix("IB").removesuffix("B")
+    if text and text[-1] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100)."""
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * q // 100))
+    return ordered[int(rank) - 1]
+
+
 def mb_per_s(size: int, seconds: float) -> float:
     return size / MB / seconds
 

@@ -48,7 +48,6 @@ from typing import Any
 
 from report import (
     GIB,
-    KIB,
     MIB,
     BenchError,
     Results,
@@ -57,6 +56,7 @@ from report import (
     find_evidence,
     human_bytes,
     mb_per_s,
+    parse_size,
     print_section,
     run_bench,
     runs_text,
@@ -110,15 +110,6 @@ class Config:
     chunk: int
     runs: int
     keep: bool
-
-
-def parse_size(text: str) -> int:
-    """``1G``, ``256M``, ``8M``, ``4096``: binary units."""
-    units = {"K": KIB, "M": MIB, "G": GIB}
-    text = text.strip().upper().removesuffix("IB").removesuffix("B")
-    if text and text[-1] in units:
-        return int(float(text[:-1]) * units[text[-1]])
-    return int(text)
 
 
 def cpu_seconds(pid: int) -> float:
