@@ -58,6 +58,11 @@ class SourceReadError(IntakeError, ContentError):
     """The dock's file could not be read (an I/O error on the source side of the copy)."""
 
 
+class DigestMismatch(SourceReadError):
+    """The file's SHA-256 is not the one its sender declared: it was changed on the way, and is
+    not stored under either digest."""
+
+
 class StoreError(SystemFault):
     """The object store could not write or read an object."""
 

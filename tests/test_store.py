@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from pipeline.errors import StoreError
+from pipeline.errors import DigestMismatch, StoreError
 from pipeline.storage import LocalStore
 from pipeline.storage.transfer import PIPELINE_THRESHOLD, hashing_copy
 
@@ -144,3 +145,78 @@ class TestLocalStore:
     def test_bad_digest_is_refused(self, tmp_path: Path) -> None:
         with pytest.raises(StoreError, match="not a SHA-256"):
             LocalStore(tmp_path / "store").path("../../etc/passwd")
+
+
+def adopt_file(store: LocalStore, path: Path, **kwargs: object):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return store.adopt(fd, **kwargs)  # type: ignore[arg-type]
+    finally:
+        os.close(fd)
+
+
+class TestAdoption:
+    """The pipeline's own files (uploads received in full) are filed without a copy."""
+
+    def test_the_file_itself_is_filed_read_only_under_its_digest(self, tmp_path: Path) -> None:
+        """One inode, now also named by its SHA-256 (computed by reading it), read-only; with the
+        second digest from the same read."""
+        data = os.urandom(PIPELINE_THRESHOLD + 4321)  # large enough for the threaded digests
+        own = tmp_path / "uploads" / "one.part"
+        own.parent.mkdir()
+        own.write_bytes(data)
+        store = LocalStore(tmp_path / "store", chunk_size=1 << 16)
+        stored = adopt_file(store, own, algorithms=("sm3",))
+        assert stored is not None and stored.sha256 == hashlib.sha256(data).hexdigest()
+        assert stored.digests == {"sm3": hashlib.new("sm3", data).hexdigest()}
+        assert (stored.size, stored.head, stored.existed) == (len(data), data[:64], False)
+        path = store.path(stored.sha256)
+        assert path.stat().st_ino == own.stat().st_ino and path.stat().st_mode & 0o777 == 0o440
+        assert list((tmp_path / "store" / "tmp").iterdir()) == []
+
+    def test_a_file_that_is_not_the_declared_one_is_not_filed(self, tmp_path: Path) -> None:
+        """DigestMismatch names both digests; nothing is filed and the file is left as it was."""
+        own = tmp_path / "one.part"
+        own.write_bytes(b"changed on the way" * 100)
+        store = LocalStore(tmp_path / "store")
+        with pytest.raises(DigestMismatch, match="not the declared " + "a" * 64):
+            adopt_file(store, own, expect_sha256="a" * 64)
+        with pytest.raises(DigestMismatch):
+            put_file(store, own, expect_sha256="a" * 64)
+        assert list(store.objects()) == [] and list((tmp_path / "store" / "tmp").iterdir()) == []
+        assert own.stat().st_mode & 0o200 and own.stat().st_nlink == 1
+
+    def test_the_declared_digest_lets_it_in(self, tmp_path: Path) -> None:
+        data = b"as sent" * 1000
+        own = tmp_path / "one.part"
+        own.write_bytes(data)
+        stored = adopt_file(LocalStore(tmp_path / "store"), own, expect_sha256=hashlib.sha256(data).hexdigest())
+        assert stored is not None and stored.sha256 == hashlib.sha256(data).hexdigest()
+
+    def test_bytes_kept_already_are_a_duplicate_and_keep_their_object(self, tmp_path: Path) -> None:
+        data = os.urandom(5000)
+        (tmp_path / "first").write_bytes(data)
+        (tmp_path / "second.part").write_bytes(data)
+        store = LocalStore(tmp_path / "store")
+        first = put_file(store, tmp_path / "first")
+        second = adopt_file(store, tmp_path / "second.part")
+        assert second is not None and second.existed and second.sha256 == first.sha256
+        assert store.path(first.sha256).stat().st_ino != (tmp_path / "second.part").stat().st_ino
+        assert list((tmp_path / "store" / "tmp").iterdir()) == []
+
+    def test_a_file_on_another_file_system_is_left_to_be_copied(self, tmp_path: Path) -> None:
+        """A link cannot cross file systems: None, nothing filed, and put copies it instead."""
+        shm = Path("/dev/shm")
+        if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+            pytest.skip("needs a second file system (/dev/shm)")
+        data = os.urandom(3000)
+        fd, name = tempfile.mkstemp(dir=shm)
+        try:
+            os.write(fd, data)
+            store = LocalStore(tmp_path / "store")
+            assert adopt_file(store, Path(name)) is None
+            assert list(store.objects()) == [] and list((tmp_path / "store" / "tmp").iterdir()) == []
+            assert put_file(store, Path(name)).sha256 == hashlib.sha256(data).hexdigest()
+        finally:
+            os.close(fd)
+            os.unlink(name)

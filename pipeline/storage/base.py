@@ -6,6 +6,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol
 
+from pipeline.storage.transfer import Transfer
+
 Heartbeat = Callable[[int], None]
 
 
@@ -30,11 +32,29 @@ class ObjectStore(Protocol):
         algorithms: Sequence[str] = (),
         durable: bool = True,
         heartbeat: Heartbeat | None = None,
+        expect_sha256: str | None = None,
     ) -> StoredObject:
         """Copy from ``source_fd`` while hashing, verify the copy, file it under its SHA-256.
 
-        ``durable=False`` leaves flushing to a later :meth:`sync` covering many objects.
+        ``durable=False`` leaves flushing to a later :meth:`sync` covering many objects. A source
+        whose SHA-256 is not ``expect_sha256`` raises :class:`~pipeline.errors.DigestMismatch`
+        and nothing is filed.
         """
+        ...
+
+    def adopt(
+        self,
+        source_fd: int,
+        *,
+        algorithms: Sequence[str] = (),
+        durable: bool = True,
+        heartbeat: Heartbeat | None = None,
+        expect_sha256: str | None = None,
+        read_back: Transfer | None = None,
+    ) -> StoredObject | None:
+        """File a file that is the pipeline's own (nobody writes to it again) without copying it,
+        verified as :meth:`put` verifies (by ``read_back``, its digests read back from the file
+        as it reached the disk, when given); None where this store cannot (then :meth:`put` it)."""
         ...
 
     def sync(self) -> None:

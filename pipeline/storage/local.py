@@ -6,6 +6,10 @@ An object is written to an unnamed temporary file (``O_TMPFILE``; a named ``tmp/
 file system has none), read back and compared chunk by chunk, made read-only, fsynced, and only then
 given its digest as its name (a link, or a rename over a damaged copy); the new name is made durable
 by syncing the directory.
+
+A file that is the pipeline's own (an upload received in full, which nobody writes again) is not
+copied but *adopted*: given a name in ``tmp/``, read once and hashed, made read-only and then named
+by its digest like a copy; its bytes are the ones that were flushed to disk as they arrived.
 """
 
 from __future__ import annotations
@@ -21,9 +25,9 @@ from typing import BinaryIO
 
 from ulid import ULID
 
-from pipeline.errors import StoreError, StoreFullError, store_error
+from pipeline.errors import DigestMismatch, StoreError, StoreFullError, store_error
 from pipeline.storage.base import Heartbeat, StoredObject
-from pipeline.storage.transfer import PIPELINE_THRESHOLD, Transfer, hash_file, hashing_copy
+from pipeline.storage.transfer import PIPELINE_THRESHOLD, Transfer, hash_descriptor, hash_file, hashing_copy
 
 HEX = frozenset("0123456789abcdef")
 # Bytes kept free on the store's file system (its folders, the catalog's journal when they share a disk).
@@ -70,6 +74,14 @@ def fsync_dir(path: str | bytes | os.PathLike[str]) -> None:
         os.close(fd)
 
 
+def _check_expected(transfer: Transfer, expected: str | None) -> None:
+    found = transfer.digests["sha256"]
+    if expected is not None and found != expected:
+        raise DigestMismatch(
+            "source", f"the file's SHA-256 is {found}, not the declared {expected}; it was changed on the way"
+        )
+
+
 class LocalStore:
     name = "local"
 
@@ -108,10 +120,12 @@ class LocalStore:
         algorithms: Sequence[str] = (),
         durable: bool = True,
         heartbeat: Heartbeat | None = None,
+        expect_sha256: str | None = None,
     ) -> StoredObject:
         """Copy, verify and file one object. The store's own failures (full, read-only, I/O errors)
         raise :class:`StoreError` and leave nothing behind; a source that cannot be read raises
-        :class:`~pipeline.errors.SourceReadError`."""
+        :class:`~pipeline.errors.SourceReadError`, one whose SHA-256 is not ``expect_sha256``
+        :class:`~pipeline.errors.DigestMismatch` (nothing filed)."""
         # Plain string paths here: this runs once per file, and pathlib's parsing shows in profiles.
         size_hint = os.fstat(source_fd).st_size
         self._check_room(size_hint)
@@ -134,6 +148,7 @@ class LocalStore:
                     size_hint=size_hint,
                     heartbeat=heartbeat,
                 )
+                _check_expected(transfer, expect_sha256)
                 os.fchmod(dest_fd, 0o440)
                 if durable:
                     os.fsync(dest_fd)
@@ -147,6 +162,59 @@ class LocalStore:
             return self._file(dest_fd, tmp, transfer, durable=durable)
         finally:
             os.close(dest_fd)
+
+    def adopt(
+        self,
+        source_fd: int,
+        *,
+        algorithms: Sequence[str] = (),
+        durable: bool = True,
+        heartbeat: Heartbeat | None = None,
+        expect_sha256: str | None = None,
+        read_back: Transfer | None = None,
+    ) -> StoredObject | None:
+        """File the pipeline's own file open on ``source_fd`` without copying it: linked into
+        ``tmp/``, read once and hashed (compared with ``expect_sha256`` when given), made read-only
+        and named by its digest. ``read_back``: its digests, computed by reading this file back as
+        its pieces reached the disk (an upload's); when they cover its size and every algorithm,
+        the file is not read again. The caller guarantees nobody writes to it again and removes
+        its other name once it is catalogued. None when it cannot be linked here (another file
+        system): :meth:`put` copies it instead. Errors as :meth:`put`'s."""
+        if _libc_linkat is None:
+            return None
+        # Not *.part: its time is the last piece's, and remove_partials must not take it meanwhile.
+        tmp = os.path.join(self._tmp, f"{ULID()}.adopting")
+        try:
+            if not _link_unnamed(source_fd, tmp):
+                raise FileExistsError(errno.EEXIST, "temporary name taken", tmp)
+        except OSError as exc:
+            if exc.errno in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOENT):
+                return None  # another file system (or one without links): copy instead
+            raise store_error(exc, "naming an object to adopt") from exc
+        try:
+            size = os.fstat(source_fd).st_size
+            wanted = {"sha256", *algorithms}
+            if read_back is not None and read_back.size == size and wanted <= read_back.digests.keys():
+                transfer = Transfer(size, {k: v for k, v in read_back.digests.items() if k in wanted}, read_back.head)
+            else:
+                os.lseek(source_fd, 0, os.SEEK_SET)
+                with contextlib.suppress(OSError):
+                    os.posix_fadvise(source_fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+                transfer = hash_descriptor(
+                    source_fd, algorithms=algorithms, chunk_size=self.chunk_size, size_hint=size, heartbeat=heartbeat
+                )
+            _check_expected(transfer, expect_sha256)
+            try:
+                os.fchmod(source_fd, 0o440)
+                if durable:
+                    os.fsync(source_fd)  # its bytes were flushed as they arrived; this is its mode
+            except OSError as exc:
+                raise store_error(exc, "adopting an object") from exc
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        return self._file(source_fd, tmp, transfer, durable=durable)
 
     def _check_room(self, size: int) -> None:
         """Refuse, before writing anything, an object the store's file system has no room for."""

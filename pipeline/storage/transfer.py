@@ -187,8 +187,52 @@ def hashing_copy(
     return Transfer(offset, {name: h.hexdigest() for name, h in hashers.items()}, head)
 
 
+def hash_descriptor(
+    fd: int,
+    *,
+    algorithms: Sequence[str] = (),
+    chunk_size: int = 1 << 20,
+    size_hint: int = 0,
+    heartbeat: Callable[[int], None] | None = None,
+    heartbeat_every: int = 64 << 20,
+) -> Transfer:
+    """Digest what ``fd`` holds from where it stands to its end, in one read pass (the digests on
+    threads of their own for a large file, as in :func:`hashing_copy`). A failure to read raises
+    :class:`SourceReadError`."""
+    hashers = new_hashers(algorithms)
+    digests: _InlineDigests | _ThreadedDigests
+    if size_hint >= PIPELINE_THRESHOLD:
+        digests = _ThreadedDigests(hashers, chunk_size)
+    else:
+        digests = _InlineDigests(hashers, chunk_size)
+    size = 0
+    next_beat = heartbeat_every
+    head = b""
+    try:
+        while True:
+            buf = digests.buffer()
+            try:
+                n = os.readv(fd, [buf])
+            except OSError as exc:
+                digests.give_back(buf)
+                raise SourceReadError("source", f"read failed at byte {size}: {exc.strerror or exc}") from exc
+            if n == 0:
+                digests.give_back(buf)
+                break
+            if size == 0:
+                head = bytes(memoryview(buf)[:HEAD_BYTES])
+            digests.submit(buf, n)
+            size += n
+            if heartbeat and size >= next_beat:
+                heartbeat(size)
+                next_beat = size + heartbeat_every
+    finally:
+        digests.close()
+    return Transfer(size, {name: h.hexdigest() for name, h in hashers.items()}, head)
+
+
 def hash_file(path: str | os.PathLike[str], algorithms: Sequence[str] = (), chunk_size: int = 1 << 20) -> Transfer:
-    """Digest a file as it is on disk now (fixity checks)."""
+    """Digest a file as it is on disk now (fixity checks); a read error is the caller's ``OSError``."""
     hashers = new_hashers(algorithms)
     buf = bytearray(chunk_size)
     size = 0
