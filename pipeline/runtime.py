@@ -139,6 +139,7 @@ def intake_context(settings: Settings, *, actor: str | None = None) -> IntakeCon
         lease_seconds=settings.lease_seconds,
         quiet_period=settings.quiet_period,
         stale_after=settings.stale_after,
+        uploads_dir=settings.uploads_dir,
     )
 
 

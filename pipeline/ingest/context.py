@@ -3,11 +3,13 @@ sighting, and the record of one file's progress through a batch."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.stage.context import StageContext
 from pipeline.storage.base import ObjectStore, StoredObject
+from pipeline.storage.transfer import Transfer
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,13 @@ class IntakeContext(StageContext[ObjectStore]):
     lease_seconds: float = 60.0
     quiet_period: float = 5.0  # the reconciler retries a file that changed only once it is quiet again
     stale_after: float = 300.0  # queued but never started for this long: queue it again
+    # Uploads received in full lie here: files of the pipeline's own, which nobody writes to again,
+    # so the store adopts them (links them, once verified) instead of copying them.
+    uploads_dir: Path | None = None
+
+    def owns(self, path: bytes) -> bool:
+        """Whether the source at ``path`` is one of the pipeline's own files (an upload's)."""
+        return self.uploads_dir is not None and os.path.dirname(path) == os.fsencode(self.uploads_dir)
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,16 @@ class IntakeResult:
         return data
 
 
+@dataclass(frozen=True)
+class Known:
+    """What is known of an arriving file before intake reads it: the SHA-256 its sender declared
+    (a file that differs fails), and its digests as read back from the file once it lay on disk
+    (an upload's, read piece by piece as it arrived: the store need not read it again)."""
+
+    sha256: str | None = None
+    read_back: Transfer | None = None
+
+
 @dataclass
 class Work:
     """One sighting's progress through a batch."""
@@ -73,6 +92,7 @@ class Work:
     size: int = 0
     mtime_ns: int = 0
     name: bytes = b""  # the original name: given with the sighting, else the source path's last part
+    known: Known = Known()
     failure: str | None = None  # the file's fault (or a defect): recorded as failed
     system: str | None = None  # the store's fault: the sighting stays pending and is tried again
     quarantine: bool = False

@@ -1,6 +1,6 @@
 """Copying: open one source safely (no symbolic links, regular files only), copy it into the store
-while hashing it, check that it did not change meanwhile, and keep the sighting's lease alive
-while a long copy runs."""
+while hashing it (or, for the pipeline's own files, have the store adopt it), check that it did not
+change meanwhile, and keep the sighting's lease alive while a long copy runs."""
 
 from __future__ import annotations
 
@@ -63,12 +63,24 @@ def copy_one(ctx: IntakeContext, work: Work, worker: str, *, durable: bool) -> N
             work.failure = "zero-byte file: nothing was recorded, not catalogued as evidence"
             work.quarantine = True
             return
-        stored = ctx.store.put(
-            fd,
-            algorithms=ctx.algorithms,
-            durable=durable,
-            heartbeat=lambda _offset: _renew_lease(ctx, work.id, worker),
-        )
+
+        def beat(_offset: int) -> None:
+            _renew_lease(ctx, work.id, worker)
+
+        stored = None
+        if ctx.owns(work.path):
+            stored = ctx.store.adopt(
+                fd,
+                algorithms=ctx.algorithms,
+                durable=durable,
+                heartbeat=beat,
+                expect_sha256=work.known.sha256,
+                read_back=work.known.read_back,
+            )
+        if stored is None:
+            stored = ctx.store.put(
+                fd, algorithms=ctx.algorithms, durable=durable, heartbeat=beat, expect_sha256=work.known.sha256
+            )
         after = os.fstat(fd)
         if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns) or (
             stored.size != before.st_size

@@ -8,7 +8,8 @@ and one whose worker died (lease ran out) is taken over. The order of durable st
 evidence safe:
 
 1. the stored copy is written, read back and compared, and flushed to disk
-   (:mod:`pipeline.ingest.copying`);
+   (:mod:`pipeline.ingest.copying`); an upload's file, the pipeline's own, is adopted by the store
+   (read once, hashed, linked) instead of copied;
 2. the item and the sighting are committed to the catalog, with their custody events, and the
    planned destination of the source is recorded (:mod:`pipeline.ingest.catalogue`);
 3. the source is moved to ``processed/<dock>/`` (or deleted, or kept, by policy) and that is
@@ -20,7 +21,7 @@ This module claims the sightings (takes their leases) and runs the three steps i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
 from sqlalchemy import update
@@ -30,7 +31,7 @@ from pipeline.catalog.db import session_scope
 from pipeline.catalog.models import FINAL_SIGHTING, Disposition, Item, Sighting, SightingStatus
 from pipeline.catalog.types import utcnow
 from pipeline.ingest.catalogue import catalogue
-from pipeline.ingest.context import IntakeContext, IntakeResult, Work
+from pipeline.ingest.context import IntakeContext, IntakeResult, Known, Work
 from pipeline.ingest.copying import copy_one
 from pipeline.ingest.disposal import dispose
 from pipeline.ingest.sightings import Arrival, Opened, mark_queued, open_sightings
@@ -39,6 +40,7 @@ __all__ = [
     "Arrival",
     "IntakeContext",
     "IntakeResult",
+    "Known",
     "Opened",
     "intake",
     "intake_leased",
@@ -47,16 +49,27 @@ __all__ = [
 ]
 
 
-def intake(ctx: IntakeContext, sighting_ids: Sequence[str], *, worker: str) -> list[IntakeResult]:
-    """Take in the given sightings; returns one result per ID, in order."""
+def intake(
+    ctx: IntakeContext, sighting_ids: Sequence[str], *, worker: str, known: Mapping[str, Known] | None = None
+) -> list[IntakeResult]:
+    """Take in the given sightings; returns one result per ID, in order. ``known`` holds what is
+    known of a file already, by sighting ID: the SHA-256 its sender declared (a file that differs
+    fails and is not stored), its digests as read back while it arrived."""
     claimed, finished, to_dispose = _claim(ctx, sighting_ids, worker)
+    for work in claimed:
+        work.known = (known or {}).get(work.id) or Known()
     return _take_in(ctx, sighting_ids, claimed, finished, to_dispose, worker)
 
 
-def intake_leased(ctx: IntakeContext, opened: Sequence[Opened], *, worker: str) -> list[IntakeResult]:
+def intake_leased(
+    ctx: IntakeContext, opened: Sequence[Opened], *, worker: str, known: Mapping[str, Known] | None = None
+) -> list[IntakeResult]:
     """Take in sightings just opened with ``open_sightings(..., lease_to=worker)``: their lease is
     already this worker's, so there is nothing to claim. Returns one result per sighting, in order."""
-    claimed = [Work(o.id, o.raw, o.path, o.dock, o.policy, name=o.name or b"") for o in opened]
+    claimed = [
+        Work(o.id, o.raw, o.path, o.dock, o.policy, name=o.name or b"", known=(known or {}).get(o.id) or Known())
+        for o in opened
+    ]
     return _take_in(ctx, [o.id for o in opened], claimed, {}, [], worker)
 
 
