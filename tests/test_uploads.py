@@ -38,6 +38,7 @@ from pipeline.ingest.reconcile import reconcile_all
 from pipeline.runtime import intake_context
 from pipeline.settings import Settings, load_settings
 from pipeline.stage import TOOL
+from pipeline.storage.local import LocalStore
 from pipeline.web.app import create_web_app
 from pipeline.web.csrf import HEADER
 from tests.conftest import EVIDENCE, sha256_of, wait_for
@@ -58,7 +59,6 @@ class Sha256Uploader(Uploader):
 @pytest.fixture
 def app(settings: Settings) -> Iterator[FastAPI]:
     yield create_web_app(settings)
-    service._running.clear()
     dispose_engines()
 
 
@@ -225,28 +225,50 @@ class TestUpload:
     def test_a_wrong_declared_sha256_fails_the_upload_and_catalogues_nothing(
         self, app: FastAPI, client: TestClient, tokens, settings: Settings
     ) -> None:
-        """The whole file's digest differs from the one declared: Evidence-Error, no item, nothing kept."""
+        """The whole file's digest differs from the one declared: Evidence-Error, no item, nothing
+        in the store; the bytes that arrived are kept in quarantine, not lost."""
         data = b"bytes that were changed on the way" * 100
         location, answer = upload_whole(client, tokens["dock1"], data, sha256="0" * 64)
         assert "evidence-item" not in answer.headers
         assert "not the declared " + "0" * 64 in answer.headers["evidence-error"]
         assert items(app) == [] and not part(settings, location).exists()
+        assert not LocalStore(settings.store_dir).exists(hashlib.sha256(data).hexdigest())
+        (kept,) = (settings.quarantine_dir / "dock1").iterdir()
+        assert kept.read_bytes() == data
         assert row(app, location).status == UploadStatus.FAILED
         assert events(app, f"upload:{location.rsplit('/', 1)[1]}") == ["upload-started", "upload-failed"]
         head = client.head(location, headers=auth(tokens["dock1"]))
         assert "evidence-error" in head.headers
 
-    def test_after_a_restart_the_file_is_read_again_for_its_digest(
-        self, app: FastAPI, client: TestClient, tokens
+    def test_a_new_server_finishes_an_upload_another_began(
+        self, settings: Settings, client: TestClient, tokens
     ) -> None:
-        """A server restarted between pieces has lost the running digest; the file is read again
-        and the upload still completes (and a wrong declaration still fails)."""
+        """Nothing of an upload lives in a server's memory: a second application (a restarted
+        server) takes the next piece and the completed file is the one declared."""
         data = os.urandom(50_000)
         location = create(client, tokens["dock1"], len(data), sha256=hashlib.sha256(data).hexdigest())
         assert patch(client, tokens["dock1"], location, 0, data[:20_000]).status_code == 204
-        service._running.clear()
-        answer = patch(client, tokens["dock1"], location, 20_000, data[20_000:])
-        assert answer.status_code == 204 and items(app)[0].id == answer.headers["evidence-item"]
+        with TestClient(create_web_app(settings)) as restarted:
+            answer = patch(restarted, tokens["dock1"], location, 20_000, data[20_000:])
+        assert answer.status_code == 204
+        stored = LocalStore(settings.store_dir).path(hashlib.sha256(data).hexdigest())
+        assert stored.read_bytes() == data and answer.headers["evidence-item"]
+
+    def test_the_stored_object_is_the_received_file_made_read_only(
+        self, app: FastAPI, client: TestClient, tokens, settings: Settings
+    ) -> None:
+        """The received file is filed as it lies on disk (one name left, in the store, read-only),
+        not copied, and its partial name is gone."""
+        data = os.urandom(70_000)
+        location = create(client, tokens["dock1"], len(data))
+        inode = part(settings, location).stat().st_ino
+        answer = patch(client, tokens["dock1"], location, 0, data)
+        stored = LocalStore(settings.store_dir).path(hashlib.sha256(data).hexdigest())
+        info = stored.stat()
+        assert answer.headers["evidence-status"] == "stored"
+        assert (info.st_ino, info.st_nlink, info.st_mode & 0o777) == (inode, 1, 0o440)
+        assert not part(settings, location).exists() and stored.read_bytes() == data
+        assert not any(settings.store_dir.joinpath("tmp").iterdir())
 
     def test_bytes_past_the_recorded_offset_are_cut_away_before_the_next_piece(
         self, app: FastAPI, client: TestClient, tokens, settings: Settings

@@ -7,14 +7,15 @@ The order of durable steps is what makes a broken upload safe to resume:
    (``fsync``) *before* the new offset is recorded in the catalog, so after any crash the recorded
    offset never runs ahead of the bytes; a file found longer than its offset (bytes written, offset
    not yet recorded) is cut back to the offset before the next piece is appended;
-2. once the last byte is recorded, the whole file's SHA-256 declared by the client (if any) is
-   checked: from the running digest this process kept while the pieces arrived, or, when the
-   process was restarted in between (a hash's state cannot be saved), by reading the file again;
-   a mismatch fails the upload and nothing is catalogued;
-3. the partial file becomes a sighting of the uploader's dock, named with the original name, and
-   goes through :mod:`pipeline.ingest.intake` like any other (copy into the store with read-back
-   verification, catalog, custody events, duplicates by hash); the partial file is removed only
-   after the catalog has committed (source policy ``delete``).
+2. once the last byte is recorded, the partial file becomes a sighting of the uploader's dock,
+   named with the original name, and goes through :mod:`pipeline.ingest.intake` like any other
+   (catalog, custody events, duplicates by hash). Being the pipeline's own file, it is not copied
+   but adopted by the store: its digests are those of the file as read back from disk (piece by
+   piece while the next arrived, :mod:`pipeline.ingest.readback`, or in full now when this process
+   did not follow every piece), checked against the whole file's SHA-256 the client declared (if
+   any: a mismatch fails the upload, nothing is catalogued and the bytes go to quarantine), and it
+   is made read-only and linked under its digest; the partial file's name is removed only after
+   the catalog has committed (source policy ``delete``).
 
 Nothing here knows HTTP: the web layer parses the headers and maps the errors to statuses.
 """
@@ -31,7 +32,7 @@ import hashlib
 import logging
 import os
 import re
-import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -57,7 +58,8 @@ from pipeline.errors import (
     TransientError,
 )
 from pipeline.ingest.context import IntakeContext, IntakeResult
-from pipeline.ingest.intake import Arrival, intake, intake_leased, open_sightings
+from pipeline.ingest.intake import Arrival, Known, intake, intake_leased, open_sightings
+from pipeline.ingest.readback import ReadBack
 from pipeline.settings import FILE_MODE, Settings, private_dir
 from pipeline.stage.names import path_key, readable
 from pipeline.storage.local import fsync_dir
@@ -72,7 +74,7 @@ METADATA_LIMIT = 16 * 1024  # characters of the Upload-Metadata header
 PART_SUFFIX = ".part"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _KEY = re.compile(r"[!-~]+")  # printable ASCII, no space (and no comma: it separates the pairs)
-_READ_CHUNK = 8 << 20
+_IOV_MAX = 1024  # buffers one writev takes on Linux
 _SYNC_FILE_RANGE_WRITE = 2  # <linux/fs.h>: start writing the range out, do not wait
 
 
@@ -94,6 +96,17 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
     happens where the system has no ``sync_file_range``; the ``fsync`` alone is what counts."""
     if _sync_file_range is not None and length > 0:
         _sync_file_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
+
+
+def _write_all(fd: int, views: list[memoryview]) -> None:
+    """Write every byte of ``views`` (``writev`` may take fewer than it was given)."""
+    while views:
+        written = os.writev(fd, views[:_IOV_MAX])
+        while views and written >= len(views[0]):
+            written -= len(views[0])
+            views.pop(0)
+        if written:
+            views[0] = views[0][written:]
 
 
 UPLOADERS = (Role.DOCK, Role.CUSTODIAN)  # ACCESS.md: an admin handles no evidence
@@ -159,6 +172,7 @@ class UploadContext:
     expiry: timedelta
     reserve_bytes: int
     worker: str
+    read_back: ReadBack | None = None  # reads each recorded piece back while the next arrives
 
     @property
     def engine(self) -> Any:
@@ -182,6 +196,7 @@ def upload_context(ctx: IntakeContext, settings: Settings, *, worker: str) -> Up
         expiry=timedelta(hours=settings.upload_expiry_hours),
         reserve_bytes=settings.upload_reserve_bytes,
         worker=worker,
+        read_back=ReadBack(ctx.algorithms),
     )
 
 
@@ -228,35 +243,6 @@ class Declared:
     sha256: str | None = None
     dock: str | None = None
     media_type: str | None = None
-
-
-# The running SHA-256 of each upload whose client declared one, by upload ID, with the offset it
-# has reached. Kept in this process only: a hash's state cannot be saved, so after a restart the
-# partial file is read again at completion.
-_running: dict[str, tuple[int, Any]] = {}
-_running_lock = threading.Lock()
-
-
-def _running_at(upload_id: str, offset: int) -> Any | None:
-    with _running_lock:
-        found = _running.get(upload_id)
-    if found is None:
-        return hashlib.sha256() if offset == 0 else None
-    at, digest = found
-    return digest.copy() if at == offset else None
-
-
-def _keep_running(upload_id: str, offset: int, digest: Any | None) -> None:
-    with _running_lock:
-        if digest is None:
-            _running.pop(upload_id, None)
-        else:
-            _running[upload_id] = (offset, digest)
-
-
-def _forget_running(upload_id: str) -> None:
-    with _running_lock:
-        _running.pop(upload_id, None)
 
 
 # ---------------------------------------------------------------------------------------- metadata
@@ -454,7 +440,7 @@ def _remove_part(path: Path) -> None:
 def _expire(uctx: UploadContext, session: Session, row: Upload, actor: str) -> None:
     """Remove an idle incomplete upload's partial file and record ``upload-expired``."""
     _remove_part(uctx.part_path(row.id))
-    _forget_running(row.id)
+    _forget(uctx, row.id)
     received = row.offset
     row.status = UploadStatus.EXPIRED
     row.error = f"idle since {iso(row.updated_at)}; removed with {received:,} of {row.length:,} bytes received"
@@ -506,7 +492,6 @@ class Piece:
         uctx: UploadContext,
         state: UploadState,
         fd: int,
-        running: Any | None,
         checksum: tuple[str, bytes] | None,
     ) -> None:
         self.uctx = uctx
@@ -514,7 +499,6 @@ class Piece:
         self.fd = fd
         self.start = state.offset
         self.position = state.offset
-        self.running = running
         self.checksum = checksum
         self.piece_digest = hashlib.sha256() if checksum else None
         self.closed = False
@@ -523,30 +507,32 @@ class Piece:
     def upload_id(self) -> str:
         return self.state.id
 
-    def write(self, data: bytes) -> None:
-        """Append ``data`` (not yet durable). :class:`UploadTooLarge` past the declared length,
-        :class:`InsufficientStorage` when the disk fills."""
-        if self.position + len(data) > self.state.length:
+    def write(self, buffers: Sequence[bytes]) -> None:
+        """Append the bytes of ``buffers``, in order, with one system call where the system takes
+        them all (not yet durable). :class:`UploadTooLarge` past the declared length,
+        :class:`InsufficientStorage` when the disk fills. Their checksum is :meth:`check`'s, which
+        may run at the same time on another thread."""
+        size = sum(len(buffer) for buffer in buffers)
+        if self.position + size > self.state.length:
             raise UploadTooLarge(
                 self.upload_id, f"the piece runs past the declared length of {self.state.length:,} bytes"
             )
-        view = memoryview(data)
         try:
-            while view:
-                written = os.write(self.fd, view)
-                view = view[written:]
+            _write_all(self.fd, [memoryview(buffer) for buffer in buffers if buffer])
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise InsufficientStorage(
                     self.upload_id, f"the disk filled up while receiving: {exc.strerror}"
                 ) from exc
             raise
-        start_writeback(self.fd, self.position, len(data))
-        self.position += len(data)
-        if self.running is not None:
-            self.running.update(data)
+        start_writeback(self.fd, self.position, size)
+        self.position += size
+
+    def check(self, buffers: Sequence[bytes]) -> None:
+        """Add ``buffers`` (in the order they are written) to the piece's checksum."""
         if self.piece_digest is not None:
-            self.piece_digest.update(data)
+            for buffer in buffers:
+                self.piece_digest.update(buffer)
 
     def commit(self) -> UploadState:
         """Check the piece's checksum, flush it to disk, and only then record the new offset.
@@ -580,7 +566,10 @@ class Piece:
                 )
                 if getattr(changed, "rowcount", 1) != 1:
                     raise UploadBusy(self.upload_id, "the upload changed while this piece was written")
-            _keep_running(self.upload_id, self.position, self.running)
+            if self.uctx.read_back is not None:
+                self.uctx.read_back.follow(
+                    self.upload_id, self.uctx.part_path(self.upload_id), self.start, self.position
+                )
             self.state = replace(self.state, offset=self.position, expires_at=now + self.uctx.expiry)
             return self.state
         finally:
@@ -626,7 +615,7 @@ def open_piece(
         raise UploadTooLarge(state.id, f"{offset + content_length:,} bytes is more than the declared {state.length:,}")
     if state.status != UploadStatus.RECEIVING:
         # Taken in (or failed) already: an empty piece at its end only asks how it went.
-        return Piece(uctx, state, os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC), None, None)
+        return Piece(uctx, state, os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC), None)
     path = uctx.part_path(state.id)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
@@ -650,31 +639,15 @@ def open_piece(
             "the disk lost data"
         )
     os.lseek(fd, state.offset, os.SEEK_SET)
-    with session_scope(uctx.engine) as session:
-        declared_sha = session.exec(select(Upload.declared_sha256).where(Upload.id == state.id)).one()
-    running = _running_at(state.id, state.offset) if declared_sha else None
-    return Piece(uctx, state, fd, running, checksum)
+    return Piece(uctx, state, fd, checksum)
 
 
 # -------------------------------------------------------------------------------------- completion
-def _whole_digest(uctx: UploadContext, upload_id: str, length: int) -> tuple[str, str]:
-    """The partial file's SHA-256 and where it came from: the running digest when this process
-    followed every piece, else the file read again."""
-    with _running_lock:
-        found = _running.get(upload_id)
-    if found is not None and found[0] == length:
-        return found[1].hexdigest(), "running digest"
-    digest = hashlib.sha256()
-    with open(uctx.part_path(upload_id), "rb") as handle:
-        while chunk := handle.read(_READ_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest(), "partial file read again"
-
-
 def finish_upload(uctx: UploadContext, *, upload_id: str, actor: str) -> UploadState:
-    """Take in an upload whose last byte is recorded: check the declared SHA-256, then hand the
-    partial file to intake as a sighting of the upload's dock. Idempotent: a finished upload is
-    returned as it is, and one whose sighting exists already is taken in by that sighting."""
+    """Take in an upload whose last byte is recorded: hand the partial file to intake as a sighting
+    of the upload's dock, with the SHA-256 the client declared (a file that differs fails). Idempotent:
+    a finished upload is returned as it is, and one whose sighting exists already is taken in by
+    that sighting."""
     with session_scope(uctx.engine) as session:
         row = session.get(Upload, upload_id)
         if row is None:
@@ -685,27 +658,20 @@ def finish_upload(uctx: UploadContext, *, upload_id: str, actor: str) -> UploadS
     if state.status != UploadStatus.RECEIVING or not state.received:
         return state
     ctx = uctx.intake
+    read_back = uctx.read_back.digests(upload_id, state.length) if uctx.read_back is not None else None
+    known = Known(declared_sha, read_back)
     if sighting_id is None:
-        if declared_sha:
-            found, source = _whole_digest(uctx, upload_id, state.length)
-            if found != declared_sha:
-                reason = (
-                    f"the received file's SHA-256 is {found} ({source}), not the declared {declared_sha}; "
-                    "nothing was catalogued"
-                )
-                _remove_part(uctx.part_path(upload_id))
-                return _failed(uctx, upload_id, reason, actor)
         arrival = Arrival(os.fsencode(uctx.part_path(upload_id)), dock, "delete", name=name)
         (opened,) = open_sightings(ctx, [arrival], lease_to=uctx.worker)
         if opened is None:
             raise TransientError(f"upload {upload_id}: being taken in by another request; ask again shortly")
         with session_scope(uctx.engine) as session:
             session.execute(update(Upload).where(col(Upload.id) == upload_id).values(sighting_id=opened.id))
-        (result,) = intake_leased(ctx, [opened], worker=uctx.worker)
+        (result,) = intake_leased(ctx, [opened], worker=uctx.worker, known={opened.id: known})
         sighting_id = opened.id
     else:
-        (result,) = intake(ctx, [sighting_id], worker=uctx.worker)
-    _forget_running(upload_id)
+        (result,) = intake(ctx, [sighting_id], worker=uctx.worker, known={sighting_id: known})
+    _forget(uctx, upload_id)
     return _settle(uctx, upload_id, sighting_id, result, actor)
 
 
@@ -756,8 +722,13 @@ def _settle(uctx: UploadContext, upload_id: str, sighting_id: str, result: Intak
     )
 
 
+def _forget(uctx: UploadContext, upload_id: str) -> None:
+    if uctx.read_back is not None:
+        uctx.read_back.forget(upload_id)
+
+
 def _failed(uctx: UploadContext, upload_id: str, reason: str, actor: str) -> UploadState:
-    _forget_running(upload_id)
+    _forget(uctx, upload_id)
     with session_scope(uctx.engine) as session:
         row = session.get(Upload, upload_id, with_for_update=True)
         assert row is not None
@@ -795,7 +766,7 @@ def terminate_upload(uctx: UploadContext, *, viewer: Viewer, upload_id: str) -> 
         finally:
             if fd is not None:
                 os.close(fd)
-        _forget_running(row.id)
+        _forget(uctx, row.id)
         received = row.offset
         row.status, row.updated_at = UploadStatus.TERMINATED, utcnow()
         row.error = f"ended by its uploader with {received:,} of {row.length:,} bytes received"

@@ -22,6 +22,8 @@ to anyone else it does not exist (404).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from email.utils import format_datetime
@@ -228,25 +230,46 @@ async def _off_loop(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 
 async def _receive(request: Request, uctx: UploadContext, viewer: Viewer, upload_id: str, offset: int) -> UploadState:
-    """Stream the request's body into the upload, a buffer at a time, writing and hashing in a
-    thread; flushed to disk and recorded at the end. A checksum that does not match leaves the
-    offset as it was; a client gone half-way keeps what arrived, unless the piece had a checksum."""
+    """Stream the request's body into the upload, a buffer at a time: each buffer is written on one
+    thread and hashed on another while the next one arrives (one buffer at a time, in order);
+    flushed to disk and recorded at the end. A checksum that does not match leaves the offset as it was; a client
+    gone half-way keeps what arrived, unless the piece had a checksum."""
     checksum = parse_checksum(request.headers.get("upload-checksum"))
     length = _number(request, "content-length", required=False)
     piece = await _off_loop(
         open_piece, uctx, viewer=viewer, upload_id=upload_id, offset=offset, checksum=checksum, content_length=length
     )
+    writing: list[asyncio.Future[None]] = []
+
+    async def written() -> None:
+        """Wait for the buffer being written and checked; their errors are this request's."""
+        running = writing[:]
+        writing.clear()
+        for task in running:
+            await task
+
     gathered: list[bytes] = []
     size = 0
     try:
-        async for chunk in request.stream():
-            gathered.append(chunk)
-            size += len(chunk)
-            if size >= BUFFER:
-                data, gathered, size = b"".join(gathered), [], 0
-                await _off_loop(piece.write, data)
-        if gathered:
-            await _off_loop(piece.write, b"".join(gathered))
+        try:
+            async for chunk in request.stream():
+                gathered.append(chunk)
+                size += len(chunk)
+                if size >= BUFFER:
+                    buffers, gathered, size = gathered, [], 0
+                    await written()
+                    # Written on one thread and hashed on another, while the next buffer arrives.
+                    writing.extend(
+                        asyncio.ensure_future(_off_loop(step, buffers)) for step in (piece.write, piece.check)
+                    )
+            await written()
+            if gathered:
+                await _off_loop(piece.write, gathered)
+                piece.check(gathered)
+        finally:
+            for task in writing:  # never cut the file back or commit under a running write
+                with contextlib.suppress(Exception):
+                    await task
     except ClientDisconnect:
         if checksum is not None:  # a piece that cannot be checked is not kept
             await _off_loop(piece.abandon)
