@@ -5,19 +5,21 @@
   workers), a dock token made with ``evidence token create``. One ``POST`` declaring the length and
   the file's SHA-256, then ``PATCH`` requests of ``--chunk`` bytes (default 8 MiB), each with its
   ``Upload-Checksum: sha256 …``, on one kept-alive connection. The server appends each chunk to the
-  partial file, fsyncs it, records the offset, and after the last chunk checks the declared SHA-256,
-  copies the file into the store with read-back verification and catalogues it; the time runs until
-  the last answer (with its ``Evidence-Item``) arrives. The chunks' checksums and the file's SHA-256
+  partial file (written on one thread, its checksum on another, while the next bytes arrive), fsyncs
+  it, records the offset, and reads the chunk back from the file into the whole file's SHA-256 while
+  the next chunk arrives; after the last chunk the store adopts the file (checked against the
+  declared SHA-256, made read-only, linked under its digest: no copy) and it is catalogued; the time
+  runs until the last answer (with its ``Evidence-Item``) arrives. The chunks' checksums and the file's SHA-256
   are computed before the clock starts: they are the client's work, not the server's.
 - **reference**: a minimal PUT server (Python's ``http.server``, its own process) that writes the
   body to a file in 1 MiB blocks and fsyncs it, fed by ``curl -T FILE``.
 
 Ratio = tus throughput / reference throughput (target >= 0.7). Also reported: the tus transfer
 alone (every chunk but the intake after the last one: the last answer's time minus the median
-chunk's), and the CPU seconds each server process spent per GB received (from /proc). The server
-keeps the file's running SHA-256 in its memory while the chunks arrive and uses it at completion;
-a hash's state cannot be saved, so an upload that spans a server restart has its partial file read
-again at completion instead (not measured here).
+chunk's), and the CPU seconds each server process spent per GB received (from /proc). The digest
+read back while the chunks arrive lives in the server's memory (a hash's state cannot be saved), so
+an upload that spans a server restart has its file read in full at completion instead (not
+measured here).
 
 Run from the project root::
 
@@ -305,8 +307,8 @@ def run_all(cfg: Config) -> tuple[Results, bool]:
             "transfer_seconds": transfer,
             "transfer_mb_per_s": mb_per_s(cfg.size, transfer),
             "server_cpu_seconds_per_gb": statistics.median(r["cpu_seconds"] for r in tus_runs) / gb,
-            "running_digest": "kept in the server's memory while chunks arrive (hashlib state cannot be saved: "
-            "after a server restart the partial file is read again at completion)",
+            "whole_file_digest": "read back from the file chunk by chunk while the next arrives, in the server's "
+            "memory (a hash's state cannot be saved: after a server restart the file is read in full at completion)",
         },
         "reference": {
             "seconds": ref,
@@ -328,7 +330,7 @@ def run_all(cfg: Config) -> tuple[Results, bool]:
         ("ratio, transfer only", f"{ref / transfer:.2f}"),
         ("server CPU per GB", f"tus {results['tus']['server_cpu_seconds_per_gb']:.2f} s, "
          f"reference {results['reference']['server_cpu_seconds_per_gb']:.2f} s"),
-        ("whole-file SHA-256", "running digest in the server's memory (re-read only after a restart)"),
+        ("whole-file SHA-256", "read back chunk by chunk as they arrive; the store adopts the file (no copy)"),
     ]  # fmt: skip
     print_section("upload over loopback: evidence web (tus) vs curl -T to a plain PUT endpoint", rows)
     return results, True
