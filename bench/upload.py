@@ -14,6 +14,9 @@
 - **reference**: a minimal PUT server (Python's ``http.server``, its own process) that writes the
   body to a file in 1 MiB blocks and fsyncs it, fed by ``curl -T FILE``.
 
+Each run's data is removed before the next (the reference's file, the tus run's data folder): the
+page cache and the disk they fill made later runs of either side slower.
+
 Ratio = tus throughput / reference throughput (target >= 0.7). Also reported: the tus transfer
 alone (every chunk but the intake after the last one: the last answer's time minus the median
 chunk's), and the CPU seconds each server process spent per GB received (from /proc). The digest
@@ -36,6 +39,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -250,6 +254,8 @@ def time_tus(cfg: Config, source: Path, home: Path) -> dict[str, Any]:
         log = web.log.read_text(errors="replace")
     finally:
         web.stop()
+        if not cfg.keep:  # as the reference's file is: what a run leaves must not slow the next
+            shutil.rmtree(home, ignore_errors=True)
     return {"seconds": seconds, "chunk_seconds": times, "cpu_seconds": cpu, "item": item, "log_tail": tail(log, 5)}
 
 

@@ -30,7 +30,9 @@ from pipeline.web.routes import (
     uploads,
 )
 
+# Matched in this order: the uploads first, whose many large PATCHes each pay for the matching.
 ROUTERS: tuple[APIRouter, ...] = (
+    uploads.router,
     health.router,
     sessions.router,
     account.router,
@@ -46,5 +48,4 @@ ROUTERS: tuple[APIRouter, ...] = (
     packages.router,
     admin.router,
     upload_page.router,
-    uploads.router,
 )

@@ -81,7 +81,7 @@ router = APIRouter(prefix="/api/v1", tags=["uploads"])
 
 OFFSET_STREAM = "application/offset+octet-stream"
 EXTENSIONS = "creation,creation-with-upload,checksum,termination,expiration"
-BUFFER = 1 << 20  # bytes gathered from the request before they are handed to a thread to write
+BUFFER = 256 << 10  # bytes gathered from the request before a thread writes them (another hashes them)
 PREFIX = "/api/v1/uploads"
 T = TypeVar("T")
 
