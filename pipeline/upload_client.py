@@ -1,14 +1,16 @@
 """A client of the application's resumable uploads (tus 1.0 at ``/api/v1/uploads``), for docks and
 scripts that send files over the network instead of writing them to a watched folder.
 
-Each file is hashed whole first (SHA-256, read in blocks) and the digest is declared in the
-upload's metadata, so the server refuses to catalogue anything but those bytes; every chunk then
-carries its own SHA-256 (``Upload-Checksum``), so a chunk damaged on the way is refused (460) and
-sent again. A dropped connection, a time-out, a 409 (offset mismatch), a 429 or a 5xx is met with
-a pause (doubling, with jitter) and a ``HEAD`` asking where the server stands; the upload goes on
-from the server's offset, never from where this side thinks it was. Unfinished uploads are kept in
-a small state file (:class:`UploadState`), so the same command run again after a crash or Ctrl+C
-resumes them instead of starting over. Only one chunk is ever held in memory.
+The server is asked first what it offers (``OPTIONS``): a server that does not speak tus 1.0 or does
+not check chunks with SHA-256 is refused, and a file larger than its ``Tus-Max-Size`` is reported
+failed before it is read. Each file is hashed whole first (SHA-256, read in blocks) and the digest
+is declared in the upload's metadata, so the server refuses to catalogue anything but those bytes;
+every chunk then carries its own SHA-256 (``Upload-Checksum``), so a chunk damaged on the way is
+refused (460) and sent again. A dropped connection, a time-out, a 409 (offset mismatch), a 429 or a
+5xx is met with a pause (doubling, with jitter) and a ``HEAD`` asking where the server stands; the
+upload goes on from the server's offset, never from where this side thinks it was. Unfinished
+uploads are kept in a small state file (:class:`UploadState`), so the same command run again after a
+crash or Ctrl+C resumes them instead of starting over. Only one chunk is ever held in memory.
 
 Nothing here prints or knows about the command line (``evidence upload`` in
 :mod:`pipeline.cli.upload` shows the results); the bearer token is only ever put in the
@@ -173,6 +175,39 @@ class UploadState:
 
 
 @dataclass(frozen=True)
+class Offer:
+    """What the server offers of tus, from its answer to ``OPTIONS``."""
+
+    versions: tuple[str, ...]
+    extensions: frozenset[str]
+    checksums: frozenset[str]
+    max_size: int | None  # None: the server names no limit
+
+    @classmethod
+    def of(cls, answer: httpx.Response) -> Offer:
+        def listed(name: str) -> list[str]:
+            return [part.strip().lower() for part in answer.headers.get(name, "").split(",") if part.strip()]
+
+        given = answer.headers.get("tus-max-size", "").strip()
+        return cls(
+            tuple(listed("tus-version")),
+            frozenset(listed("tus-extension")),
+            frozenset(listed("tus-checksum-algorithm")),
+            int(given) if given.isascii() and given.isdigit() else None,
+        )
+
+    def refusal(self) -> str | None:
+        """Why this client cannot upload to the server (None when it can)."""
+        if TUS_VERSION not in self.versions:
+            return f"the server does not speak tus {TUS_VERSION} (it offers {', '.join(self.versions) or 'none'})"
+        if "creation" not in self.extensions:
+            return "the server does not let clients create uploads (tus creation)"
+        if "checksum" not in self.extensions or "sha256" not in self.checksums:
+            return "the server does not check chunks with SHA-256 (tus checksum), so nothing is sent to it"
+        return None
+
+
+@dataclass(frozen=True)
 class _Standing:
     """The server's answer about one upload: its offset, and once complete its item or error."""
 
@@ -210,6 +245,7 @@ class TusClient:
         self.state = state
         self.pause = pause
         self.sleep = sleep
+        self._offer: Offer | None = None
         self.http = httpx.Client(
             headers={"Tus-Resumable": TUS_VERSION, "Authorization": f"Bearer {token}"},
             timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
@@ -241,8 +277,14 @@ class TusClient:
         key: str | None = None
         sent = 0
         try:
+            offer = self.offer()
             info = path.stat()
             size = info.st_size
+            if offer.max_size is not None and size > offer.max_size:
+                reason = (
+                    f"the file is {size:,} bytes, more than the server takes ({offer.max_size:,}); nothing was sent"
+                )
+                return UploadResult(shown, size, None, None, None, FAILED, reason, 0)
             digest = file_sha256(path)
             key = UploadState.key(self.server, path, size, info.st_mtime_ns, digest)
             url, standing = self._resume(key)
@@ -265,6 +307,27 @@ class TusClient:
             return UploadResult(shown, size, digest, url, None, FAILED, exc.reason, sent)
         except OSError as exc:
             return UploadResult(shown, size, digest, url, None, FAILED, f"cannot read the file: {exc.strerror or exc}")
+
+    def offer(self) -> Offer:
+        """What the server offers (asked once); :class:`UploadRefused` when it is not a server
+        this client can upload to."""
+        if self._offer is None:
+
+            def ask() -> Offer:
+                answer = self._request("OPTIONS", self.endpoint)
+                if answer.status_code == 429 or (answer.status_code >= 500 and answer.status_code != 501):
+                    raise _Retry(f"the server answered {answer.status_code} to OPTIONS", _retry_after(answer))
+                if answer.status_code not in (200, 204):
+                    refused = f"{self.endpoint} does not answer as a tus {TUS_VERSION} server"
+                    raise UploadRefused(f"{refused} ({_unexpected('to OPTIONS', answer)})", answer.status_code)
+                return Offer.of(answer)
+
+            found = self._retrying(ask)
+            refusal = found.refusal()
+            if refusal is not None:
+                raise UploadRefused(refusal)
+            self._offer = found
+        return self._offer
 
     def _resume(self, key: str) -> tuple[str | None, _Standing | None]:
         """The remembered upload of this file and where the server stands with it; (None, None)

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -62,6 +62,8 @@ class TusServer:
         self.received = 0  # bytes of PATCH bodies read, kept or not
         self.throttle = throttle
         self.max_size = max_size
+        self.checksums = "sha256"
+        self.options_asked = 0
         self.seen_headers: list[dict[str, str]] = []
         self.lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -115,12 +117,13 @@ class TusServer:
                 return True
 
             def do_OPTIONS(self) -> None:
+                server.options_asked += 1
                 self.answer(
                     204,
                     {
                         "Tus-Version": "1.0.0",
                         "Tus-Extension": "creation,creation-with-upload,checksum,termination,expiration",
-                        "Tus-Checksum-Algorithm": "sha256",
+                        "Tus-Checksum-Algorithm": server.checksums,
                         "Tus-Max-Size": str(server.max_size),
                     },
                 )
@@ -402,16 +405,50 @@ class TestRefusals:
     def test_a_refused_token_and_a_file_too_large_fail_with_the_reason(
         self, tus: TusServer, cache: Path, tmp_path: Path
     ) -> None:
-        """401 and 413 are not retried: the file is reported failed with the reason."""
+        """A file over the server's Tus-Max-Size fails before a byte is sent (the server asked
+        once for the whole run); a refused token (401) is not retried."""
         tus.max_size = 100
         big = data_file(tmp_path / "big.mp4", 101)
-        result = upload(tus, str(big), "--json")
+        small = data_file(tmp_path / "small.mp4", 100)
+        result = upload(tus, str(big), str(small), "--json")
         assert result.exit_code == 1
-        assert "larger than the server accepts (413)" in str(lines(result)[0]["error"])
+        failed, done = lines(result)
+        assert failed["status"] == "failed" and "101 bytes, more than the server takes (100)" in str(failed["error"])
+        assert done["status"] == "uploaded" and tus.only().metadata["filename"] == "small.mp4"
+        assert tus.options_asked == 1
         wrong = CliRunner().invoke(
-            main, ["upload", str(big), "--server", tus.url, "--token", "wrong", "--json"], catch_exceptions=False
+            main, ["upload", str(small), "--server", tus.url, "--token", "wrong", "--json"], catch_exceptions=False
         )
         assert "token was refused (401)" in str(lines(wrong)[0]["error"])
+
+    def test_a_server_that_does_not_check_sha256_chunks_gets_nothing(
+        self, tus: TusServer, cache: Path, tmp_path: Path
+    ) -> None:
+        """Chunks unchecked could be stored damaged: such a server is refused before any upload."""
+        tus.checksums = "sha1,md5"
+        result = upload(tus, str(data_file(tmp_path / "one.mp4", 500)), "--json")
+        assert result.exit_code == 1 and tus.uploads == {} and tus.received == 0
+        assert "does not check chunks with SHA-256" in str(lines(result)[0]["error"])
+
+    def test_an_address_that_is_not_a_tus_server_is_named(self, cache: Path, tmp_path: Path) -> None:
+        """A web server that is not this application: the file fails, saying the address does
+        not answer as a tus server (and with what)."""
+        plain = ThreadingHTTPServer(("127.0.0.1", 0), SimpleHTTPRequestHandler)
+        threading.Thread(target=plain.serve_forever, daemon=True).start()
+        try:
+            url = f"http://127.0.0.1:{plain.server_address[1]}/"
+            result = CliRunner().invoke(
+                main,
+                ["upload", str(data_file(tmp_path / "one.mp4", 10)), "--server", url, "--token", TOKEN, "--json"],
+                catch_exceptions=False,
+            )
+        finally:
+            plain.shutdown()
+            plain.server_close()
+        assert result.exit_code == 1
+        error = str(lines(result)[0]["error"])
+        assert "does not answer as a tus 1.0.0 server" in error and "501" in error
+        assert TOKEN not in result.output
 
     def test_a_server_address_with_a_path_and_a_chinese_file_name(
         self, tus: TusServer, cache: Path, tmp_path: Path
