@@ -30,6 +30,19 @@ class TestIngestCommand:
         assert len(result.records) == 4
         assert sorted(p.name for p in dock.iterdir()) == [".DS_Store", "copy.tmp", "upload.mp4.part", "~lock.mp4"]
 
+    def test_the_pipelines_own_folders_are_not_taken_in(self, cli, dock, media, settings) -> None:
+        """A file in the uploads folder (still being received) or in the store is ignored with the
+        reason, and left as it is; nothing is catalogued from there."""
+        stored = cli("ingest", str(media.variant("clip.mp4", dock / "A.mp4", 1)), "--json").records[0]
+        settings.uploads_dir.mkdir(parents=True, exist_ok=True)
+        receiving = media.variant("voice.wav", settings.uploads_dir / "arriving.wav")
+        result = cli("ingest", str(receiving), str(settings.store_dir), "--json")
+        assert result.exit_code == 0
+        by_name = {Path(r["path"]).name: r for r in result.records}
+        assert by_name["arriving.wav"]["status"] == "ignored" and "upload" in by_name["arriving.wav"]["error"]
+        assert by_name[stored["sha256"]]["status"] == "ignored" and "store" in by_name[stored["sha256"]]["error"]
+        assert receiving.exists() and len(cli("items", "--json").records) == 1
+
     def test_failure_makes_the_exit_code_non_zero(self, cli, dock, media, tmp_path) -> None:
         """Every input is processed; one failure (a zero-byte file, a missing path) fails the run."""
         media.variant("clip.mp4", dock / "good.mp4")

@@ -173,6 +173,15 @@ def collect_arrivals(
     """
     arrivals: list[Arrival] = []
     early: list[IntakeResult] = []
+    # The pipeline's own folders: an upload's file is taken in when it completes, a stored object is
+    # stored already; taken in from here, a file still being received would become an item.
+    own = {
+        os.path.join(os.path.abspath(os.fsencode(folder)), b""): reason
+        for folder, reason in (
+            (settings.uploads_dir, "an upload being received: it is taken in when it completes"),
+            (settings.store_dir, "part of the store: kept already"),
+        )
+    }
     for given in paths:
         raw = os.fsencode(given)
         if not os.path.lexists(raw):
@@ -193,6 +202,11 @@ def collect_arrivals(
                         error=entry.reason,
                     )
                 )
+                continue
+            inside = next((why for folder, why in own.items() if os.path.abspath(entry).startswith(folder)), None)
+            if inside is not None:
+                shown = readable(os.path.abspath(entry))
+                early.append(IntakeResult(None, shown, dock or "", SightingStatus.IGNORED, error=inside))
                 continue
             arrivals.append(
                 arrival_for(
