@@ -12,10 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
+from sqlmodel import col, select
 
+from pipeline.catalog.db import session_scope
+from pipeline.catalog.models import Item, Upload
+from pipeline.runtime import open_catalog
 from pipeline.settings import Settings
-from tests.conftest import EVIDENCE, ffmpeg, wait_for
+from tests.conftest import EVIDENCE, ffmpeg, sha256_of, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 NEW_PASSWORD = "correct horse battery 42"
@@ -655,3 +659,162 @@ class TestUpload:
             expect(page.locator(f"table.items a[href^='/items/{item}']")).to_have_count(1)
         shots(page, "catalog-after-upload")
         page.close()
+
+    def test_an_upload_broken_off_by_a_reload_goes_on_from_the_servers_offset(
+        self, env: dict[str, str], settings: Settings, web: WebProcess, browser: Browser, shots: Shots, tmp_path: Path
+    ) -> None:
+        """The page is reloaded while a file's fifth piece is on its way; choosing the same file
+        again asks the server where it stands and sends only the pieces it lacks, to the same
+        upload, which becomes an item whose SHA-256 is the file's."""
+        source = tmp_path / "long.mp4"
+        source.write_bytes(os.urandom(3 << 20))
+        page = upload_page(env, web, browser)
+        gate = Gate(page, allowed=4)
+        page.set_input_files("#upload-files", str(source))
+        gate.wait_until_holding(page)
+        [kept] = stored_uploads(page)
+        [upload] = uploads_of(settings)
+        assert kept == f"{web.url}api/v1/uploads/{upload.id}"
+        assert (upload.status, upload.offset, upload.length) == ("receiving", 4 * CHUNK, source.stat().st_size)
+        shots(page, "upload-broken-off")
+
+        gate.open()
+        page.reload()
+        expect(page.locator("#upload-list")).to_be_hidden()
+        page.set_input_files("#upload-files", str(source))
+        row = page.locator("#upload-list tbody tr")
+        expect(row).to_have_attribute("data-state", "done", timeout=60_000)
+        link = row.locator("td.status a")
+        expect(link).to_have_text("Open the item")
+        item = str(link.get_attribute("href")).removeprefix("/items/")
+        assert stored_uploads(page) == []
+        shots(page, "upload-resumed")
+
+        assert gate.offsets == list(range(0, source.stat().st_size, CHUNK))  # each piece sent once
+        [upload] = uploads_of(settings)
+        assert (upload.status, upload.item_id) == ("completed", item)
+        assert item_digest(settings, item) == sha256_of(source)
+        link.click()
+        expect(page.locator("dd.name")).to_have_text("long.mp4")
+        page.close()
+
+    def test_cancel_ends_the_upload_on_the_server_and_the_next_file_goes_on(
+        self, env: dict[str, str], settings: Settings, web: WebProcess, browser: Browser, shots: Shots, tmp_path: Path
+    ) -> None:
+        """Of three files chosen together, the first is cancelled from the keyboard while its
+        fifth piece is on its way and the third while it still waits: both say so, the first's
+        upload is ended on the server with its partial file removed, neither becomes an item,
+        nothing is left to resume, and the second file is uploaded."""
+        from tests.conftest import make_clip
+
+        long = tmp_path / "long.mp4"
+        long.write_bytes(os.urandom(3 << 20))
+        chosen = [long, make_clip(tmp_path / "yard.mp4"), make_clip(tmp_path / "gate.mp4")]
+        page = upload_page(env, web, browser)
+        gate = Gate(page, allowed=4)
+        page.set_input_files("#upload-files", [str(path) for path in chosen])
+        rows = page.locator("#upload-list tbody tr")
+        expect(rows).to_have_count(3)
+        gate.wait_until_holding(page)
+        [upload] = uploads_of(settings)
+        assert (upload.status, upload.offset) == ("receiving", 4 * CHUNK)
+        partial = settings.uploads_dir / f"{upload.id}.part"
+        assert partial.exists()
+        assert len(stored_uploads(page)) == 1
+        for row in (rows.nth(0), rows.nth(1), rows.nth(2)):
+            expect(row.get_by_role("button", name=re.compile(r"^Cancel: "))).to_be_visible()
+        shots(page, "upload-under-way")
+
+        rows.nth(2).get_by_role("button", name="Cancel: gate.mp4").click()
+        expect(rows.nth(2)).to_have_attribute("data-state", "cancelled")
+        expect(rows.nth(2).locator("td.status")).to_have_text("Cancelled")
+        gate.open()
+        rows.nth(0).get_by_role("button", name="Cancel: long.mp4").press("Enter")
+        expect(rows.nth(0)).to_have_attribute("data-state", "cancelled")
+        expect(rows.nth(0).locator("td.status")).to_have_text("Cancelled")
+        expect(rows.nth(1)).to_have_attribute("data-state", "done", timeout=60_000)
+        expect(rows.nth(1).locator("td.status a")).to_have_text("Open the item")
+        expect(page.get_by_role("button", name=re.compile(r"^Cancel"))).to_have_count(0)
+        assert stored_uploads(page) == []
+        shots(page, "upload-cancelled")
+
+        first, second = uploads_of(settings)
+        assert (first.id, first.status, second.original_name, second.status) == (
+            upload.id, "terminated", "yard.mp4", "completed"
+        )  # fmt: skip
+        assert not partial.exists()
+        assert first.item_id is None
+        page.click("nav >> text=Catalog")
+        expect(page.locator(".count")).to_have_text("1 records found")
+        expect(page.locator("table.items")).to_contain_text("yard.mp4")
+        page.close()
+
+
+CHUNK = 256 << 10  # bytes per piece the upload page sends in these tests (8 MiB as served)
+
+
+def upload_page(env: dict[str, str], web: WebProcess, browser: Browser) -> Page:
+    """The upload page, signed in as a new custodian ``porter``, sending pieces of ``CHUNK`` bytes
+    (the page as served is changed on its way to the browser, before and after any reload)."""
+
+    def smaller_pieces(route: Route) -> None:
+        served = route.fetch()
+        html = re.sub(r'data-chunk-size="\d+"', f'data-chunk-size="{CHUNK}"', served.text())
+        route.fulfill(response=served, body=html)
+
+    evidence_cli(env, "user", "add", "porter", "--role", "custodian", "--password-stdin", stdin=UPLOADER_PASSWORD)
+    page = browser.new_page(locale="en-US", extra_http_headers={"Accept-Language": "en-US,en;q=0.9"})
+    page.route(web.url + "upload", smaller_pieces)
+    sign_in_as(page, web.url, "porter", UPLOADER_PASSWORD)
+    page.goto(web.url + "upload")
+    expect(page.locator("#upload")).to_have_attribute("data-chunk-size", str(CHUNK))
+    return page
+
+
+class Gate:
+    """Between the page and the uploads: the first ``allowed`` pieces (PATCH) pass, the ones after
+    are held back (never answered, as over a connection that stalled) until the gate opens; the
+    offsets of the pieces that passed are noted."""
+
+    def __init__(self, page: Page, allowed: int) -> None:
+        self.allowed: int | None = allowed
+        self.offsets: list[int] = []
+        self.held: list[Route] = []
+        page.route(re.compile(r"/api/v1/uploads/\w+$"), self.meet)
+
+    def meet(self, route: Route) -> None:
+        if route.request.method != "PATCH":
+            route.continue_()
+        elif self.allowed is not None and len(self.offsets) >= self.allowed:
+            self.held.append(route)
+        else:
+            self.offsets.append(int(route.request.headers["upload-offset"]))
+            route.continue_()
+
+    def wait_until_holding(self, page: Page) -> None:
+        # Playwright hands the page's requests to `meet` while it talks to the page: ask it something.
+        wait_for(lambda: page.evaluate("true") and self.held, 30, "a piece held back")
+
+    def open(self) -> None:
+        self.allowed = None
+
+
+def stored_uploads(page: Page) -> list[str]:
+    """The unfinished uploads the page remembers (their addresses)."""
+    found = page.evaluate(
+        "Object.keys(localStorage).filter(k => k.startsWith('evidence-upload:')).map(k => localStorage.getItem(k))"
+    )
+    return [str(url) for url in found]
+
+
+def uploads_of(settings: Settings) -> list[Upload]:
+    """The catalog's uploads, oldest first."""
+    with session_scope(open_catalog(settings)) as session:
+        return list(session.exec(select(Upload).order_by(col(Upload.created_at))).all())
+
+
+def item_digest(settings: Settings, item_id: str) -> str:
+    with session_scope(open_catalog(settings)) as session:
+        item = session.get(Item, item_id)
+        assert item is not None
+        return item.sha256

@@ -3,7 +3,9 @@
 // Each file's SHA-256 is declared when its upload is made and each chunk carries its own, so the
 // server keeps only the very bytes chosen. An unfinished upload's address is kept in localStorage
 // (by name, size and modification time): choosing the same file again, even after a reload, asks
-// the server how much it holds and goes on from there. No external code, no inline script.
+// the server how much it holds and goes on from there. A file's Cancel button stops its transfer
+// and ends its upload on the server, or takes it out of the queue if it is still waiting. No
+// external code, no inline script.
 "use strict";
 
 (function () {
@@ -120,9 +122,10 @@
     return btoa(text);
   }
 
-  async function fileDigest(file, onProgress) {
+  async function fileDigest(file, job, onProgress) {
     const hash = new Sha256();
     for (let at = 0; at < file.size; at += chunkSize) {
+      if (job.cancelled) throw new Cancelled();
       hash.update(new Uint8Array(await file.slice(at, at + chunkSize).arrayBuffer()));
       onProgress(Math.min(at + chunkSize, file.size));
     }
@@ -153,9 +156,21 @@
     }
   }
 
+  // The file's Cancel button was pressed.
+  class Cancelled extends Error {
+    constructor() {
+      super("cancelled");
+    }
+  }
+
   // One request; resolves with the XHR whatever its status (0: no answer), reports upload progress.
-  function request(method, url, headers, body, onSent) {
-    return new Promise((resolve) => {
+  // A request made for a job is refused once the job is cancelled, and cancelling aborts it.
+  function request(method, url, headers, body, onSent, job) {
+    return new Promise((resolve, reject) => {
+      if (job && job.cancelled) {
+        reject(new Cancelled());
+        return;
+      }
       const xhr = new XMLHttpRequest();
       xhr.open(method, url);
       xhr.setRequestHeader("Tus-Resumable", "1.0.0");
@@ -163,8 +178,16 @@
       Object.entries(headers).forEach(([name, value]) => xhr.setRequestHeader(name, value));
       if (onSent) xhr.upload.onprogress = (event) => onSent(event.loaded);
       xhr.timeout = 120000;
-      xhr.onload = () => resolve(xhr);
-      xhr.onerror = xhr.ontimeout = xhr.onabort = () => resolve({ status: 0, getResponseHeader: () => null });
+      xhr.onload = () => {
+        if (job) job.xhr = null;
+        resolve(xhr); // an answer that came is taken even if the job was cancelled meanwhile
+      };
+      xhr.onerror = xhr.ontimeout = xhr.onabort = () => {
+        if (job) job.xhr = null;
+        if (job && job.cancelled) reject(new Cancelled());
+        else resolve({ status: 0, getResponseHeader: () => null });
+      };
+      if (job) job.xhr = xhr;
       xhr.send(body === undefined ? null : body);
     });
   }
@@ -173,9 +196,18 @@
     return status === 0 || status === 409 || status === 460 || status === 429 || (status >= 500 && status !== 507);
   }
 
-  function pause(failures) {
+  // A wait growing with the failures; a job's wait ends at once when it is cancelled.
+  function pause(failures, job) {
     const delay = Math.min(500 * 2 ** (failures - 1), 30000) * (0.5 + Math.random() / 2);
-    return new Promise((resolve) => setTimeout(resolve, delay));
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, delay);
+      function done() {
+        clearTimeout(timer);
+        if (job) job.wake = null;
+        resolve();
+      }
+      if (job) job.wake = done;
+    });
   }
 
   function standing(xhr) {
@@ -188,25 +220,38 @@
   }
 
   // Where the server stands with an upload; retried while the network or server fails.
-  async function head(url) {
+  async function head(url, job) {
     for (let failures = 0; ; ) {
-      const xhr = await request("HEAD", url, {});
+      const xhr = await request("HEAD", url, {}, undefined, null, job);
       if (xhr.status >= 200 && xhr.status < 300) return standing(xhr);
       if (!passing(xhr.status) || ++failures > RETRIES) throw new Refused(xhr.status);
-      await pause(failures);
+      await pause(failures, job);
     }
   }
 
-  async function create(file, digest, dock) {
+  async function create(file, digest, dock, job) {
     const values = { filename: file.name, sha256: digest };
     if (dock) values.dock = dock;
     for (let failures = 0; ; ) {
-      const xhr = await request("POST", endpoint, {
-        "Upload-Length": String(file.size),
-        "Upload-Metadata": metadata(values),
-      });
+      const headers = { "Upload-Length": String(file.size), "Upload-Metadata": metadata(values) };
+      const xhr = await request("POST", endpoint, headers, undefined, null, job);
       if (xhr.status === 201 && xhr.getResponseHeader("Location")) {
         return new URL(xhr.getResponseHeader("Location"), new URL(endpoint, location.href)).href;
+      }
+      if (!passing(xhr.status) || ++failures > RETRIES) throw new Refused(xhr.status);
+      await pause(failures, job);
+    }
+  }
+
+  // Ends an unfinished upload on the server, its bytes removed. Resolves with where the server
+  // stands when the upload was complete already and could no longer be ended, null otherwise.
+  async function terminate(url) {
+    for (let failures = 0; ; ) {
+      const xhr = await request("DELETE", url, {});
+      if (xhr.status === 204 || xhr.status === 404 || xhr.status === 410) return null;
+      if (xhr.status === 409) {
+        const state = await head(url); // a piece still being written, or taken in already
+        if (state.item || state.error) return state;
       }
       if (!passing(xhr.status) || ++failures > RETRIES) throw new Refused(xhr.status);
       await pause(failures);
@@ -214,7 +259,7 @@
   }
 
   // ----------------------------------------------------------------------------------- one file
-  function row(file) {
+  function row(file, onCancel) {
     const list = document.getElementById("upload-list");
     list.hidden = false;
     const tr = document.createElement("tr");
@@ -229,10 +274,34 @@
     const status = document.createElement("td");
     status.className = "status";
     status.textContent = texts.tWaiting;
-    tr.append(name, cell, status);
+    const cancel = document.createElement("button");
+    cancel.type = "button";
+    cancel.className = "cancel";
+    cancel.textContent = texts.tCancel;
+    cancel.setAttribute("aria-label", texts.tCancel + ": " + file.name);
+    cancel.addEventListener("click", onCancel);
+    const actions = document.createElement("td");
+    actions.className = "actions";
+    actions.appendChild(cancel);
+    tr.append(name, cell, status, actions);
     list.tBodies[0].appendChild(tr);
+
+    // No more cancelling; the keyboard's focus goes on to the next file's button.
+    function uncancellable() {
+      if (!cancel.isConnected) return;
+      const focused = document.activeElement === cancel;
+      cancel.remove();
+      if (focused) (list.querySelector("button.cancel") || document.getElementById("upload-files")).focus();
+    }
+
+    function settle(state) {
+      tr.dataset.state = state;
+      uncancellable();
+    }
+
     return {
       tr,
+      uncancellable,
       show(text, done) {
         status.textContent = text;
         if (done !== undefined && file.size) bar.value = Math.floor((done / file.size) * 100);
@@ -244,13 +313,17 @@
         link.href = "/items/" + encodeURIComponent(item);
         link.textContent = texts.tOpen;
         status.appendChild(link);
-        tr.dataset.state = "done";
         tr.dataset.item = item;
+        settle("done");
       },
       fail(reason) {
         status.textContent = texts.tFailed + ": " + reason;
         status.setAttribute("role", "alert");
-        tr.dataset.state = "failed";
+        settle("failed");
+      },
+      cancelled() {
+        status.textContent = texts.tCancelled;
+        settle("cancelled");
       },
     };
   }
@@ -263,37 +336,39 @@
     return text || texts.tRefusedOther + " (" + error.status + ")";
   }
 
-  async function send(file, dock, view) {
-    const key = STORE + JSON.stringify([file.name, file.size, file.lastModified]);
-    let url = localStorage.getItem(key);
+  async function send(job) {
+    const { file, key, view } = job;
+    job.url = localStorage.getItem(key);
     let state = null;
-    if (url) {
+    if (job.url) {
       try {
-        state = await head(url);
+        state = await head(job.url, job);
         view.show(texts.tResuming, state.offset);
       } catch (error) {
         if (!(error instanceof Refused) || (error.status !== 404 && error.status !== 410)) throw error;
         localStorage.removeItem(key);
-        url = null;
+        job.url = null;
       }
     }
-    if (!url) {
+    if (!job.url) {
       view.show(texts.tHashing, 0);
-      const digest = await fileDigest(file, (done) =>
+      const digest = await fileDigest(file, job, (done) =>
         view.show(texts.tHashing + " " + Math.floor((done / file.size) * 100) + "%"),
       );
-      url = await create(file, digest, dock);
-      localStorage.setItem(key, url);
+      job.url = await create(file, digest, job.dock, job);
+      localStorage.setItem(key, job.url);
       state = { offset: 0, item: null, error: null, duplicate: false };
     }
+    const url = job.url;
     let failures = 0;
     while (!state.item && !state.error) {
       if (state.offset >= file.size) {
         // every byte is there: the server names the item once it is taken in
+        view.uncancellable();
         view.show(texts.tFinishing, file.size);
         if (++failures > RETRIES) throw new Refused(0);
-        await pause(failures);
-        state = await head(url);
+        await pause(failures, job);
+        state = await head(url, job);
         continue;
       }
       const start = state.offset;
@@ -310,6 +385,7 @@
         },
         buffer,
         (sent) => view.show(texts.tUploading, start + sent),
+        job,
       );
       if (xhr.status === 204) {
         state = standing(xhr);
@@ -323,31 +399,68 @@
       }
       if (++failures > RETRIES) throw new Refused(xhr.status);
       view.show(texts.tRetrying, start);
-      await pause(failures);
-      state = await head(url);
+      await pause(failures, job);
+      state = await head(url, job);
     }
     localStorage.removeItem(key);
     if (state.error) throw new Error(state.error);
     view.finish(state.duplicate ? "duplicate" : "uploaded", state.item);
   }
 
+  // After the Cancel button: the upload ended on the server and forgotten here.
+  async function end(job) {
+    job.view.show(texts.tCancelling);
+    try {
+      const state = job.url ? await terminate(job.url) : null;
+      if (state && state.item) job.view.finish("uploaded", state.item);
+      else if (state && state.error) job.view.fail(state.error);
+      else job.view.cancelled();
+    } catch (error) {
+      job.view.fail(reason(error));
+    } finally {
+      localStorage.removeItem(job.key);
+    }
+  }
+
   async function drain() {
     if (busy) return;
     busy = true;
     while (queue.length) {
-      const { file, dock, view } = queue.shift();
+      const job = queue.shift();
       try {
-        await send(file, dock, view);
+        await send(job);
       } catch (error) {
-        view.fail(reason(error));
+        if (error instanceof Cancelled) await end(job);
+        else job.view.fail(reason(error));
       }
     }
     busy = false;
   }
 
+  // A file still waiting leaves the queue; the one being sent stops (its request aborted, its
+  // wait before a retry cut short) and is ended by `drain`.
+  function cancel(job) {
+    if (job.cancelled) return;
+    job.cancelled = true;
+    const waiting = queue.indexOf(job);
+    if (waiting >= 0) {
+      queue.splice(waiting, 1);
+      job.view.cancelled();
+      return;
+    }
+    job.view.show(texts.tCancelling);
+    if (job.xhr) job.xhr.abort();
+    if (job.wake) job.wake();
+  }
+
   function add(files) {
     const dock = document.getElementById("upload-dock").value.trim();
-    Array.from(files).forEach((file) => queue.push({ file, dock, view: row(file) }));
+    Array.from(files).forEach((file) => {
+      const key = STORE + JSON.stringify([file.name, file.size, file.lastModified]);
+      const job = { file, dock, key, url: null, cancelled: false, xhr: null, wake: null };
+      job.view = row(file, () => cancel(job));
+      queue.push(job);
+    });
     drain();
   }
 
