@@ -410,16 +410,16 @@
   // After the Cancel button: the upload ended on the server and forgotten here.
   async function end(job) {
     job.view.show(texts.tCancelling);
+    let state = null;
     try {
-      const state = job.url ? await terminate(job.url) : null;
-      if (state && state.item) job.view.finish("uploaded", state.item);
-      else if (state && state.error) job.view.fail(state.error);
-      else job.view.cancelled();
-    } catch (error) {
-      job.view.fail(reason(error));
-    } finally {
-      localStorage.removeItem(job.key);
+      if (job.url) state = await terminate(job.url);
+    } catch {
+      // cancelled all the same: the server removes an upload that lies idle
     }
+    localStorage.removeItem(job.key);
+    if (state && state.item) job.view.finish("uploaded", state.item);
+    else if (state && state.error) job.view.fail(state.error);
+    else job.view.cancelled();
   }
 
   async function drain() {
