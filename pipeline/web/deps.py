@@ -8,14 +8,16 @@ whose CSRF token has been checked.
 - :data:`SignedIn`: the same, but allowed while the password must still be changed (the password
   page itself).
 - :data:`CsrfForm`: the posted form, refused with 403 unless it carries this browser's token.
+- :func:`stage_queue`: the application's one dispatcher of work to the workers.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
 from sqlmodel import Session
@@ -28,6 +30,9 @@ from pipeline.catalog.db import session_scope
 from pipeline.catalog.people import WebSession
 from pipeline.catalog.viewer import Viewer
 from pipeline.errors import NotFoundError
+
+if TYPE_CHECKING:
+    from workers.dispatch import Dispatcher
 from pipeline.settings import Settings
 from pipeline.web.csrf import FIELD, HEADER, token_is_valid
 from pipeline.web.errors import CsrfRefused, PasswordChangeRequired, SignInRequired
@@ -154,3 +159,20 @@ async def verified_form(request: Request, found: PrincipalDep) -> FormData:
 
 
 CsrfForm = Annotated[FormData, Depends(verified_form)]
+
+
+_queue_lock = threading.Lock()
+
+
+def stage_queue(state: Any) -> Dispatcher:
+    """The application's one dispatcher (``app.state``'s): its Celery app is made at the first use,
+    not at every request that queues work."""
+    with _queue_lock:
+        found: Dispatcher | None = getattr(state, "stage_queue", None)
+        if found is None:
+            from workers.app import create_app
+            from workers.dispatch import Dispatcher
+
+            found = Dispatcher(create_app(state.settings))
+            state.stage_queue = found
+    return found

@@ -17,7 +17,7 @@ Only a viewer who may know a package exists gets anything of it; for anyone else
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -35,7 +35,7 @@ from pipeline.package.stage import request_package
 from pipeline.package.verify import PackageCheck
 from pipeline.runtime import package_context
 from pipeline.settings import Settings
-from pipeline.web.deps import CsrfForm, CurrentUser, DbSession, PageDep, SettingsDep
+from pipeline.web.deps import CsrfForm, CurrentUser, DbSession, PageDep, SettingsDep, stage_queue
 from pipeline.web.routes.cases import case_url
 from pipeline.web.routes.media import PURPOSE_LIMIT, send
 
@@ -54,22 +54,20 @@ def summary(session: Session, viewer: Viewer, package_id: str) -> PackageSummary
     raise NotFoundError(f"no package {package_id!r}")
 
 
-def enqueue(settings: Settings, package_id: str) -> bool:
-    """Queue the package for a worker; False when the broker cannot be reached (the request stays
-    recorded and the reconciler queues it)."""
-    from workers.app import create_app
-    from workers.dispatch import Dispatcher
-
+def enqueue(state: Any, package_id: str) -> bool:
+    """Queue the package for a worker (through ``state``, the application's); False when the broker
+    cannot be reached (the request stays recorded and the reconciler queues it)."""
     try:
-        Dispatcher(create_app(settings)).package([package_id])
+        stage_queue(state).package([package_id])
     except TransientError:
         return False
     return True
 
 
 def _request(
-    settings: Settings, viewer: Viewer, number: str, media: str, with_access_copies: bool, purpose: str | None
+    state: Any, viewer: Viewer, number: str, media: str, with_access_copies: bool, purpose: str | None
 ) -> tuple[str, bool]:
+    settings: Settings = state.settings
     package_id = request_package(
         package_context(settings),
         viewer=viewer,
@@ -78,7 +76,7 @@ def _request(
         with_access_copies=with_access_copies,
         purpose=(purpose or "").strip()[:PURPOSE_LIMIT] or None,
     )
-    return package_id, enqueue(settings, package_id)
+    return package_id, enqueue(state, package_id)
 
 
 def _field(form: CsrfForm, name: str) -> str:
@@ -87,12 +85,10 @@ def _field(form: CsrfForm, name: str) -> str:
 
 
 @router.post("/cases/{number:path}/packages")
-def request_page(
-    number: str, viewer: CurrentUser, session: DbSession, settings: SettingsDep, form: CsrfForm
-) -> Response:
+def request_page(number: str, request: Request, viewer: CurrentUser, session: DbSession, form: CsrfForm) -> Response:
     session.commit()  # the request is recorded in a transaction of its own
     package_id, queued = _request(
-        settings,
+        request.app.state,
         viewer,
         number,
         _field(form, "media"),
@@ -187,10 +183,12 @@ class PackageRequest(BaseModel):
 
 @router.post("/api/v1/cases/{number:path}/packages", status_code=202)
 def request_api(
-    number: str, body: PackageRequest, viewer: CurrentUser, session: DbSession, settings: SettingsDep, form: CsrfForm
+    number: str, body: PackageRequest, request: Request, viewer: CurrentUser, session: DbSession, form: CsrfForm
 ) -> dict[str, object]:
     session.commit()  # the request is recorded in a transaction of its own
-    package_id, queued = _request(settings, viewer, number, body.media or "", body.with_access_copies, body.purpose)
+    package_id, queued = _request(
+        request.app.state, viewer, number, body.media or "", body.with_access_copies, body.purpose
+    )
     return {"package": package_id, "case": number, "status": "queued" if queued else "requested", "queued": queued}
 
 

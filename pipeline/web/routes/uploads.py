@@ -74,7 +74,7 @@ from pipeline.ingest.uploads import (
 )
 from pipeline.settings import Settings
 from pipeline.web.csrf import HEADER, token_is_valid
-from pipeline.web.deps import principal
+from pipeline.web.deps import principal, stage_queue
 
 log = logging.getLogger("evidence.web")
 router = APIRouter(prefix="/api/v1", tags=["uploads"])
@@ -291,18 +291,15 @@ async def _finish(uctx: UploadContext, viewer: Viewer, state: UploadState) -> Up
 def _then_probe(request: Request, state: UploadState) -> BackgroundTask | None:
     """Probing of a new item, queued once the answer is sent (the client does not wait for the broker)."""
     if state.outcome == SightingStatus.STORED and state.item_id:
-        return BackgroundTask(_queue_probe, request.app.state.settings, state.item_id)
+        return BackgroundTask(_queue_probe, request.app.state, state.item_id)
     return None
 
 
-def _queue_probe(settings: Settings, item_id: str) -> None:
+def _queue_probe(app_state: Any, item_id: str) -> None:
     """Hand a new item to the probe workers (derivatives follow); with the broker away the
     reconciler queues it later, as it does for every item whose stage is pending."""
-    from workers.app import create_app
-    from workers.dispatch import Dispatcher
-
     try:
-        Dispatcher(create_app(settings)).probe([item_id])
+        stage_queue(app_state).probe([item_id])
     except SystemFault as exc:
         log.warning("item %s: probing not queued (%s); the reconciler will queue it", item_id, exc)
 
