@@ -27,8 +27,9 @@ def test_a_small_run_uploads_and_reports_every_figure(tmp_path: Path) -> None:
     assert done.returncode in (0, 1), done.stdout + done.stderr  # 1: below the target, which a tiny file may be
     results = json.loads(out.read_text())
     assert results["context"]["size"] == 3 * 1024 * 1024 and results["context"]["runs"] == 2
-    assert len(results["tus"]["runs"]) == 2 and len(results["reference"]["runs"]) == 2
+    assert len(results["tus"]["runs"]) == len(results["reference"]["runs"]) == len(results["floor"]["runs"]) == 2
     assert results["tus"]["seconds"] > 0 and results["tus"]["server_cpu_seconds_per_gb"] > 0
     assert results["ratio"]["value"] == results["reference"]["seconds"] / results["tus"]["seconds"]
+    assert results["ratio"]["floor"] == results["reference"]["seconds"] / results["floor"]["seconds"]
     assert "ratio (tus / reference)" in done.stdout
     assert list((tmp_path / "work").iterdir()) == []  # the scratch folder and each run's data are gone
