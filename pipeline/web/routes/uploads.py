@@ -22,8 +22,6 @@ to anyone else it does not exist (404).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from email.utils import format_datetime
@@ -48,6 +46,7 @@ from pipeline.errors import (
     SystemFault,
     describe,
 )
+from pipeline.ingest.receiving import Receiving
 from pipeline.ingest.uploads import (
     CHECKSUM_ALGORITHMS,
     TUS_VERSION,
@@ -81,7 +80,7 @@ router = APIRouter(prefix="/api/v1", tags=["uploads"])
 
 OFFSET_STREAM = "application/offset+octet-stream"
 EXTENSIONS = "creation,creation-with-upload,checksum,termination,expiration"
-BUFFER = 256 << 10  # bytes gathered from the request before a thread writes them (another hashes them)
+BUFFER = 256 << 10  # bytes gathered from the request before they are queued to be written and hashed
 PREFIX = "/api/v1/uploads"
 T = TypeVar("T")
 
@@ -230,52 +229,45 @@ async def _off_loop(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 
 async def _receive(request: Request, uctx: UploadContext, viewer: Viewer, upload_id: str, offset: int) -> UploadState:
-    """Stream the request's body into the upload, a buffer at a time: each buffer is written on one
-    thread and hashed on another while the next one arrives (one buffer at a time, in order);
-    flushed to disk and recorded at the end. A checksum that does not match leaves the offset as it was; a client
-    gone half-way keeps what arrived, unless the piece had a checksum."""
+    """Stream the request's body into the upload: each buffer is queued to be written by one thread
+    and hashed by another while the next arrives (this loop waits only when they fall behind);
+    flushed to disk and recorded at the end. A checksum that does not match leaves the offset as
+    it was; a client gone half-way keeps what arrived, unless the piece had a checksum."""
     checksum = parse_checksum(request.headers.get("upload-checksum"))
     length = _number(request, "content-length", required=False)
     piece = await _off_loop(
         open_piece, uctx, viewer=viewer, upload_id=upload_id, offset=offset, checksum=checksum, content_length=length
     )
-    writing: list[asyncio.Future[None]] = []
+    receiving = Receiving(piece.write, piece.check)
 
-    async def written() -> None:
-        """Wait for the buffer being written and checked; their errors are this request's."""
-        running = writing[:]
-        writing.clear()
-        for task in running:
-            await task
+    async def queue(buffers: list[bytes]) -> None:
+        if not receiving.offer(buffers):
+            await _off_loop(receiving.put, buffers)
 
     gathered: list[bytes] = []
     size = 0
     try:
-        try:
-            async for chunk in request.stream():
-                gathered.append(chunk)
-                size += len(chunk)
-                if size >= BUFFER:
-                    buffers, gathered, size = gathered, [], 0
-                    await written()
-                    # Written on one thread and hashed on another, while the next buffer arrives.
-                    writing.extend(
-                        asyncio.ensure_future(_off_loop(step, buffers)) for step in (piece.write, piece.check)
-                    )
-            await written()
-            if gathered:
-                await _off_loop(piece.write, gathered)
-                piece.check(gathered)
-        finally:
-            for task in writing:  # never cut the file back or commit under a running write
-                with contextlib.suppress(Exception):
-                    await task
+        async for chunk in request.stream():
+            gathered.append(chunk)
+            size += len(chunk)
+            if size >= BUFFER:
+                buffers, gathered, size = gathered, [], 0
+                await queue(buffers)
+        if gathered:
+            await queue(gathered)
     except ClientDisconnect:
         if checksum is not None:  # a piece that cannot be checked is not kept
+            await _off_loop(receiving.stop)
             await _off_loop(piece.abandon)
             raise
-        return await _off_loop(piece.commit)
     except BaseException:
+        await _off_loop(receiving.stop)  # never cut the file back under a running write
+        await _off_loop(piece.abandon)
+        raise
+    try:
+        await _off_loop(receiving.finish)
+    except BaseException:
+        await _off_loop(receiving.stop)
         await _off_loop(piece.abandon)
         raise
     return await _off_loop(piece.commit)
