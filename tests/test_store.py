@@ -17,9 +17,14 @@ from pipeline.storage.transfer import PIPELINE_THRESHOLD, hashing_copy
 
 
 def put_file(store: LocalStore, path: Path, **kwargs: object):
+    return _with_fd(store.put, path, **kwargs)
+
+
+def _with_fd(call, path: Path, **kwargs: object):
+    """``call`` (a store's put or adopt) on the file at ``path``, opened for reading."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        return store.put(fd, **kwargs)  # type: ignore[arg-type]
+        return call(fd, **kwargs)
     finally:
         os.close(fd)
 
@@ -148,11 +153,7 @@ class TestLocalStore:
 
 
 def adopt_file(store: LocalStore, path: Path, **kwargs: object):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        return store.adopt(fd, **kwargs)  # type: ignore[arg-type]
-    finally:
-        os.close(fd)
+    return _with_fd(store.adopt, path, **kwargs)
 
 
 class TestAdoption:

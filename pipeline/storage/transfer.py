@@ -134,6 +134,53 @@ class _ThreadedDigests:
             raise StoreError(f"hashing failed: {self.failures[0]}") from self.failures[0]
 
 
+def _read_hashed(
+    fd: int,
+    *,
+    algorithms: Sequence[str],
+    chunk_size: int,
+    size_hint: int,
+    heartbeat: Callable[[int], None] | None,
+    heartbeat_every: int,
+    each: Callable[[bytearray, int, int], None] | None = None,
+) -> Transfer:
+    """Read ``fd`` to its end once, handing each chunk to the digests (on threads of their own for a
+    large file) and then to ``each(buffer, length, offset)``. A failure to read raises
+    :class:`SourceReadError`, so an ``OSError`` can only come from ``each``."""
+    hashers = new_hashers(algorithms)
+    digests: _InlineDigests | _ThreadedDigests
+    if size_hint >= PIPELINE_THRESHOLD:
+        digests = _ThreadedDigests(hashers, chunk_size)
+    else:
+        digests = _InlineDigests(hashers, chunk_size)
+    offset = 0
+    next_beat = heartbeat_every
+    head = b""
+    try:
+        while True:
+            buf = digests.buffer()
+            try:
+                n = os.readv(fd, [buf])
+            except OSError as exc:  # the source's fault; an OSError from here on is the destination's
+                digests.give_back(buf)
+                raise SourceReadError("source", f"read failed at byte {offset}: {exc.strerror or exc}") from exc
+            if n == 0:
+                digests.give_back(buf)
+                break
+            if offset == 0:
+                head = bytes(memoryview(buf)[:HEAD_BYTES])
+            digests.submit(buf, n)
+            if each is not None:
+                each(buf, n, offset)
+            offset += n
+            if heartbeat and offset >= next_beat:
+                heartbeat(offset)
+                next_beat = offset + heartbeat_every
+    finally:
+        digests.close()
+    return Transfer(offset, {name: h.hexdigest() for name, h in hashers.items()}, head)
+
+
 def hashing_copy(
     source_fd: int,
     dest_fd: int,
@@ -151,40 +198,21 @@ def hashing_copy(
     A failure to read the source raises :class:`SourceReadError`; ``OSError`` comes only from the
     destination's side, so the store can tell its own faults (disk full) from the source's.
     """
-    hashers = new_hashers(algorithms)
-    digests: _InlineDigests | _ThreadedDigests
-    if size_hint >= PIPELINE_THRESHOLD:
-        digests = _ThreadedDigests(hashers, chunk_size)
-    else:
-        digests = _InlineDigests(hashers, chunk_size)
     scratch = _thread_buffer("readback", chunk_size)
-    offset = 0
-    next_beat = heartbeat_every
-    head = b""
-    try:
-        while True:
-            buf = digests.buffer()
-            try:
-                n = os.readv(source_fd, [buf])
-            except OSError as exc:  # the source's fault; an OSError from here on is the store's
-                digests.give_back(buf)
-                raise SourceReadError("source", f"read failed at byte {offset}: {exc.strerror or exc}") from exc
-            if n == 0:
-                digests.give_back(buf)
-                break
-            view = memoryview(buf)[:n]
-            if offset == 0:
-                head = bytes(view[:HEAD_BYTES])
-            digests.submit(buf, n)
-            _write_all(dest_fd, view)
-            _readback(readback_fd, scratch, buf, n, offset)
-            offset += n
-            if heartbeat and offset >= next_beat:
-                heartbeat(offset)
-                next_beat = offset + heartbeat_every
-    finally:
-        digests.close()
-    return Transfer(offset, {name: h.hexdigest() for name, h in hashers.items()}, head)
+
+    def write_and_compare(buf: bytearray, n: int, offset: int) -> None:
+        _write_all(dest_fd, memoryview(buf)[:n])
+        _readback(readback_fd, scratch, buf, n, offset)
+
+    return _read_hashed(
+        source_fd,
+        algorithms=algorithms,
+        chunk_size=chunk_size,
+        size_hint=size_hint,
+        heartbeat=heartbeat,
+        heartbeat_every=heartbeat_every,
+        each=write_and_compare,
+    )
 
 
 def hash_descriptor(
@@ -199,36 +227,14 @@ def hash_descriptor(
     """Digest what ``fd`` holds from where it stands to its end, in one read pass (the digests on
     threads of their own for a large file, as in :func:`hashing_copy`). A failure to read raises
     :class:`SourceReadError`."""
-    hashers = new_hashers(algorithms)
-    digests: _InlineDigests | _ThreadedDigests
-    if size_hint >= PIPELINE_THRESHOLD:
-        digests = _ThreadedDigests(hashers, chunk_size)
-    else:
-        digests = _InlineDigests(hashers, chunk_size)
-    size = 0
-    next_beat = heartbeat_every
-    head = b""
-    try:
-        while True:
-            buf = digests.buffer()
-            try:
-                n = os.readv(fd, [buf])
-            except OSError as exc:
-                digests.give_back(buf)
-                raise SourceReadError("source", f"read failed at byte {size}: {exc.strerror or exc}") from exc
-            if n == 0:
-                digests.give_back(buf)
-                break
-            if size == 0:
-                head = bytes(memoryview(buf)[:HEAD_BYTES])
-            digests.submit(buf, n)
-            size += n
-            if heartbeat and size >= next_beat:
-                heartbeat(size)
-                next_beat = size + heartbeat_every
-    finally:
-        digests.close()
-    return Transfer(size, {name: h.hexdigest() for name, h in hashers.items()}, head)
+    return _read_hashed(
+        fd,
+        algorithms=algorithms,
+        chunk_size=chunk_size,
+        size_hint=size_hint,
+        heartbeat=heartbeat,
+        heartbeat_every=heartbeat_every,
+    )
 
 
 def hash_file(path: str | os.PathLike[str], algorithms: Sequence[str] = (), chunk_size: int = 1 << 20) -> Transfer:
