@@ -4,19 +4,20 @@ account named with ``evidence --as NAME``), and the items a person names by ID o
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import click
 from pydantic import ValidationError
-from sqlmodel import Session, col, select
 
-from pipeline.catalog import queries
-from pipeline.catalog.db import session_scope
-from pipeline.catalog.models import Item
-from pipeline.catalog.people import CLEARABLE, Classification, Role, UserAccount
-from pipeline.catalog.viewer import Viewer
 from pipeline.errors import ForbiddenError, NotFoundError
-from pipeline.runtime import open_catalog
 from pipeline.settings import Settings, load_settings
+
+if TYPE_CHECKING:  # the catalog is imported when a command reads it: `ingest` starts without queries
+    from sqlmodel import Session
+
+    from pipeline.catalog.models import Item
+    from pipeline.catalog.people import UserAccount
+    from pipeline.catalog.viewer import Viewer
 
 BATCH = 500  # items handled per transaction by the commands that work through many
 
@@ -39,6 +40,9 @@ def acting_as() -> str | None:
 def account_viewer(account: UserAccount) -> Viewer:
     """The viewer an account acts as on the command line: its roles, clearances and approver right
     (values the catalog does not know are left out)."""
+    from pipeline.catalog.people import CLEARABLE, Classification, Role
+    from pipeline.catalog.viewer import Viewer
+
     return Viewer(
         name=account.name,
         roles=frozenset(Role(r) for r in account.roles if r in set(Role)),
@@ -53,6 +57,13 @@ def acting_viewer(settings: Settings) -> Viewer:
     """Who the command acts as: the account named with ``--as NAME`` (:class:`NotFoundError` when
     there is none by that name or it is disabled), or else the server's own authority, signed with
     the operating-system user (or the ``actor`` setting)."""
+    from sqlmodel import col, select
+
+    from pipeline.catalog.db import session_scope
+    from pipeline.catalog.people import UserAccount
+    from pipeline.catalog.viewer import Viewer
+    from pipeline.runtime import open_catalog
+
     name = acting_as()
     if name is None:
         return Viewer.local(settings.effective_actor)
@@ -67,6 +78,8 @@ def acting_viewer(settings: Settings) -> Viewer:
 
 def find_item(session: Session, ident: str, *, viewer: Viewer) -> Item:
     """An item the viewer may see, by ID or SHA-256, or a unique prefix (6 characters or more) of either."""
+    from pipeline.catalog import queries
+
     try:
         return queries.find_item(session, ident, viewer=viewer)
     except (NotFoundError, ForbiddenError) as exc:
