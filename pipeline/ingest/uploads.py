@@ -25,14 +25,13 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import ctypes
 import errno
 import fcntl
 import hashlib
 import logging
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -57,6 +56,7 @@ from pipeline.errors import (
     StoreError,
     TransientError,
 )
+from pipeline.ingest.appending import Appender, CachedAppender, appender
 from pipeline.ingest.context import IntakeContext, IntakeResult
 from pipeline.ingest.intake import Arrival, Known, intake, intake_leased, open_sightings
 from pipeline.ingest.readback import ReadBack
@@ -74,41 +74,6 @@ METADATA_LIMIT = 16 * 1024  # characters of the Upload-Metadata header
 PART_SUFFIX = ".part"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _KEY = re.compile(r"[!-~]+")  # printable ASCII, no space (and no comma: it separates the pairs)
-_IOV_MAX = 1024  # buffers one writev takes on Linux
-_SYNC_FILE_RANGE_WRITE = 2  # <linux/fs.h>: start writing the range out, do not wait
-
-
-def _find_sync_file_range() -> Any | None:
-    try:
-        found = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (AttributeError, OSError):
-        return None
-    found.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
-    return found
-
-
-_sync_file_range = _find_sync_file_range()
-
-
-def start_writeback(fd: int, offset: int, length: int) -> None:
-    """Ask the kernel to start writing a range out now, without waiting, so the ``fsync`` at the
-    end of a piece finds most of it on disk already (receiving and writing overlap). Nothing
-    happens where the system has no ``sync_file_range``; the ``fsync`` alone is what counts."""
-    if _sync_file_range is not None and length > 0:
-        _sync_file_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
-
-
-def _write_all(fd: int, views: list[memoryview]) -> None:
-    """Write every byte of ``views`` (``writev`` may take fewer than it was given)."""
-    while views:
-        written = os.writev(fd, views[:_IOV_MAX])
-        while views and written >= len(views[0]):
-            written -= len(views[0])
-            views.pop(0)
-        if written:
-            views[0] = views[0][written:]
-
-
 UPLOADERS = (Role.DOCK, Role.CUSTODIAN)  # ACCESS.md: an admin handles no evidence
 
 
@@ -493,10 +458,12 @@ class Piece:
         state: UploadState,
         fd: int,
         checksum: tuple[str, bytes] | None,
+        out: Appender | None = None,
     ) -> None:
         self.uctx = uctx
         self.state = state
         self.fd = fd
+        self.out = out or CachedAppender(fd, state.offset)
         self.start = state.offset
         self.position = state.offset
         self.checksum = checksum
@@ -508,8 +475,8 @@ class Piece:
         return self.state.id
 
     def write(self, buffers: Sequence[bytes]) -> None:
-        """Append the bytes of ``buffers``, in order, with one system call where the system takes
-        them all (not yet durable). :class:`UploadTooLarge` past the declared length,
+        """Append the bytes of ``buffers``, in order (not yet durable; how:
+        :mod:`~pipeline.ingest.appending`). :class:`UploadTooLarge` past the declared length,
         :class:`InsufficientStorage` when the disk fills. Their checksum is :meth:`check`'s, which
         may run at the same time on another thread."""
         size = sum(len(buffer) for buffer in buffers)
@@ -517,15 +484,8 @@ class Piece:
             raise UploadTooLarge(
                 self.upload_id, f"the piece runs past the declared length of {self.state.length:,} bytes"
             )
-        try:
-            _write_all(self.fd, [memoryview(buffer) for buffer in buffers if buffer])
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise InsufficientStorage(
-                    self.upload_id, f"the disk filled up while receiving: {exc.strerror}"
-                ) from exc
-            raise
-        start_writeback(self.fd, self.position, size)
+        with self._disk_full_is_storage():
+            self.out.write(buffers)
         self.position += size
 
     def check(self, buffers: Sequence[bytes]) -> None:
@@ -552,6 +512,8 @@ class Piece:
                 )
             if self.position == self.start:
                 return self.state
+            with self._disk_full_is_storage():
+                self.out.finish()
             os.fsync(self.fd)  # the bytes are on disk before the catalog says they are there
             now = utcnow()
             with session_scope(self.uctx.engine) as session:
@@ -584,12 +546,23 @@ class Piece:
 
     def _cut_back(self) -> None:
         os.ftruncate(self.fd, self.start)
-        os.lseek(self.fd, self.start, os.SEEK_SET)
         self.position = self.start
+
+    @contextlib.contextmanager
+    def _disk_full_is_storage(self) -> Iterator[None]:
+        try:
+            yield
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise InsufficientStorage(
+                    self.upload_id, f"the disk filled up while receiving: {exc.strerror}"
+                ) from exc
+            raise
 
     def close(self) -> None:
         if not self.closed:
             self.closed = True
+            self.out.close()
             os.close(self.fd)  # releases the lock too
 
 
@@ -638,8 +611,12 @@ def open_piece(
             f"upload {state.id}: its partial file holds {size:,} bytes but {state.offset:,} were recorded; "
             "the disk lost data"
         )
-    os.lseek(fd, state.offset, os.SEEK_SET)
-    return Piece(uctx, state, fd, checksum)
+    try:
+        out = appender(fd, path, state.offset)
+    except OSError:
+        os.close(fd)
+        raise
+    return Piece(uctx, state, fd, checksum, out)
 
 
 # -------------------------------------------------------------------------------------- completion
