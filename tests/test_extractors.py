@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -27,6 +28,7 @@ from pipeline.metadata import (
     extract_all,
     load_filename_profiles,
 )
+from pipeline.metadata.avprobe import AvReader
 from pipeline.metadata.facts import FIELDS
 from pipeline.metadata.geo import from_dms, parse_iso6709
 from tests.conftest import Samples
@@ -132,8 +134,11 @@ def by_extractor(results: list[Extraction]) -> dict[str, Extraction]:
     return {result.extractor: result for result in results}
 
 
-def probe(path: Path, kind: str, name: str, tmp_path: Path, data: bytes | None = None) -> Extraction:
-    results = by_extractor(extract_all(stored(path, tmp_path, data), kind, context(name), [FfprobeExtractor()]))
+def probe(
+    path: Path, kind: str, name: str, tmp_path: Path, data: bytes | None = None, engine: str = "pyav"
+) -> Extraction:
+    extractors = [FfprobeExtractor(engine=engine)]
+    results = by_extractor(extract_all(stored(path, tmp_path, data), kind, context(name), extractors))
     return results["ffprobe"]
 
 
@@ -153,7 +158,9 @@ class TestQuickTimeAndMp4:
         }
         assert sources(result, "make") == {"ffprobe:format.tags.make": "Hikvision"}
         assert sources(result, "model") == {"ffprobe:format.tags.model": "DS-MH2111"}
-        assert result.tool.startswith("ffprobe ") and result.tool.split()[1][0].isdigit()
+        assert re.fullmatch(r"PyAV \d[\d.]* \(libavformat \d+\.\d+\.\d+\)", result.tool), result.tool
+        by_program = probe(samples["keys.mp4"], "video", "clip.mp4", tmp_path, engine="ffprobe")
+        assert by_program.tool.startswith("ffprobe ") and by_program.tool.split()[1][0].isdigit()
 
     def test_mp4_header_time_keeps_its_utc_marker(self, samples: Samples, tmp_path: Path) -> None:
         """The movie header's time (UTC by the standard) comes out as …Z, without ffprobe's microseconds."""
@@ -470,14 +477,17 @@ class TestRoundedPositions:
 
 # ------------------------------------------------------------------------------------ damaged input
 class TestDamagedInput:
-    def test_mp4_cut_in_half_is_damaged_media(self, samples: Samples, tmp_path: Path) -> None:
+    @pytest.mark.parametrize(("engine", "program"), [("pyav", "libavformat"), ("ffprobe", "ffprobe")])
+    def test_mp4_cut_in_half_is_damaged_media(
+        self, samples: Samples, tmp_path: Path, engine: str, program: str
+    ) -> None:
         """Half an MP4 (its index was at the end): damaged-media saying why, no exception."""
         data = samples["header.mp4"].read_bytes()
-        result = probe(samples["header.mp4"], "video", BODYCAM, tmp_path, data[: len(data) // 2])
+        result = probe(samples["header.mp4"], "video", BODYCAM, tmp_path, data[: len(data) // 2], engine)
         assert result.media is None
         assert [problem.code for problem in result.problems] == ["damaged-media"]
         message = result.problems[0].message
-        assert message.startswith(f"{BODYCAM}: ffprobe cannot read it as video")
+        assert message.startswith(f"{BODYCAM}: {program} cannot read it as video")
         assert "moov atom not found" in message and "cut short" in message
         assert str(tmp_path) not in message  # the stored object's path means nothing to a person
 
@@ -547,10 +557,14 @@ class TestDamagedInput:
     def test_missing_programs_are_tool_missing(self, samples: Samples, tmp_path: Path) -> None:
         """Without ffprobe or exiftool installed: tool-missing problems that say what was not read."""
         path = stored(samples["photo.jpg"], tmp_path)
-        no_ffprobe = FfprobeExtractor(ffprobe="ffprobe-not-installed").extract(path, context("a.jpg"))
+        no_ffprobe = FfprobeExtractor(ffprobe="ffprobe-not-installed", engine="ffprobe").extract(path, context("a.jpg"))
         no_exiftool = ExiftoolExtractor(exiftool="exiftool-not-installed").extract(path, context("a.jpg"))
-        assert [p.code for p in no_ffprobe.problems + no_exiftool.problems] == ["tool-missing", "tool-missing"]
+        broken = AvReader(command=(str(tmp_path / "no-python-here"),))
+        no_reader = FfprobeExtractor(reader=broken).extract(path, context("a.jpg"))
+        problems = no_ffprobe.problems + no_exiftool.problems + no_reader.problems
+        assert [p.code for p in problems] == ["tool-missing", "tool-missing", "tool-missing"]
         assert "libimage-exiftool-perl" in no_exiftool.problems[0].message
+        assert no_reader.problems[0].message.startswith("a.jpg: PyAV: cannot be started")
 
     def test_broken_extractor_does_not_cost_the_others(self, tmp_path: Path) -> None:
         """An extractor that raises is reported as extractor-failed; the file name is still read."""

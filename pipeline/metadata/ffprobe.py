@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from pipeline.metadata.avprobe import PROGRAM as AV_PROGRAM
+from pipeline.metadata.avprobe import AvReader, ReaderCrashedError, shared_reader
 from pipeline.metadata.facts import (
     Extraction,
     ExtractionContext,
@@ -44,12 +46,14 @@ from pipeline.metadata.facts import (
     unique,
 )
 from pipeline.metadata.geo import parse_iso6709
-from pipeline.metadata.integrity import check_media, readable_line
+from pipeline.metadata.integrity import check_media, length_problems, packet_problems, readable_line
 from pipeline.metadata.timestamps import combine, parse_timestamp
 from pipeline.stage.issues import DAMAGED_MEDIA, TIMEOUT, TOOL_MISSING, UNREADABLE_METADATA, UNSUPPORTED_TYPE
 from pipeline.stage.names import readable
 from pipeline.stage.tools import ToolError, ToolMissingError, ToolRun, ToolTimeoutError, run_tool, tool_version
 
+ENGINES = ("pyav", "ffprobe")  # in-process through PyAV (the default); the ffprobe and ffmpeg programs
+_LIBAV = "libavformat"  # the program named in the in-process engine's messages
 # Stills ffmpeg reads; HEIC/HEIF and DNG it does not, so those are left to exifread and exiftool.
 STILLS = frozenset(["jpg", "jpeg", "png", "bmp", "gif", "tif", "tiff", "webp"])
 
@@ -102,10 +106,24 @@ class _ProbeFailed(ToolError):
 
 @dataclass(frozen=True)
 class FfprobeExtractor:
+    """Container, streams, tags and damage, read by libavformat: in-process through PyAV
+    (``engine="pyav"``, the default) or by running ffprobe and ffmpeg (``engine="ffprobe"``).
+
+    Both engines give the same facts under the same ``ffprobe:`` sources, the same media
+    information and the same verdict on damage; they differ in the tool named and in the wording of
+    the messages, which name the program that read the file.
+    """
+
     name: str = "ffprobe"
     ffprobe: str = "ffprobe"
     ffmpeg: str = "ffmpeg"
     check_integrity: bool = True
+    engine: str = "pyav"  # one of ENGINES
+    reader: AvReader | None = None  # the PyAV child to use; the process's shared one when None
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ValueError(f"unknown probe engine {self.engine!r}; known: {', '.join(ENGINES)}")
 
     def accepts(self, media_kind: str, original_name: str) -> bool:
         if media_kind == "image":
@@ -113,6 +131,8 @@ class FfprobeExtractor:
         return True  # video, audio, and "other": ffprobe may still recognise it
 
     def extract(self, path: Path, context: ExtractionContext) -> Extraction:
+        if self.engine == "pyav":
+            return self._extract_in_process(path, context)
         tool = tool_version(self.ffprobe) or f"{self.ffprobe} (version unknown)"
         shown = context.shown_name
 
@@ -130,25 +150,69 @@ class FfprobeExtractor:
         except ToolError as exc:
             return failed(TOOL_MISSING, f"{shown}: {exc}")
 
+        def check(media: MediaInfo) -> list[Problem]:
+            still = context.media_kind == "image"
+            return check_media(path, media, still=still, shown=shown, timeout=context.timeout, ffmpeg=self.ffmpeg)
+
+        return self._result(probe, context, tool, "ffprobe", check)
+
+    def _extract_in_process(self, path: Path, context: ExtractionContext) -> Extraction:
+        reader = self.reader or shared_reader()
+        shown = context.shown_name
+        still = context.media_kind == "image"
+
+        def failed(code: str, message: str) -> Extraction:
+            return Extraction(self.name, reader.version or AV_PROGRAM, problems=(Problem(code, message),))
+
+        try:
+            read = reader.read(path, still=still, check=self.check_integrity, timeout=context.timeout)
+        except ToolMissingError:
+            message = f"{shown}: PyAV (the Python package av) is not installed, so the file was not read"
+            return failed(TOOL_MISSING, message)
+        except ToolTimeoutError as exc:
+            return failed(
+                TIMEOUT,
+                f"{shown}: reading it did not finish within {exc.timeout:g} s (the demuxer hung on it, so the "
+                "reader was stopped); nothing was read",
+            )
+        except ReaderCrashedError as exc:
+            return failed(DAMAGED_MEDIA, f"{shown}: reading it crashed the reader ({exc.reason}); nothing was read")
+        except ToolError as exc:
+            return failed(TOOL_MISSING, f"{shown}: {exc}")
+        tool = reader.version or AV_PROGRAM
+        if read.probe is None:
+            lines = _distinct(read.failure)
+            run = ToolRun(1, b"", "\n".join(lines).encode("utf-8", "surrogateescape"))
+            return failed(*_failure(run, path, context, program=_LIBAV))
+
+        def check(media: MediaInfo) -> list[Problem]:
+            if read.check_timeout is not None:
+                within = f"{read.check_timeout:g} s"
+                message = f"{shown}: the check for damage did not finish within {within}; not known whole"
+                return [Problem(TIMEOUT, message)]
+            lines = [readable_line(line, path, shown) for line in _distinct(read.check or ())]
+            problems = packet_problems(lines, 0, still=still, shown=shown, program=_LIBAV)
+            return problems + length_problems(path, media, shown)
+
+        return self._result(_readable_strings(read.probe), context, tool, _LIBAV, check)
+
+    def _result(
+        self,
+        probe: dict[str, Any],
+        context: ExtractionContext,
+        tool: str,
+        program: str,
+        check: Callable[[MediaInfo], list[Problem]],
+    ) -> Extraction:
+        shown = context.shown_name
         media = media_info(probe, still=context.media_kind == "image")
         facts, problems = facts_of(probe, shown)
         has_media = any(stream.kind in ("video", "audio") for stream in media.streams)
         if not has_media:
-            if context.media_kind == "other":
-                problems.append(Problem(UNSUPPORTED_TYPE, f"{shown}: ffprobe finds no video or audio in it"))
-            else:
-                problems.append(Problem(DAMAGED_MEDIA, f"{shown}: ffprobe finds no video or audio in it"))
+            code = UNSUPPORTED_TYPE if context.media_kind == "other" else DAMAGED_MEDIA
+            problems.append(Problem(code, f"{shown}: {program} finds no video or audio in it"))
         elif self.check_integrity:
-            problems.extend(
-                check_media(
-                    path,
-                    media,
-                    still=context.media_kind == "image",
-                    shown=shown,
-                    timeout=context.timeout,
-                    ffmpeg=self.ffmpeg,
-                )
-            )
+            problems.extend(check(media))
         return Extraction(self.name, tool, unique(facts), media, tuple(problems))
 
     def _probe(self, path: Path, timeout: float) -> dict[str, Any]:
@@ -238,13 +302,13 @@ def _bext(tags: dict[str, str], facts: list[Fact], problems: list[Problem], show
     return rest
 
 
-def _failure(run: ToolRun, path: Path, context: ExtractionContext) -> tuple[str, str]:
+def _failure(run: ToolRun, path: Path, context: ExtractionContext, program: str = "ffprobe") -> tuple[str, str]:
     shown = context.shown_name
     lines = [readable_line(line, path, shown) for line in run.error_lines()]
-    said = "; ".join(lines) or f"ffprobe stopped with status {run.returncode}"
+    said = "; ".join(lines) or f"{program} stopped with status {run.returncode}"
     if context.media_kind == "other":
-        return UNSUPPORTED_TYPE, f"{shown}: not a media file ffprobe can read (ffprobe: {said})"
-    message = f"{shown}: ffprobe cannot read it as {context.media_kind} (ffprobe: {said})"
+        return UNSUPPORTED_TYPE, f"{shown}: not a media file {program} can read ({program}: {said})"
+    message = f"{shown}: {program} cannot read it as {context.media_kind} ({program}: {said})"
     if any("moov atom not found" in line for line in lines):
         message += (
             "; the MP4/MOV index (moov atom) is missing, which usually means the recording was cut short: "
@@ -253,11 +317,27 @@ def _failure(run: ToolRun, path: Path, context: ExtractionContext) -> tuple[str,
     return DAMAGED_MEDIA, message
 
 
+def _distinct(lines: Sequence[str], limit: int = 5) -> list[str]:
+    """The first distinct non-empty lines, as :meth:`ToolRun.error_lines` keeps ffmpeg's."""
+    kept: list[str] = []
+    for line in lines:
+        line = line.strip()
+        if line and line not in kept:
+            kept.append(line)
+        if len(kept) == limit:
+            break
+    return kept
+
+
 def _stream(stream: dict[str, Any]) -> StreamInfo:
     kind = stream.get("codec_type") or "data"
     frame_rate = None
     if kind == "video":
-        frame_rate = _rate(stream.get("avg_frame_rate")) or _rate(stream.get("r_frame_rate"))
+        average, base = _rate(stream.get("avg_frame_rate")), _rate(stream.get("r_frame_rate"))
+        # Where the container's two rates disagree, the codec's own (which only the in-process engine
+        # gives) is trusted: libavformat 7 and later time DV in 1/60000 s, which skews the average.
+        codec = _rate(stream.get("framerate"))
+        frame_rate = average if average == base else (codec if codec and base else None) or average or base
     language = (stream.get("tags") or {}).get("language")
     return StreamInfo(
         index=int(stream.get("index", 0)),

@@ -1,12 +1,13 @@
 """Is the recording whole? Cheap checks that find the damage evidence files actually suffer: a file
 cut short because the camera lost power or a copy was interrupted.
 
-For video and audio, ffmpeg demuxes every packet to the null muxer without decoding
-(``ffmpeg -v error -i FILE -map 0:v? -map 0:a? -c copy -f null -``). That reads the whole file at
-disk speed and reports packets that run past the end ("partial file"), which decoding would too, at
-a fraction of the cost: decoding an hour of 1080p H.264 takes minutes, demuxing it takes seconds.
-It does not look for bit errors inside packets. Stills are small, so they are decoded in full.
-ffmpeg exits 0 even when it logs such errors, so any error line counts.
+For video and audio, ffmpeg (or libavformat in-process, :mod:`pipeline.metadata.avprobe`) demuxes
+every packet to the null muxer without decoding (``ffmpeg -v error -i FILE -map 0:v? -map 0:a? -c
+copy -f null -``). That reads the whole file at disk speed and reports packets that run past the end
+("partial file"), which decoding would too, at a fraction of the cost: decoding an hour of 1080p
+H.264 takes minutes, demuxing it takes seconds. It does not look for bit errors inside packets.
+Stills are small, so they are decoded in full. ffmpeg exits 0 even when it logs such errors, so any
+error line counts.
 
 A WAV file's header announces how many bytes of sound follow; when the file holds fewer, it was cut
 short even though every tool still plays what is there, so that is checked directly. A DV file is
@@ -53,19 +54,28 @@ def check_media(
     except ToolError as exc:
         return [Problem(TOOL_MISSING, f"{shown}: {exc}; the file was not checked for damage")]
     lines = [readable_line(line, path, shown) for line in run.error_lines()]
-    problems = []
-    if lines or run.returncode != 0:
-        said = "; ".join(lines) or f"ffmpeg stopped with status {run.returncode}"
-        if any(_CUT_SHORT.search(line) for line in lines):
-            what = "image" if still else "recording"
-            problems.append(Problem(TRUNCATED_STREAM, f"{shown}: the {what} is cut short (ffmpeg: {said})"))
-        else:
-            problems.append(Problem(DAMAGED_MEDIA, f"{shown}: ffmpeg found damage reading it (ffmpeg: {said})"))
+    problems = packet_problems(lines, run.returncode, still=still, shown=shown, program="ffmpeg")
+    return problems + length_problems(path, media, shown)
+
+
+def packet_problems(lines: list[str], returncode: int, *, still: bool, shown: str, program: str) -> list[Problem]:
+    """The verdict on the error lines of a packet pass (decoding, for a still) by ``program``."""
+    if not lines and returncode == 0:
+        return []
+    said = "; ".join(lines) or f"{program} stopped with status {returncode}"
+    if any(_CUT_SHORT.search(line) for line in lines):
+        what = "image" if still else "recording"
+        return [Problem(TRUNCATED_STREAM, f"{shown}: the {what} is cut short ({program}: {said})")]
+    return [Problem(DAMAGED_MEDIA, f"{shown}: {program} found damage reading it ({program}: {said})")]
+
+
+def length_problems(path: Path, media: MediaInfo, shown: str) -> list[Problem]:
+    """The checks libav does not make: a WAV or DV file holding less than its headers promise."""
     if media.container == "wav":
-        problems.extend(check_wav_length(path, shown))
+        return check_wav_length(path, shown)
     if media.container == "dv":
-        problems.extend(check_dv_length(path, shown))
-    return problems
+        return check_dv_length(path, shown)
+    return []
 
 
 def check_dv_length(path: Path, shown: str) -> list[Problem]:

@@ -28,9 +28,18 @@ DEFAULT_EXTRACTORS: tuple[Extractor, ...] = (
     ExiftoolExtractor(),
     FilenameExtractor(),
 )
-# exiftool (a Perl start-up per file) runs where ffprobe and exifread are known to fall short, or
-# when they found no capture time in an image or video.
+# exiftool (one long-running process, but slower per file than the others) runs where ffprobe and
+# exifread are known to fall short, or when they found no capture time in an image or video.
 SHORTFALL_SUFFIXES = frozenset({"heic", "heif", "dng", "tif", "tiff", "mxf", "mts", "m2ts", "ts", "dv", "avi", "mpg"})
+
+
+def extractors_for(probe_engine: str) -> tuple[Extractor, ...]:
+    """The default extractors, container and streams read by ``probe_engine`` ("pyav" or "ffprobe")."""
+    if probe_engine == FfprobeExtractor.engine:
+        return DEFAULT_EXTRACTORS
+    return tuple(
+        FfprobeExtractor(engine=probe_engine) if isinstance(e, FfprobeExtractor) else e for e in DEFAULT_EXTRACTORS
+    )
 
 
 def extract_all(

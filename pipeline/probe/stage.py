@@ -23,6 +23,7 @@ from pipeline.custody import CustodyLog
 from pipeline.deadline import WorkCalendar, upload_deadline, working_days_late
 from pipeline.errors import SystemFault, ToolUnavailableError, TransientError
 from pipeline.metadata import ExtractionContext, FilenameProfile, MediaInfo, Problem, extract_all
+from pipeline.metadata.registry import extractors_for
 from pipeline.probe.choose import Candidate, Choice, Directory, choose, clock_drift, derived
 from pipeline.stage import StageContext, issues, stored_original
 from pipeline.stage.status import record_stage_error, set_stage
@@ -40,6 +41,7 @@ class ProbeContext(StageContext[LocalStore]):
     working_days: int = 3
     capture_day_counts: bool = False
     drift_tolerance: float = 300.0
+    probe_engine: str = "pyav"  # how container and streams are read: "pyav" in-process, or "ffprobe"
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,8 @@ def _probe_one(ctx: ProbeContext, item_id: str) -> ProbeResult:
             return ProbeResult(item_id, "missing", error=f"no item {item_id}")
         sha256, kind, name = item.sha256, item.media_kind, item.original_name
     source = stored_original(ctx.store, sha256, item_id)
-    extractions = extract_all(source, kind, ExtractionContext(original_name=name, filename_profiles=ctx.profiles))
+    context = ExtractionContext(original_name=name, filename_profiles=ctx.profiles)
+    extractions = extract_all(source, kind, context, extractors_for(ctx.probe_engine))
     candidates = [Candidate(f.field, f.value, f.source) for e in extractions for f in e.facts]
     problems = [p for e in extractions for p in e.problems]
     if missing := [p for p in problems if p.code == issues.TOOL_MISSING]:
