@@ -8,20 +8,30 @@ Every one takes the acting ``viewer`` and reads only what the viewer may know ex
 
 - items: :func:`find_item` (:func:`locate_item`, :func:`find_summary` also for a withheld item),
   :func:`list_items` with an :class:`ItemFilter` (:func:`local_day` reads its dates),
-  :func:`page_items` (an :class:`ItemPage` after or before a :class:`Cursor`),
-  :func:`items_in_stage`, :func:`count_items`
+  :func:`page_items` (an :class:`ItemPage` after or before a :class:`Cursor`, its count exact up
+  to :data:`COUNT_LIMIT`), :func:`items_in_stage`, :func:`count_items` (``at_most`` to bound it)
 - one item's whole record: :func:`item_detail` (records the view in the custody log)
-- cases and deadlines: :func:`case_detail`, :func:`overdue_groups`
+- cases and deadlines: :func:`case_detail`, :func:`overdue_groups` (a page: :func:`overdue_page`)
 - disc packages: :func:`list_packages`, :func:`incomplete_items`
 - the custody log, for admins and auditors: :func:`custody_log`, :func:`retrievals`, :func:`verify_log`
 """
 
 from pipeline.catalog.queries.audit import LogEvent, LogPage, custody_log, retrievals, verify_log
-from pipeline.catalog.queries.cases import CaseDetail, OverdueGroup, OverdueItem, case_detail, overdue_groups
+from pipeline.catalog.queries.cases import (
+    CaseDetail,
+    OverdueGroup,
+    OverdueItem,
+    OverduePage,
+    case_detail,
+    overdue_groups,
+    overdue_page,
+)
 from pipeline.catalog.queries.detail import ItemDetail, item_detail
 from pipeline.catalog.queries.items import (
+    COUNT_LIMIT,
     MAX_PAGE,
     MIN_PREFIX,
+    SHORT_TEXT_WINDOW,
     AmbiguousError,
     Cursor,
     ItemFilter,
@@ -46,8 +56,10 @@ from pipeline.catalog.queries.packages import (
 )
 
 __all__ = [
+    "COUNT_LIMIT",
     "MAX_PAGE",
     "MIN_PREFIX",
+    "SHORT_TEXT_WINDOW",
     "AmbiguousError",
     "CaseDetail",
     "Cursor",
@@ -62,6 +74,7 @@ __all__ = [
     "LogPage",
     "OverdueGroup",
     "OverdueItem",
+    "OverduePage",
     "PackageSummary",
     "case_detail",
     "count_items",
@@ -76,6 +89,7 @@ __all__ = [
     "local_day",
     "locate_item",
     "overdue_groups",
+    "overdue_page",
     "page_items",
     "retrievals",
     "verify_log",

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import ColumnElement, and_, false, func, or_
 from sqlmodel import Session, col, select
 
 from pipeline.catalog.access import visible_cases, visible_items, visible_packages, withheld_cases, withheld_items
 from pipeline.catalog.models import Case, Item, Package
 from pipeline.catalog.people import CaseMember, UserAccount
-from pipeline.catalog.queries.items import ItemSummary, visible
+from pipeline.catalog.queries.items import MAX_PAGE, ItemSummary, visible
 from pipeline.catalog.types import iso
 from pipeline.catalog.viewer import Viewer
-from pipeline.errors import NotFoundError
+from pipeline.errors import InvalidValueError, NotFoundError
 
 
 @dataclass(frozen=True)
@@ -192,14 +193,63 @@ class OverdueGroup:
         }
 
 
+OVERDUE_PAGE = 200  # late records on one page of the overdue report unless asked otherwise
+
+
+@dataclass(frozen=True)
+class OverduePage:
+    """A page of the overdue report: its groups (a group may go on on the next page) and the
+    ``after`` of the next page (the ID of this page's last record), None on the last one."""
+
+    groups: tuple[OverdueGroup, ...]
+    next_after: str | None
+
+    def as_json(self) -> dict[str, object]:
+        return {"groups": [group.as_json() for group in self.groups], "next_after": self.next_after}
+
+
 def overdue_groups(session: Session, *, viewer: Viewer) -> list[OverdueGroup]:
     """The records the viewer may see uploaded after their deadline, grouped by officer and dock (in
-    that order). Records withheld from the viewer are left out: the grouping shows their facts."""
-    late = session.exec(
-        visible(viewer)
-        .where(col(Item.late).is_(True), ~withheld_items(viewer))
-        .order_by(col(Item.collector), col(Item.dock_id), col(Item.captured_at), col(Item.id))
-    ).all()
+    that order), all of them (the command line's report; a page reads :func:`overdue_page`).
+    Records withheld from the viewer are left out: the grouping shows their facts."""
+    return list(_overdue(session, viewer, None, None).groups)
+
+
+def overdue_page(
+    session: Session, *, viewer: Viewer, limit: int = OVERDUE_PAGE, after: str | None = None
+) -> OverduePage:
+    """At most ``limit`` records of :func:`overdue_groups`, those after the record ``after`` (the
+    :attr:`OverduePage.next_after` of the page before) in the report's order: officer, dock, capture
+    time and ID, read along the late records' index (migration 0008) from there, so every page
+    costs about the same. :class:`InvalidValueError` for a limit outside 1..:data:`MAX_PAGE` and for
+    an ``after`` that is no late record the viewer may see."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidValueError(f"limit {limit} is not between 1 and {MAX_PAGE}")
+    return _overdue(session, viewer, limit, after)
+
+
+def _late(viewer: Viewer) -> Any:
+    """``select(Item, …)`` of the late records the viewer may see and not withheld."""
+    return visible(viewer).where(col(Item.late).is_(True), ~withheld_items(viewer))
+
+
+def _overdue(session: Session, viewer: Viewer, limit: int | None, after: str | None) -> OverduePage:
+    nulls_first = session.get_bind().dialect.name != "postgresql"  # where each orders NULL first
+    keys = (col(Item.collector), col(Item.dock_id), col(Item.captured_at), col(Item.id))
+    query = _late(viewer)
+    if after is not None:
+        place = session.exec(
+            select(*keys).where(col(Item.id) == after, col(Item.id).in_(_late(viewer).with_only_columns(col(Item.id))))
+        ).first()
+        if place is None:
+            raise InvalidValueError(f"{after[:40]!r} is not a late record: ask for the first page again")
+        query = query.where(_past(list(zip(keys, tuple(place), strict=True)), nulls_first=nulls_first))
+    query = query.order_by(*keys)
+    if limit is not None:
+        query = query.limit(limit + 1)
+    late = session.exec(query).all()
+    more = limit is not None and len(late) > limit
+    late = late[:limit] if limit is not None else late
     groups: dict[tuple[str | None, str], list[OverdueItem]] = {}
     for found, _, _ in late:
         groups.setdefault((found.collector, found.dock_id), []).append(
@@ -213,4 +263,29 @@ def overdue_groups(session: Session, *, viewer: Viewer) -> list[OverdueGroup]:
                 provisional=found.deadline_provisional,
             )
         )
-    return [OverdueGroup(officer, dock, tuple(members)) for (officer, dock), members in groups.items()]
+    return OverduePage(
+        tuple(OverdueGroup(officer, dock, tuple(members)) for (officer, dock), members in groups.items()),
+        late[-1][0].id if more else None,
+    )
+
+
+def _past(keys: list[tuple[Any, Any]], *, nulls_first: bool) -> ColumnElement[bool]:
+    """The condition for the rows after the place ``keys`` gives ((column, its value) in the order
+    of the listing), NULL ordered first or last as the database orders it ascending."""
+
+    def same(column: Any, value: Any) -> ColumnElement[bool]:
+        return column.is_(None) if value is None else column == value
+
+    def later(column: Any, value: Any) -> ColumnElement[bool]:
+        if value is None:
+            return column.is_not(None) if nulls_first else false()
+        return column > value if nulls_first else or_(column > value, column.is_(None))
+
+    ways = [and_(*(same(c, v) for c, v in keys[:k]), later(*keys[k])) for k in range(len(keys))]
+    condition = or_(*ways)
+    first, value = keys[0]
+    if value is not None and nulls_first:
+        condition = and_(first >= value, condition)  # where along the index to start
+    elif value is None and not nulls_first:
+        condition = and_(first.is_(None), condition)
+    return condition

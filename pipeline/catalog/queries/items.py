@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from string import hexdigits
 from typing import Any
@@ -33,6 +33,15 @@ SHA256_LENGTH = 64
 MAX_PAGE = 500  # items on one page of :func:`page_items` at most
 MAX_TEXT = 500  # characters of a filter's text at most
 TRIGRAM = 3  # characters of a search text at least for the trigram index to find it
+COUNT_LIMIT = 1000  # items a page's count (and a review queue's size) reads at most
+SHORT_TEXT_WINDOW = 10_000  # newest items a search text too short for the index is looked for in
+# The text the PostgreSQL trigram index ``ix_item_trgm_search`` holds (migration 0009): written
+# exactly as the index is, so the planner matches it.
+SEARCH_DOCUMENT = (
+    "(coalesce(item.original_name, '') || ' ' || coalesce(item.case_number, '') || ' '"
+    " || coalesce(item.captured_place, '') || ' ' || coalesce(item.collector, '') || ' '"
+    " || coalesce(item.proof_object, ''))"
+)
 
 
 class AmbiguousError(NotFoundError):
@@ -113,12 +122,21 @@ def items_in_stage(session: Session, stage: str, statuses: list[str], *, viewer:
     return list(session.exec(query.order_by(col(StageRun.item_id))).all())
 
 
-def count_items(session: Session, *, viewer: Viewer, filters: ItemFilter | None = None) -> int:
-    """How many items the viewer may know exist (that the filters select, see :func:`list_items`)."""
-    if filters is None:
-        return int(session.exec(select(func.count()).select_from(Item).where(visible_items(viewer))).one())
-    query = select(func.count()).select_from(Item).where(visible_items(viewer))
-    return int(session.exec(_filtered(query, viewer, filters, _dialect(session))).one())
+def count_items(
+    session: Session, *, viewer: Viewer, filters: ItemFilter | None = None, at_most: int | None = None
+) -> int:
+    """How many items the viewer may know exist (that the filters select, see :func:`list_items`).
+
+    With ``at_most`` no more than ``at_most + 1`` items are read: a result above ``at_most`` says
+    "more than ``at_most``" (what a page shows of a large listing), however many there are."""
+    if at_most is not None and at_most < 0:
+        raise InvalidValueError(f"at_most {at_most} is below 0")
+    query = select(col(Item.id)).where(visible_items(viewer))
+    if filters is not None:
+        query = _filtered(query, viewer, filters, _dialect(session))
+    if at_most is not None:
+        query = query.limit(at_most + 1)
+    return int(session.exec(select(func.count()).select_from(query.subquery())).one())
 
 
 @dataclass(frozen=True)
@@ -198,7 +216,9 @@ class ItemFilter:
     :func:`local_day`). ``missing`` names one of the required facts; ``issues`` selects the items
     with any of those issue codes (besides ``issue``); ``classification`` is the class as it applies
     (the item's own or its case's, whichever is stricter); ``text`` is found, whatever its case, in
-    the original name, the case number, place, collector, proof object or the case's target.
+    the original name, the case number, place, collector, proof object or the case's target; a
+    text shorter than 3 characters (which the text indexes cannot find) is looked for only in the
+    newest :data:`SHORT_TEXT_WINDOW` items the other filters select (see :attr:`short_text`).
     ``limit`` None (or 0) lists all.
     """
 
@@ -235,6 +255,13 @@ class ItemFilter:
                 raise InvalidValueError(f"{name} {moment.isoformat()} has no time zone")
         if self.limit is not None and self.limit < 0:
             raise InvalidValueError(f"limit {self.limit} is below 0")
+
+    @property
+    def short_text(self) -> bool:
+        """Whether the text is too short for the text indexes (under 3 characters), so it is looked
+        for only in the newest :data:`SHORT_TEXT_WINDOW` items the other filters select: a bounded
+        read whatever the size of the catalog. A longer text is looked for in every item."""
+        return bool(self.text) and len(self.text or "") < TRIGRAM
 
     @property
     def reads_facts(self) -> bool:
@@ -297,6 +324,12 @@ def _filtered(query: Any, viewer: Viewer, filters: ItemFilter, dialect: str) -> 
         query = query.where(effective_class() == filters.classification)
     if filters.text:
         query = query.where(_text_found(filters.text, viewer, dialect))
+        if filters.short_text:
+            # The newest items the other filters select: read backwards along (created_at, id).
+            others = replace(filters, text=None, limit=None)
+            window = _filtered(select(col(Item.id)).where(visible_items(viewer)), viewer, others, dialect)
+            window = window.order_by(col(Item.created_at).desc(), col(Item.id).desc()).limit(SHORT_TEXT_WINDOW)
+            query = query.where(col(Item.id).in_(window))
     return query
 
 
@@ -306,10 +339,11 @@ def _text_found(text: str, viewer: Viewer, dialect: str) -> Any:
     know of, not withheld).
 
     On SQLite a text of 3 characters or more is looked up in the trigram index ``item_search``
-    first (migration 0008), and only the items found there are read; shorter texts, which a trigram
-    index cannot find, read every item. On PostgreSQL the same ``ILIKE`` conditions use the pg_trgm
-    indexes when the extension was there for the migration. Either way the rows are matched by the
-    same conditions, so what is found does not depend on the index.
+    first (migration 0008), and only the items found there are read. On PostgreSQL it is looked up
+    in the pg_trgm index over the five columns joined (:data:`SEARCH_DOCUMENT`, migration 0009)
+    when the extension was there for the migration. Either way the rows are matched by the same
+    conditions, column by column, so what is found does not depend on the index. Shorter texts,
+    which no trigram index can find, are bounded by :func:`_filtered` instead.
     """
     pattern = "%" + like_escaped(text) + "%"
     found = or_(
@@ -323,7 +357,13 @@ def _text_found(text: str, viewer: Viewer, dialect: str) -> Any:
     )
     if dialect == "postgresql":
         # ANY(ARRAY(…)): read once, and an index condition, which IN (…) under an OR is not.
-        return or_(found, col(Item.case_number) == any_(func.array(cases.scalar_subquery())))
+        in_cases = col(Item.case_number) == any_(func.array(cases.scalar_subquery()))
+        if len(text) < TRIGRAM:
+            return or_(found, in_cases)
+        # The joined text holds the pattern whenever one of the columns does: a condition the
+        # trigram index answers, the columns then tested one by one.
+        document = literal_column(SEARCH_DOCUMENT).ilike(pattern, escape="\\")
+        return or_(and_(document, found), in_cases)
     matched = or_(found, col(Item.case_number).in_(cases))
     if dialect == "sqlite" and len(text) >= TRIGRAM:
         # The items the trigram index finds, and those of the cases found, are the only ones read.
@@ -399,17 +439,25 @@ class Cursor:
 @dataclass(frozen=True)
 class ItemPage:
     """One page of a listing: its items (oldest first), how many the filters select in all, and
-    the cursors of the pages after and before it (None at either end)."""
+    the cursors of the pages after and before it (None at either end).
+
+    ``count`` is exact up to :data:`COUNT_LIMIT`; beyond it ``count_exact`` is False and ``count``
+    is :data:`COUNT_LIMIT` ("more than 1000"), so a page costs the same in any catalog. ``window``
+    is the number of newest items a short text was looked for in (None: all were)."""
 
     items: tuple[ItemSummary, ...]
     count: int
     next: Cursor | None
     previous: Cursor | None
+    count_exact: bool = True
+    window: int | None = None
 
     def as_json(self) -> dict[str, object]:
         return {
             "items": [found.as_json() for found in self.items],
             "count": self.count,
+            "count_exact": self.count_exact,
+            "searched_newest": self.window,
             "next": self.next.encode() if self.next else None,
         }
 
@@ -424,8 +472,8 @@ def page_items(
 ) -> ItemPage:
     """A page of :func:`list_items`: at most ``limit`` items after (or, for a backward cursor,
     before) ``cursor``, in (``created_at``, ``id``) order, with the count of all the filters select
-    for this viewer. ``filters.limit`` is not read. :class:`InvalidValueError` for a limit outside
-    1..:data:`MAX_PAGE`."""
+    for this viewer (exact up to :data:`COUNT_LIMIT`, see :class:`ItemPage`). ``filters.limit`` is
+    not read. :class:`InvalidValueError` for a limit outside 1..:data:`MAX_PAGE`."""
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidValueError(f"limit {limit} is not between 1 and {MAX_PAGE}")
     filters = filters or ItemFilter()
@@ -453,7 +501,15 @@ def page_items(
     else:
         following = Cursor.after(last) if last and more else None
         preceding = Cursor.before(first) if first and cursor is not None else None
-    return ItemPage(tuple(found), count_items(session, viewer=viewer, filters=filters), following, preceding)
+    count = count_items(session, viewer=viewer, filters=filters, at_most=COUNT_LIMIT)
+    return ItemPage(
+        tuple(found),
+        min(count, COUNT_LIMIT),
+        following,
+        preceding,
+        count_exact=count <= COUNT_LIMIT,
+        window=SHORT_TEXT_WINDOW if filters.short_text else None,
+    )
 
 
 def local_day(value: str, zone: tzinfo, *, end: bool) -> datetime:
