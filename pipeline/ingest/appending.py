@@ -24,39 +24,20 @@ are never written again by this module.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import logging
 import mmap
 import os
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol
+
+from pipeline.storage.libc import start_writeback
 
 logger = logging.getLogger(__name__)
 
 ALIGN = 4096  # offsets, lengths and memory of a direct write are multiples of this
 STAGE = 1 << 20  # bytes gathered before one direct write
 _IOV_MAX = 1024  # buffers one writev takes on Linux
-_SYNC_FILE_RANGE_WRITE = 2  # <linux/fs.h>: start writing the range out, do not wait
-
-
-def _find_sync_file_range() -> Any | None:
-    try:
-        found = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (AttributeError, OSError):
-        return None
-    found.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
-    return found
-
-
-_sync_file_range = _find_sync_file_range()
-
-
-def start_writeback(fd: int, offset: int, length: int) -> None:
-    """Ask the kernel to start writing a range out now, without waiting. Nothing happens where the
-    system has no ``sync_file_range``; the ``fsync`` alone is what counts."""
-    if _sync_file_range is not None and length > 0:
-        _sync_file_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
 
 
 def pwrite_all(fd: int, views: list[memoryview], offset: int) -> None:

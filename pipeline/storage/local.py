@@ -19,13 +19,14 @@ import ctypes
 import errno
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 from ulid import ULID
 
 from pipeline.errors import DigestMismatch, StoreError, StoreFullError, store_error
+from pipeline.storage import libc
 from pipeline.storage.base import Heartbeat, StoredObject
 from pipeline.storage.transfer import PIPELINE_THRESHOLD, Transfer, hash_descriptor, hash_file, hashing_copy
 
@@ -36,16 +37,6 @@ RESERVE = 1 << 20
 LEFTOVERS_AFTER = 24 * 3600.0
 
 
-def _find_libc(name: str) -> Callable[..., int] | None:
-    try:
-        found: Callable[..., int] = getattr(ctypes.CDLL(None, use_errno=True), name)
-        return found
-    except (AttributeError, OSError):
-        return None
-
-
-_libc_syncfs = _find_libc("syncfs")
-_libc_linkat = _find_libc("linkat")
 _AT_FDCWD = -100
 _AT_SYMLINK_FOLLOW = 0x400
 
@@ -55,9 +46,9 @@ def _link_unnamed(fd: int, path: str) -> bool:
 
     Through its /proc link, followed (``os.link`` would link the /proc entry itself).
     """
-    assert _libc_linkat is not None
+    assert libc.linkat is not None
     source = f"/proc/self/fd/{fd}".encode()
-    if _libc_linkat(_AT_FDCWD, source, _AT_FDCWD, os.fsencode(path), _AT_SYMLINK_FOLLOW) == 0:
+    if libc.linkat(_AT_FDCWD, source, _AT_FDCWD, os.fsencode(path), _AT_SYMLINK_FOLLOW) == 0:
         return True
     code = ctypes.get_errno()
     if code == errno.EEXIST:
@@ -97,7 +88,7 @@ class LocalStore:
         self._objects = str(self.objects_dir)
         self._folders: set[str] = set()
         # An unnamed file is named through /proc (linkat with AT_EMPTY_PATH needs a capability).
-        self._unnamed = hasattr(os, "O_TMPFILE") and _libc_linkat is not None and os.path.isdir("/proc/self/fd")
+        self._unnamed = hasattr(os, "O_TMPFILE") and libc.linkat is not None and os.path.isdir("/proc/self/fd")
 
     def path(self, sha256: str) -> Path:
         if len(sha256) != 64 or not HEX.issuperset(sha256):
@@ -180,7 +171,7 @@ class LocalStore:
         the file is not read again. The caller guarantees nobody writes to it again and removes
         its other name once it is catalogued. None when it cannot be linked here (another file
         system): :meth:`put` copies it instead. Errors as :meth:`put`'s."""
-        if _libc_linkat is None:
+        if libc.linkat is None:
             return None
         # Not *.part: its time is the last piece's, and remove_partials must not take it meanwhile.
         tmp = os.path.join(self._tmp, f"{ULID()}.adopting")
@@ -295,7 +286,7 @@ class LocalStore:
         """Flush the whole store file system once (cheaper than an fsync per object in a batch)."""
         fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            if _libc_syncfs is None or _libc_syncfs(fd) != 0:
+            if libc.syncfs is None or libc.syncfs(fd) != 0:
                 os.sync()
         finally:
             os.close(fd)

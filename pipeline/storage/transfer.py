@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pipeline.errors import SourceReadError, StoreError
+from pipeline.storage.libc import start_writeback
 
 PIPELINE_THRESHOLD = 8 << 20
 HEAD_BYTES = 64
@@ -193,16 +194,21 @@ def hashing_copy(
     heartbeat_every: int = 64 << 20,
 ) -> Transfer:
     """Copy ``source_fd`` to ``dest_fd`` in one read pass, hashing with SHA-256 (and ``algorithms``),
-    and compare every chunk read back through ``readback_fd`` with what was hashed.
+    and compare every chunk read back through ``readback_fd`` with what was hashed. A large file's
+    chunks are sent on to the disk as soon as they are compared, so that the disk writes while the
+    rest is hashed, and the flush that follows (``fsync``, or ``syncfs`` after a batch) has little left.
 
     A failure to read the source raises :class:`SourceReadError`; ``OSError`` comes only from the
     destination's side, so the store can tell its own faults (disk full) from the source's.
     """
     scratch = _thread_buffer("readback", chunk_size)
+    write_out = size_hint >= PIPELINE_THRESHOLD
 
     def write_and_compare(buf: bytearray, n: int, offset: int) -> None:
         _write_all(dest_fd, memoryview(buf)[:n])
         _readback(readback_fd, scratch, buf, n, offset)
+        if write_out:
+            start_writeback(dest_fd, offset, n)
 
     return _read_hashed(
         source_fd,
