@@ -98,13 +98,13 @@ def run_transcode(
         returncode = process.wait(timeout=max(0.0, deadline - time.monotonic()))
     except (_Expired, subprocess.TimeoutExpired):
         _kill(process)
-        _join(readers)
+        _join(readers, process)
         raise TranscodeTimeoutError(profile, timeout, tuple(tail)) from None
     except BaseException:
         _kill(process)  # the callback failed or the caller was interrupted: leave nothing running
-        _join(readers)
+        _join(readers, process)
         raise
-    _join(readers)
+    _join(readers, process)
     lines = tuple(tail)
     if returncode != 0:
         raise TranscodeError(profile, returncode, lines)
@@ -152,6 +152,10 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
     process.wait()
 
 
-def _join(readers: Sequence[threading.Thread]) -> None:
+def _join(readers: Sequence[threading.Thread], process: subprocess.Popen[bytes]) -> None:
+    """Wait for the reading threads, then close ffmpeg's pipes (their file objects stay open otherwise)."""
     for reader in readers:
         reader.join(timeout=5)
+    for pipe in (process.stdout, process.stderr):
+        if pipe is not None and not any(reader.is_alive() for reader in readers):
+            pipe.close()
