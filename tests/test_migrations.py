@@ -62,3 +62,23 @@ class TestMigrations:
             context = MigrationContext.configure(connection, opts=opts)
             assert compare_metadata(context, SQLModel.metadata) == []
         engine.dispose()
+
+    def test_free_text_has_one_index_per_database(self, settings) -> None:
+        """SQLite searches its FTS5 trigram table; PostgreSQL one trigram index over the searched
+        columns joined (0009), the per-column ones of 0008 gone."""
+        settings.ensure_dirs()
+        engine = create_engine(settings.effective_database_url)
+        migrate(engine)
+        with engine.connect() as connection:
+            if engine.dialect.name == "sqlite":
+                names = connection.execute(text("SELECT name FROM sqlite_master WHERE name LIKE 'item_search%'"))
+                assert "item_search" in set(names.scalars())
+            else:
+                names = connection.execute(
+                    text(
+                        "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'item'"
+                        " AND indexname LIKE 'ix_item_trgm%'"
+                    )
+                )
+                assert set(names.scalars()) == {"ix_item_trgm_search"}
+        engine.dispose()
