@@ -62,28 +62,41 @@ class AvReader:
         self.started = 0  # children started so far
         _readers.add(self)
 
+    @property
+    def pid(self) -> int | None:
+        """The running child's process id, if one is running."""
+        process = self._process
+        return process.pid if process is not None and process.poll() is None else None
+
     def read(self, path: Path, *, still: bool, check: bool, timeout: float) -> AvRead:
         """Open ``path``, describe it and, with ``check``, read every packet; each step within ``timeout``.
 
         Raises :class:`ToolTimeoutError` when opening and describing the file ran past ``timeout``
-        (the child is killed), :class:`ReaderCrashedError` when the child died reading it, and
+        (the child is killed), :class:`ReaderCrashedError` when the child died reading it twice, and
         :class:`ToolMissingError` when PyAV is not installed.
         """
         with self._lock:
-            process = self._running()
-            self._send(process, {"path": str(path), "still": still, "check": check})
-            first = self._answer(process, timeout)
-            if "probe" not in first:
-                return AvRead(None, tuple(str(line) for line in first.get("failed") or ()))
-            probe = first["probe"]
-            media = any(stream.get("codec_type") in ("video", "audio") for stream in probe.get("streams") or ())
-            if not (check and media):
-                return AvRead(probe)
             try:
-                second = self._answer(process, timeout)
-            except ToolTimeoutError as exc:
-                return AvRead(probe, check_timeout=exc.timeout)
-            return AvRead(probe, check=tuple(str(line) for line in second.get("check") or ()))
+                return self._read(path, still=still, check=check, timeout=timeout)
+            except ReaderCrashedError:
+                # Killed before this file reached it, or by this file: a second try tells them apart.
+                return self._read(path, still=still, check=check, timeout=timeout)
+
+    def _read(self, path: Path, *, still: bool, check: bool, timeout: float) -> AvRead:
+        process = self._running()
+        self._send(process, {"path": str(path), "still": still, "check": check})
+        first = self._answer(process, timeout)
+        if "probe" not in first:
+            return AvRead(None, tuple(str(line) for line in first.get("failed") or ()))
+        probe = first["probe"]
+        media = any(stream.get("codec_type") in ("video", "audio") for stream in probe.get("streams") or ())
+        if not (check and media):
+            return AvRead(probe)
+        try:
+            second = self._answer(process, timeout)
+        except ToolTimeoutError as exc:
+            return AvRead(probe, check_timeout=exc.timeout)
+        return AvRead(probe, check=tuple(str(line) for line in second.get("check") or ()))
 
     def close(self) -> None:
         """Stop the child (it exits when its input closes; killed if it does not within a second)."""
