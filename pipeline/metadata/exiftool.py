@@ -2,8 +2,9 @@
 file), HEIC, and the dates and positions of MTS/M2TS (AVCHD, from the H.264 stream), DV, AVI, MXF
 and ASF recordings.
 
-Run as ``exiftool -j -n -G1 -api largefilesupport=1 FILE``: JSON, numbers unformatted (signed
-decimal degrees), each tag with the group it came from, which becomes the fact's source
+Asked, through one long-running ``exiftool -stay_open True -@ -`` per process
+(:class:`ExiftoolProcess`), for ``-j -n -G1 -api largefilesupport=1 FILE``: JSON, numbers
+unformatted (signed decimal degrees), each tag with the group it came from, which becomes the fact's source
 (``exiftool:XMP-xmp:CreateDate``). Groups the other extractors already read for that file type are
 left out (``skip_groups``): QuickTime/MP4 headers and keys are ffprobe's, JPEG/TIFF EXIF is
 exifread's, WAV RIFF chunks are ffprobe's. exiftool prints QuickTime header times without their
@@ -15,9 +16,16 @@ result is a ``tool-missing`` problem, not a failure.
 
 from __future__ import annotations
 
+import atexit
 import json
+import os
 import re
-from collections.abc import Mapping
+import selectors
+import subprocess
+import threading
+import time
+import weakref
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +34,7 @@ from pipeline.metadata.facts import Extraction, ExtractionContext, Fact, Problem
 from pipeline.metadata.geo import location
 from pipeline.metadata.timestamps import parse_timestamp
 from pipeline.stage.issues import TIMEOUT, TOOL_MISSING, TRUNCATED_STREAM, UNREADABLE_METADATA
-from pipeline.stage.tools import ToolError, ToolMissingError, ToolTimeoutError, run_tool, tool_version
+from pipeline.stage.tools import ToolError, ToolMissingError, ToolRun, ToolTimeoutError, run_tool, tool_version
 
 # Never facts: the file system, exiftool itself, and values exiftool derives from other tags.
 ALWAYS_SKIPPED = frozenset(["System", "File", "ExifTool", "Composite"])
@@ -73,6 +81,8 @@ class ExiftoolExtractor:
     name: str = "exiftool"
     exiftool: str = "exiftool"
     skip_groups: Mapping[str, frozenset[str]] = field(default_factory=lambda: dict(READ_ELSEWHERE))
+    stay_open: bool = True  # one long-running exiftool (False: one exiftool per file, as it used to be)
+    process: ExiftoolProcess | None = None  # the long-running exiftool; the process's shared one when None
 
     def accepts(self, media_kind: str, original_name: str) -> bool:
         return media_kind in ("image", "video")
@@ -84,9 +94,12 @@ class ExiftoolExtractor:
         def failed(code: str, message: str) -> Extraction:
             return Extraction(self.name, tool, problems=(Problem(code, message),))
 
-        args = [self.exiftool, "-j", "-n", "-G1", "-api", "largefilesupport=1", str(path.absolute())]
+        args = ["-j", "-n", "-G1", "-api", "largefilesupport=1", str(path.absolute())]
         try:
-            run = run_tool(args, context.timeout)
+            if self.stay_open:
+                run = (self.process or exiftool_process(self.exiftool)).run(args, context.timeout)
+            else:
+                run = run_tool([self.exiftool, *args], context.timeout)
         except ToolMissingError:
             return failed(
                 TOOL_MISSING,
@@ -200,3 +213,144 @@ def _place_name(groups: dict[str, dict[str, Any]]) -> tuple[str, list[str]] | No
                     used.append(f"{group}:{hit}")
                 break
     return (", ".join(parts), used) if parts else None
+
+
+class ExiftoolProcess:
+    """One ``exiftool -stay_open True -@ -`` serving every file of this process: Perl and exiftool's
+    modules load once, not once per file.
+
+    Each request is its arguments, one per line, then ``-echo4 {readyN}`` and ``-executeN``; the
+    answer is standard output up to ``{readyN}`` and standard error up to the echoed marker.
+    Thread-safe (one request at a time, under a lock); started on first use; restarted when it died
+    (a request that finds it dead is sent once more to a new one); killed when a request outlives
+    its time-out; told to stop at exit.
+    """
+
+    def __init__(self, program: str = "exiftool") -> None:
+        self.program = program
+        self.started = 0  # processes started so far
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._owner = os.getpid()
+        self._serial = 0
+        _processes_alive.add(self)
+
+    @property
+    def pid(self) -> int | None:
+        """The running process's id, if one is running."""
+        process = self._process
+        return process.pid if process is not None and process.poll() is None else None
+
+    def run(self, args: Sequence[str], timeout: float) -> ToolRun:
+        """exiftool's output for ``args`` (its options and file names), within ``timeout`` seconds.
+
+        Raises :class:`ToolMissingError` when exiftool is not installed and :class:`ToolTimeoutError`
+        when it ran past ``timeout`` (the process is killed; the next request starts another).
+        """
+        if any("\n" in arg or "\r" in arg for arg in args):  # cannot be one line of the argument file
+            return run_tool([self.program, *args], timeout)
+        with self._lock:
+            for attempt in (1, 2):
+                process = self._running()
+                self._serial += 1
+                marker = f"{{ready{self._serial}}}"
+                request = [*args, "-echo4", marker, f"-execute{self._serial}"]
+                try:
+                    assert process.stdin is not None
+                    process.stdin.write(b"".join(os.fsencode(arg) + b"\n" for arg in request))
+                    process.stdin.flush()
+                    return self._answer(process, marker.encode(), timeout)
+                except (OSError, _Died) as exc:
+                    status = process.poll()
+                    self._stop(gently=False)
+                    if attempt == 2:  # died twice on this request: the file is the likelier cause
+                        said = f"exiftool stopped with status {status} ({exc})".encode()
+                        return ToolRun(status if status else 1, b"", said)
+            raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        """Ask exiftool to stop (killed if it has not within two seconds)."""
+        with self._lock:
+            self._stop(gently=True)
+
+    def _running(self) -> subprocess.Popen[bytes]:
+        if self._owner != os.getpid():  # inherited through fork: it belongs to the parent
+            self._process, self._owner = None, os.getpid()
+            self._lock = threading.Lock()
+        process = self._process
+        if process is not None and process.poll() is None:
+            return process
+        self._stop(gently=False)
+        args = [self.program, "-stay_open", "True", "-@", "-"]
+        try:
+            process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except FileNotFoundError as exc:
+            raise ToolMissingError(self.program, "is not installed") from exc
+        except OSError as exc:
+            raise ToolError(self.program, f"cannot be started: {exc.strerror or exc}") from exc
+        self._process = process
+        self.started += 1
+        return process
+
+    def _answer(self, process: subprocess.Popen[bytes], marker: bytes, timeout: float) -> ToolRun:
+        assert process.stdout is not None and process.stderr is not None
+        deadline = time.monotonic() + timeout
+        out, err = bytearray(), bytearray()
+        ends = {process.stdout.fileno(): (out, marker + b"\n"), process.stderr.fileno(): (err, marker + b"\n")}
+        with selectors.DefaultSelector() as selector:
+            for stream in (process.stdout, process.stderr):
+                selector.register(stream, selectors.EVENT_READ)
+            while not all(buffer.endswith(end) for buffer, end in ends.values()):
+                left = deadline - time.monotonic()
+                ready = selector.select(left) if left > 0 else []
+                if not ready:
+                    self._stop(gently=False)
+                    raise ToolTimeoutError(self.program, timeout)
+                for key, _ in ready:
+                    chunk = os.read(key.fd, 1 << 16)
+                    if not chunk:
+                        raise _Died("its output ended")
+                    ends[key.fd][0].extend(chunk)
+        return ToolRun(0, bytes(out[: -len(marker) - 1]), bytes(err[: -len(marker) - 1]))
+
+    def _stop(self, *, gently: bool) -> None:
+        process, self._process = self._process, None
+        if process is None or self._owner != os.getpid():
+            return
+        if gently and process.poll() is None and process.stdin is not None:
+            try:
+                process.stdin.write(b"-stay_open\nFalse\n")
+                process.stdin.flush()
+                process.wait(timeout=2.0)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for stream in (process.stdin, process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+class _Died(Exception):
+    """exiftool's output ended before its answer did."""
+
+
+_processes_alive: weakref.WeakSet[ExiftoolProcess] = weakref.WeakSet()
+_shared: dict[str, ExiftoolProcess] = {}
+_shared_lock = threading.Lock()
+
+
+def exiftool_process(program: str = "exiftool") -> ExiftoolProcess:
+    """The long-running exiftool this process shares for ``program``."""
+    with _shared_lock:
+        process = _shared.get(program)
+        if process is None:
+            process = _shared[program] = ExiftoolProcess(program)
+        return process
+
+
+@atexit.register
+def _close_all() -> None:
+    for process in list(_processes_alive):
+        process.close()
