@@ -661,7 +661,7 @@ class TestShortClipLayout:
         assert (layout.columns, layout.rows, layout.seekable, len(layout.frames)) == (4, 3, False, 10)
         assert layout.labels()[:2] == ("frame 1", "frame 2")
         argv = build_command(PROFILES["contact-sheet"], video_media(0.0, None, frames=10), Path("in"), Path("o.jpg"))
-        assert "-ss" not in argv and "select=eq(n\\,9)" in " ".join(argv)
+        assert "-ss" not in argv and "select=eq(n\\,0)+" in " ".join(argv) and "+eq(n\\,9)" in " ".join(argv)
 
     def test_bare_stream_is_never_sought(self) -> None:
         """An H.264 stream without a container has no timestamps to seek by: frames are picked by number."""

@@ -60,6 +60,7 @@ DEFAULT_RATE = 25.0
 MAX_RATE = 240.0
 MIN_RATE = 1 / 3600  # one frame an hour (time-lapse); a header claiming fewer is not believed
 MAX_FRAMES = 10**9
+_NEVER = 1e18  # seconds: a time no frame reaches, once every cell of a sheet is filled
 # Demuxers of bare video streams (ffprobe's format names): their packets carry no timestamps, so
 # ffmpeg cannot seek in them, and a contact sheet picks its frames by number instead.
 RAW_VIDEO = frozenset(
@@ -76,9 +77,10 @@ class ContactSheetLayout:
     (0 is the first frame). Cells past the last frame (when the frames do not fill the last row)
     stay empty.
 
-    ``seekable`` clips (those that state a duration) are read from a seek per cell; the others (a
-    duration of zero or none, a bare stream) have no timestamps to seek by, and their frames are
-    picked by number in one decoding pass. ``rate`` is the frame rate the times are counted in;
+    The clip is decoded once and each cell keeps its frame as it passes. ``seekable`` clips (those
+    that state a duration) keep the first frame at or after each cell's time, as a seek to it would;
+    the others (a duration of zero or none, a bare stream) have no timestamps to go by, and their
+    frames are picked by number. ``rate`` is the frame rate the times are counted in;
     ``None`` when the clip states none and is not seekable, and its cells are labelled by number.
     """
 
@@ -95,11 +97,26 @@ class ContactSheetLayout:
         return tuple(round(number / rate, 3) for number in self.frames)
 
     def seeks(self) -> tuple[float, ...]:
-        """Where ffmpeg seeks for each cell: half a frame before its frame, so the first frame it
-        keeps (it keeps those at or after the seek) is that cell's frame, rounding or not; the
-        first cell reads from the start without seeking."""
+        """From when each cell takes its frame, in seconds from the first frame: half a frame before
+        its frame, so the first frame at or after it is that cell's frame, rounding or not; the
+        first cell takes the first frame."""
         rate = self.rate or DEFAULT_RATE
         return tuple(round((number - 0.5) / rate, 6) if number else 0.0 for number in self.frames)
+
+    def select_expression(self) -> str:
+        """The ``select`` filter expression that keeps one frame per cell in a single pass.
+
+        A seekable clip keeps its first frame, then the first frame at or after the next cell's
+        :meth:`seeks` time (``selected_n`` counts the cells filled so far), so every cell shows a
+        frame of its own even where a variable-rate clip has fewer frames than its cells' times
+        (a seek per cell showed such a frame twice). A clip without timestamps keeps each cell's
+        frame by number.
+        """
+        if not self.seekable:
+            return "+".join(f"eq(n,{number})" for number in self.frames)
+        steps = [f"eq(selected_n,{cell})*{at:.6f}" for cell, at in enumerate(self.seeks()) if at]
+        steps.append(f"gte(selected_n,{len(self.frames)})*{_NEVER:g}")
+        return f"gte(t-start_t,{'+'.join(steps)})"
 
     def labels(self) -> tuple[str, ...]:
         """Each cell's label: its time to the tenth of a second, or to the millisecond when the
@@ -291,21 +308,13 @@ def _poster(profile: Profile, media: MediaInfo, source: str, dest: str, font: Pa
 
 def _contact_sheet(profile: Profile, media: MediaInfo, source: str, dest: str, font: Path | None) -> Any:
     layout = contact_sheet_layout(profile, media)
-    if not layout.seekable and len(layout.frames) > 1:
-        # No timestamps to seek by: the stream is decoded once and each cell keeps its frame by number.
-        decoded = ffmpeg.input(source)["v:0"].split()
-        picks = [decoded[cell].filter("select", f"eq(n,{number})") for cell, number in enumerate(layout.frames)]
-    else:
-        # Every cell reads its own input from its own seek (all different), so ffmpeg-python never
-        # sees two identical nodes, which it would merge into one node feeding several cells.
-        picks = [
-            (ffmpeg.input(source, ss=f"{seek:.6f}") if seek else ffmpeg.input(source))["v:0"] for seek in layout.seeks()
-        ]
-    cells = []
-    for pick, label in zip(picks, layout.labels(), strict=True):
-        cell = pick.filter("trim", end_frame=1).filter("scale", profile["cell_width"], -2).filter("setsar", "1")
-        if font is not None:
-            cell = cell.filter(
+    # One input decoded once: the select filter keeps each cell's frame as it passes, and the tile
+    # filter lays them out, ending the run at the last cell (nb_frames) rather than the clip's end.
+    sheet = ffmpeg.input(source)["v:0"].filter("select", layout.select_expression())
+    sheet = sheet.filter("scale", profile["cell_width"], -2).filter("setsar", "1")
+    if font is not None:
+        for cell, label in enumerate(layout.labels()):
+            sheet = sheet.filter(
                 "drawtext",
                 fontfile=str(font),
                 text=label,
@@ -317,10 +326,11 @@ def _contact_sheet(profile: Profile, media: MediaInfo, source: str, dest: str, f
                 boxborderw=3,
                 x=4,
                 y="h-th-6",
+                enable=f"eq(n,{cell})",  # the cell-th frame kept by select
             )
-        cells.append(cell)
-    joined = ffmpeg.concat(*cells, n=len(cells), v=1, a=0) if len(cells) > 1 else cells[0]
-    sheet = joined.filter("tile", f"{layout.columns}x{layout.rows}", padding=SHEET_PADDING, color="black")
+    sheet = sheet.filter(
+        "tile", f"{layout.columns}x{layout.rows}", padding=SHEET_PADDING, color="black", nb_frames=len(layout.frames)
+    )
     return _jpeg(sheet, dest, profile)
 
 
