@@ -1,7 +1,9 @@
 """Transcode benchmark: what the derive path adds to the ffmpeg run it cannot avoid.
 
 Every figure is a ratio against a reference measured in the same run, on the same machine, so the
-results compare across machines. Two parts (``--only a,b`` runs a subset):
+results compare across machines. Three parts (``--only a,b`` runs a subset). Parts (a) and (b) measure
+the encoding path, so they use the ``video-access`` profile with ``remux = false`` (the shipped
+profile would stream-copy their H.264 clips); part (c) compares the two paths.
 
 (a) The access copy of one clip: ``--duration`` seconds (default 60) of 1920x1080 at 30 fps, H.264
     with two AAC audio tracks, made with ffmpeg from lavfi ``testsrc2`` and two ``sine`` sources.
@@ -28,12 +30,21 @@ results compare across machines. Two parts (``--only a,b`` runs a subset):
     Clips per minute for each and the speed-up of 2 processes over 1. libx264 already uses every
     core on its own, so the speed-up shows what a second transcode worker buys on this machine.
 
+(c) Remux against re-encoding: ``--remux-clips`` clips (default 10) of ``--remux-duration`` seconds
+    (default 20) of 1280x720 at 30 fps, H.264 High with one AAC track in MP4 as a body camera
+    writes it, each through ``make_derivative`` twice, interleaved clip by clip: before, the
+    ``video-access`` profile as version 1 had it (every copy encoded, x264 preset ``medium``);
+    after, the shipped profile (a playable original is stream-copied). Both include planning,
+    verification and the rename. Reported: the total and per-clip times of each, the time in
+    ffmpeg and in verification, the speed-up, the copies' sizes, and how each copy was made; and
+    each clip's contact sheet (one decoding pass), timed apart.
+
 Timed figures in (a) are the median of 2 runs (``--runs``); (b) runs once per pool size. Inherited
 ``EVIDENCE_*`` variables are dropped, so the benchmark never touches a real catalog or broker.
 
 Run from the project root::
 
-    .venv/bin/python bench/transcode.py [--json PATH] [--only a,b] [--duration 10] [--keep]
+    .venv/bin/python bench/transcode.py [--json PATH] [--only a,b,c] [--duration 10] [--keep]
 
 Output: a table on stdout; ``--json PATH`` also writes every figure as JSON. The exit status is 1
 when a part failed (its error is printed and recorded in the JSON); figures beyond their targets
@@ -54,8 +65,9 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 from unittest import mock
 
@@ -93,7 +105,8 @@ PROFILE = "video-access"
 WIDTH, HEIGHT, FPS = 1920, 1080, 30
 TONES = (440, 660)  # Hz, one per audio track
 TIMEOUT = 3600.0
-PARTS = ("a", "b")
+PARTS = ("a", "b", "c")
+REMUX_SIZE, REMUX_FPS = (1280, 720), 30
 
 
 @dataclass(frozen=True)
@@ -105,6 +118,8 @@ class Config:
     clips: int
     throughput_duration: float
     keep: bool
+    remux_clips: int = 10
+    remux_duration: float = 20.0
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -130,6 +145,12 @@ def video_profile() -> Profile:
     if PROFILE not in profiles:
         raise BenchError(f"the transcode profiles have no {PROFILE!r} profile")
     return profiles[PROFILE]
+
+
+def encoding_profile() -> Profile:
+    """The shipped ``video-access`` profile with stream copies turned off: every copy is encoded."""
+    profile = video_profile()
+    return replace(profile, params=MappingProxyType({**profile.params, "remux": False}))
 
 
 def probe(path: Path) -> MediaInfo:
@@ -261,13 +282,15 @@ def time_derive_stage(cfg: Config, clip: Path, home: Path) -> dict[str, float]:
             )
             taken = [
                 result
-                for batch in ingest_arrivals(settings, ctx, [arrival], processes=1, with_probe=True, with_derive=False)
+                for batch in ingest_arrivals(settings, ctx, [arrival], jobs=1, with_probe=True, with_derive=False)
                 for result in batch
             ]
             if len(taken) != 1 or taken[0].status != "stored" or taken[0].item is None:
                 shown = [(result.status, result.error) for result in taken]
                 raise BenchError(f"intake of the clip did not store it: {shown}")
             dctx = derive_context(settings, actor="bench-transcode")
+            profiles = {**dctx.config.profiles, PROFILE: encoding_profile()}
+            dctx = replace(dctx, config=replace(dctx.config, profiles=MappingProxyType(profiles)))
             clock = StepClock()
             with clock.installed():
                 start = time.perf_counter()
@@ -295,7 +318,7 @@ def bench_clip(cfg: Config, data: Results) -> None:
     data["clip_generation_s"] = make_clip(clip, cfg.duration)
     media = probe(clip)
     data["clip"] = describe_clip(clip, media)
-    profile = video_profile()
+    profile = encoding_profile()
     data["profile"] = {"label": profile.label, "params": dict(profile.params)}
     direct_dest = cfg.work / "direct.mp4"
     argv = build_command(profile, media, clip, direct_dest)
@@ -383,7 +406,7 @@ def _derive_clip(job: tuple[str, str, MediaInfo]) -> dict[str, Any]:
     """One clip through ``make_derivative`` in a pool process; returns its figures."""
     global _worker_profile
     if _worker_profile is None:
-        _worker_profile = video_profile()
+        _worker_profile = encoding_profile()
     source, dest, media = job
     start = time.perf_counter()
     made = make_derivative(_worker_profile, media, Path(source), Path(dest), timeout=TIMEOUT)
@@ -467,6 +490,116 @@ def rows_throughput(data: Results) -> Rows:
     return rows
 
 
+# ------------------------------------------------------------------------------------------ (c) remux
+def make_camera_clip(path: Path, duration: float) -> float:
+    """Write a body-camera-like clip: H.264 High 1280x720 at 30 fps with B-frames, one AAC track, the
+    index at the end; returns the seconds it took."""
+    width, height = REMUX_SIZE
+    cmd = [FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
+    cmd += ["-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={REMUX_FPS}:duration={duration}"]
+    cmd += ["-f", "lavfi", "-i", f"sine=frequency={TONES[0]}:sample_rate=48000:duration={duration}"]
+    cmd += ["-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high", "-crf", "23", "-pix_fmt", "yuv420p"]
+    cmd += ["-g", str(REMUX_FPS), "-c:a", "aac", "-b:a", "128k", str(path)]
+    return timed_run(cmd)[0]
+
+
+def before_profile(profile: Profile) -> Profile:
+    """The ``video-access`` profile as version 1 made copies: every one encoded at preset medium."""
+    params = {**profile.params, "remux": False, "preset": "medium"}
+    return replace(profile, version=1, params=MappingProxyType(params))
+
+
+def time_access(profile: Profile, media: MediaInfo, source: Path, dest: Path) -> dict[str, Any]:
+    remove(dest)
+    clock = StepClock()
+    with clock.installed():
+        start = time.perf_counter()
+        made = make_derivative(profile, media, source, dest, timeout=TIMEOUT)
+        total = time.perf_counter() - start
+    if made.path is None:
+        raise BenchError(f"{profile.label}: the copy failed verification: {made.verification.reason}")
+    return {
+        "total": total,
+        "ffmpeg": sum(clock.transcode),
+        "verify": sum(clock.verify),
+        "bytes": made.path.stat().st_size,
+        "how": made.plan.how if made.plan else None,
+        "why": made.plan.why if made.plan else None,
+    }
+
+
+def bench_remux(cfg: Config, data: Results) -> None:
+    folder = cfg.work / "remux"
+    folder.mkdir()
+    first = folder / "cam-0.mp4"
+    data["clip_generation_s"] = make_camera_clip(first, cfg.remux_duration)
+    media = probe(first)
+    data["clip"] = describe_clip(first, media)
+    data["clips"] = cfg.remux_clips
+    after = video_profile()
+    before = before_profile(after)
+    sheet = load_profiles()["contact-sheet"]
+    data["profiles"] = {"before": dict(before.params), "after": dict(after.params), "after_label": after.label}
+    sources = [first]
+    for number in range(1, cfg.remux_clips):  # the same bytes under other names: every clip costs the same
+        copy = folder / f"cam-{number}.mp4"
+        shutil.copyfile(first, copy)
+        sources.append(copy)
+    runs: dict[str, list[dict[str, Any]]] = {"before": [], "after": [], "sheet": []}
+    for source in sources:  # interleaved, so drift in the machine's state hits both alike
+        runs["before"].append(time_access(before, media, source, source.with_suffix(".before.mp4")))
+        runs["after"].append(time_access(after, media, source, source.with_suffix(".after.mp4")))
+        start = time.perf_counter()
+        made = make_derivative(sheet, media, source, source.with_suffix(".sheet.jpg"), timeout=TIMEOUT)
+        if made.path is None:
+            raise BenchError(f"the contact sheet failed verification: {made.verification.reason}")
+        runs["sheet"].append({"total": time.perf_counter() - start, "ffmpeg": made.run.elapsed})
+    if not cfg.keep:
+        remove(folder)
+    totals = {name: sum(run["total"] for run in done) for name, done in runs.items()}
+    data.update(
+        {
+            "runs": runs,
+            "total_s": totals,
+            "per_clip_s": {name: total / cfg.remux_clips for name, total in totals.items()},
+            "ffmpeg_s": {name: sum(run["ffmpeg"] for run in runs[name]) for name in ("before", "after")},
+            "verify_s": {name: sum(run["verify"] for run in runs[name]) for name in ("before", "after")},
+            "bytes": {name: runs[name][0]["bytes"] for name in ("before", "after")},
+            "how": {name: sorted({str(run["how"]) for run in runs[name]}) for name in ("before", "after")},
+            "why_after": runs["after"][0]["why"],
+            "speedup": totals["before"] / totals["after"],
+        }
+    )
+
+
+def rows_remux(data: Results) -> Rows:
+    per, total, ffmpeg_s, verify_s = data["per_clip_s"], data["total_s"], data["ffmpeg_s"], data["verify_s"]
+    rows: Rows = [
+        ("clips", f"{data['clips']} x {clip_text(data['clip'])}"),
+        ("clip generation (untimed)", f"{data['clip_generation_s']:8.3f} s"),
+    ]
+    for name, title in (
+        ("before", "before: re-encode, preset medium"),
+        ("after", f"after: {data['profiles']['after_label']}"),
+    ):
+        rows.append(
+            (
+                title,
+                f"{total[name]:8.3f} s  per clip {per[name]:6.3f} s  (ffmpeg {ffmpeg_s[name]:.3f} s, "
+                f"verification {verify_s[name]:.3f} s; {', '.join(data['how'][name])}; "
+                f"{human_bytes(data['bytes'][name])})",
+            )
+        )
+    rows += [
+        ("speed-up before / after", f"{data['speedup']:8.2f} x"),
+        ("why (after)", str(data["why_after"])),
+        ("contact sheet, one pass", f"{total['sheet']:8.3f} s  per clip {per['sheet']:6.3f} s"),
+        ("runs (s) before", runs_text([run["total"] for run in data["runs"]["before"]])),
+        ("runs (s) after", runs_text([run["total"] for run in data["runs"]["after"]])),
+    ]
+    return rows
+
+
 # ------------------------------------------------------------------------------------------ reporting
 
 
@@ -492,6 +625,7 @@ def rows_context(data: Results) -> Rows:
 SECTIONS: dict[str, tuple[str, Callable[[Config, Results], None], Callable[[Results], Rows]]] = {
     "a": ("(a) one clip's access copy: ffmpeg alone, make_derivative, the derive stage", bench_clip, rows_clip),
     "b": ("(b) throughput: make_derivative over a pool of 1 and 2 processes", bench_throughput, rows_throughput),
+    "c": ("(c) access copies of camera clips: re-encoded (before) against remuxed (after)", bench_remux, rows_remux),
 }
 
 
@@ -521,7 +655,7 @@ def run_all(cfg: Config) -> tuple[Results, bool]:
 # ------------------------------------------------------------------------------------------ command line
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--only", default=",".join(PARTS), help="Parts to run, e.g. b (default: a,b).")
+    parser.add_argument("--only", default=",".join(PARTS), help="Parts to run, e.g. c (default: a,b,c).")
     parser.add_argument("--json", type=Path, help="Also write every figure to this JSON file.")
     parser.add_argument("--workdir", type=Path, help="Make the temporary directory inside this one.")
     parser.add_argument("--runs", type=int, default=DEFAULT_RUNS, help="(a) runs per timed figure (default 2).")
@@ -530,6 +664,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--clips", type=int, default=4, help="(b) number of clips (default 4).")
     parser.add_argument(
         "--throughput-duration", type=float, default=10.0, help="(b) length of each clip in seconds (default 10)."
+    )
+    parser.add_argument("--remux-clips", type=int, default=10, help="(c) number of clips (default 10).")
+    parser.add_argument(
+        "--remux-duration", type=float, default=20.0, help="(c) length of each clip in seconds (default 20)."
     )
     return parser.parse_args(argv)
 
@@ -541,10 +679,10 @@ def make_config(args: argparse.Namespace) -> Config:
         raise SystemExit(f"--only: unknown part(s) {', '.join(sorted(unknown))}; choose from {', '.join(PARTS)}")
     if args.runs < 1:
         raise SystemExit("--runs must be at least 1")
-    if args.clips < 1:
-        raise SystemExit("--clips must be at least 1")
-    if args.duration <= 0 or args.throughput_duration <= 0:
-        raise SystemExit("--duration and --throughput-duration must be positive")
+    if args.clips < 1 or args.remux_clips < 1:
+        raise SystemExit("--clips and --remux-clips must be at least 1")
+    if args.duration <= 0 or args.throughput_duration <= 0 or args.remux_duration <= 0:
+        raise SystemExit("--duration, --throughput-duration and --remux-duration must be positive")
     if args.workdir is not None:
         args.workdir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="bench-transcode-", dir=args.workdir))
@@ -556,6 +694,8 @@ def make_config(args: argparse.Namespace) -> Config:
         clips=args.clips,
         throughput_duration=args.throughput_duration,
         keep=args.keep,
+        remux_clips=args.remux_clips,
+        remux_duration=args.remux_duration,
     )
 
 

@@ -1,17 +1,24 @@
-"""Builds the long-lived objects (catalog engine, store, every stage's context) from the settings."""
+"""Builds the long-lived objects (catalog engine, store, every stage's context) from the settings,
+and the worker processes a command spreads its files over."""
 
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import socket
 import stat
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Generic, TypedDict, TypeVar
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar
 
 from sqlalchemy import Engine
 
-from pipeline.catalog.db import get_engine, migrate
+from pipeline.catalog.db import dispose_engines, get_engine, migrate
+from pipeline.errors import PipelineError, TransientError, describe
 from pipeline.ingest.intake import IntakeContext
 from pipeline.settings import FILE_MODE, Settings, private_dir
 from pipeline.stage import TOOL, StageContext
@@ -199,3 +206,97 @@ def package_context(settings: Settings, *, actor: str | None = None) -> PackageC
         margin=settings.package_margin,
         access_extensions={name: profile.extension for name, profile in config.profiles.items()},
     )
+
+
+def cores() -> int:
+    """The processor cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not offered on every system
+        return os.cpu_count() or 1
+
+
+def command_jobs(settings: Settings, jobs: int | None = None) -> int:
+    """How many processes a command spreads its files over: ``--jobs``, else the ``jobs`` setting,
+    else one per core."""
+    return jobs or settings.jobs or cores()
+
+
+SharedT = TypeVar("SharedT")
+TaskT = TypeVar("TaskT")
+ResultT = TypeVar("ResultT")
+
+_in_child: Any = None  # what a worker process of a Spread built for itself (its contexts)
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """An exception raised in a worker process, carried back as text (not every exception pickles)."""
+
+    text: str
+    transient: bool
+
+
+def _start_child(make: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    global _in_child
+    dispose_engines()  # never share the parent's database connections
+    _in_child = make(*args)
+
+
+def _run_in_child(func: Callable[[Any, Any], Any], task: Any) -> Any:
+    try:
+        return func(_in_child, task)
+    except Exception as exc:
+        return _Failed(describe(exc), isinstance(exc, TransientError))
+
+
+class Spread(Generic[SharedT]):
+    """Work of one command spread over ``jobs`` worker processes, results in the order of the tasks.
+
+    Each worker process is forked when first needed (it shares what this one imported and read)
+    and builds its own ``shared`` objects once, with ``make(*args)``: the stages' contexts, with
+    their own catalog connections. With one job, or a single task, the work runs here with
+    ``here``. An exception in a worker process is raised here again when its result is reached:
+    a :class:`TransientError` as one, anything else as a :class:`PipelineError` with its text.
+    """
+
+    def __init__(self, jobs: int, here: SharedT, make: Callable[..., SharedT], *args: Any) -> None:
+        self.jobs = jobs
+        self.here = here
+        self._make = make
+        self._args = args
+        self._pool: ProcessPoolExecutor | None = None
+
+    def map(self, func: Callable[[SharedT, TaskT], ResultT], tasks: Sequence[TaskT]) -> list[ResultT]:
+        """``func(shared, task)`` for every task, in order; ``func`` must be a module-level function."""
+        return list(self.each(func, tasks))
+
+    def each(self, func: Callable[[SharedT, TaskT], ResultT], tasks: Sequence[TaskT]) -> Iterator[ResultT]:
+        """As :meth:`map`, each result given as soon as it and those before it are done."""
+        if self.jobs <= 1 or len(tasks) <= 1:
+            yield from (func(self.here, task) for task in tasks)
+            return
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                self.jobs,
+                mp_context=multiprocessing.get_context("fork"),
+                initializer=_start_child,
+                initargs=(self._make, self._args),
+            )
+        for result in self._pool.map(_run_in_child, [func] * len(tasks), tasks):
+            if isinstance(result, _Failed):
+                raise TransientError(result.text) if result.transient else PipelineError(result.text)
+            yield result
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> Spread[SharedT]:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()

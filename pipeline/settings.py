@@ -77,7 +77,11 @@ class Settings(BaseSettings):
     # Derivatives (access copies, thumbnails, preservation masters)
     transcode_profiles: Path = Path("config/transcode_profiles.toml")
     transcode_timeout: float = Field(3600.0, gt=0)
-    transcode_concurrency: int = Field(1, ge=1)
+    # Processes a command spreads its files over (`ingest`, `probe`, `derive`; or `--jobs`), and the
+    # probe and transcode workers `evidence serve` starts: empty for one per core.
+    jobs: int | None = Field(None, ge=1)
+    probe_concurrency: int | None = Field(None, ge=1)
+    transcode_concurrency: int | None = Field(None, ge=1)
     # Disc packages
     package_media: Literal["cd", "dvd", "dvd-dl", "bd25", "bd50", "bd100"] = "dvd"
     package_margin: float = Field(0.03, ge=0, lt=0.5)

@@ -10,11 +10,11 @@ import click
 
 from pipeline.catalog.models import SightingStatus
 from pipeline.cli.inputs import BATCH, read_settings
-from pipeline.cli.output import Report, json_option, progress
+from pipeline.cli.output import Report, jobs_option, json_option, progress
 from pipeline.errors import PipelineError, describe
 from pipeline.ingest.batch import collect_arrivals, enqueue_arrivals, ingest_arrivals
 from pipeline.ingest.intake import IntakeResult
-from pipeline.runtime import intake_context
+from pipeline.runtime import command_jobs, intake_context
 from pipeline.stage.names import readable
 
 
@@ -42,6 +42,7 @@ from pipeline.stage.names import readable
     show_default=True,
     help="Make access copies and thumbnails right away (after probing); else `evidence derive` or the workers do.",
 )
+@jobs_option("Copy, probe and derive the files")
 @json_option()
 def ingest(
     paths: Sequence[str],
@@ -50,10 +51,13 @@ def ingest(
     enqueue: bool,
     with_probe: bool,
     with_derive: bool,
+    jobs: int | None,
     as_json: bool,
 ) -> None:
     """Take in files or folders: copy, hash, verify, catalogue, then dispose of the sources; then
     read their metadata and make their verified access copies."""
+    if enqueue and jobs is not None:
+        raise click.UsageError("--jobs is for files taken in here; with --enqueue the workers take them in")
     settings = read_settings()
     ctx = intake_context(settings)
     arrivals, early = collect_arrivals(paths, settings, dock=dock, policy=source_policy)
@@ -77,7 +81,13 @@ def ingest(
             )
         else:
             outcomes = ingest_arrivals(
-                settings, ctx, arrivals, batch=BATCH, with_probe=with_probe, with_derive=with_derive
+                settings,
+                ctx,
+                arrivals,
+                batch=BATCH,
+                jobs=command_jobs(settings, jobs),
+                with_probe=with_probe,
+                with_derive=with_derive,
             )
         reported = 0
         with progress(len(arrivals), as_json, "ingesting") as bar:

@@ -24,6 +24,17 @@ def json_option(text: str = "One JSON object per line.") -> Callable[[Decorated]
     return click.option("--json", "as_json", is_flag=True, help=text)
 
 
+def jobs_option(what: str) -> Callable[[Decorated], Decorated]:
+    """The ``--jobs N`` option of the commands that spread their work over processes, passed as ``jobs``."""
+    return click.option(
+        "--jobs",
+        "jobs",
+        type=click.IntRange(min=1),
+        metavar="N",
+        help=f"{what} in N processes at once (default: the jobs setting, else one per core).",
+    )
+
+
 def echo_json(data: dict[str, Any]) -> None:
     """One JSON object on one line of stdout."""
     click.echo(json.dumps(data, ensure_ascii=False, default=str))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import click
 from sqlmodel import Session
@@ -13,8 +14,12 @@ from pipeline.catalog.db import session_scope
 from pipeline.catalog.models import DerivativeStatus, StageStatus
 from pipeline.catalog.viewer import Viewer
 from pipeline.cli.inputs import BATCH, acting_viewer, find_items, read_settings
-from pipeline.cli.output import Report, json_option, progress
-from pipeline.runtime import derive_context, probe_context, stage_context
+from pipeline.cli.output import Report, jobs_option, json_option, progress
+from pipeline.runtime import Spread, command_jobs, derive_context, probe_context, stage_context
+
+if TYPE_CHECKING:
+    from pipeline.probe.stage import ProbeContext, ProbeResult
+    from pipeline.transcode.stage import DeriveContext, DeriveResult
 
 
 def _stage_ids(
@@ -35,11 +40,10 @@ def _stage_ids(
 @click.argument("idents", nargs=-1)
 @click.option("--pending", is_flag=True, help="Every item whose probe stage is still to do.")
 @click.option("--retry-failed", is_flag=True, help="Every item whose probe stage failed (after its cause is fixed).")
+@jobs_option("Probe the items")
 @json_option()
-def probe_command(idents: Sequence[str], pending: bool, retry_failed: bool, as_json: bool) -> None:
+def probe_command(idents: Sequence[str], pending: bool, retry_failed: bool, jobs: int | None, as_json: bool) -> None:
     """Read metadata again (or for the first time) for the given items: facts, issues, deadline."""
-    from pipeline.probe.stage import probe
-
     settings = read_settings()
     probe_ctx = probe_context(settings)
     viewer = acting_viewer(settings)
@@ -50,9 +54,12 @@ def probe_command(idents: Sequence[str], pending: bool, retry_failed: bool, as_j
             report.emit(
                 {"item": ident, "status": "missing", "issues": [], "error": reason}, f"missing {reason}", failed=True
             )
-        with progress(len(ids), as_json, "probing") as bar:
+        with (
+            progress(len(ids), as_json, "probing") as bar,
+            Spread(command_jobs(settings, jobs), probe_ctx, probe_context, settings) as spread,
+        ):
             for start in range(0, len(ids), BATCH):
-                for result in probe(probe_ctx, ids[start : start + BATCH]):
+                for result in (r for found in spread.each(_probe, ids[start : start + BATCH]) for r in found):
                     report.emit(
                         {
                             "item": result.item,
@@ -73,12 +80,19 @@ def probe_command(idents: Sequence[str], pending: bool, retry_failed: bool, as_j
 @click.option("--retry-failed", is_flag=True, help="Every item whose derive stage failed (after its cause is fixed).")
 @click.option("--profile", "profiles", multiple=True, help="Only this profile (repeatable).")
 @click.option("--force", is_flag=True, help="Make them again even where a verified one exists.")
+@jobs_option("Derive the items")
 @json_option("One JSON object per derivative.")
 def derive_command(
-    idents: Sequence[str], pending: bool, retry_failed: bool, profiles: Sequence[str], force: bool, as_json: bool
+    idents: Sequence[str],
+    pending: bool,
+    retry_failed: bool,
+    profiles: Sequence[str],
+    force: bool,
+    jobs: int | None,
+    as_json: bool,
 ) -> None:
     """Make (or remake) access copies, thumbnails and masters, each verified and stored."""
-    from pipeline.transcode.stage import DeriveResult, derive
+    from pipeline.transcode.stage import DeriveResult
 
     settings = read_settings()
     derive_ctx = derive_context(settings)
@@ -101,11 +115,30 @@ def derive_command(
 
         for ident, reason in unknown:
             show(DeriveResult(ident, "", "", "missing", error=reason))
-        with progress(len(ids), as_json, "deriving") as bar:
-            for item_id in ids:
-                for result in derive(derive_ctx, [item_id], only=profiles, force=force):
+        with (
+            progress(len(ids), as_json, "deriving") as bar,
+            Spread(command_jobs(settings, jobs), derive_ctx, derive_context, settings) as spread,
+        ):
+            for made in spread.each(_derive, [(item_id, tuple(profiles), force) for item_id in ids]):
+                for result in made:
                     show(result)
                 bar.update(1)
+
+
+def _probe(ctx: ProbeContext, item_id: str) -> list[ProbeResult]:
+    """One item probed (in a worker process, or here)."""
+    from pipeline.probe.stage import probe
+
+    return probe(ctx, [item_id])
+
+
+def _derive(ctx: DeriveContext, task: tuple[str, tuple[str, ...], bool]) -> list[DeriveResult]:
+    """One item's derivatives made (in a worker process, or here): the profiles named, or all; again
+    when forced."""
+    from pipeline.transcode.stage import derive
+
+    item_id, only, force = task
+    return derive(ctx, [item_id], only=only, force=force)
 
 
 @click.command()

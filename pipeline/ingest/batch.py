@@ -1,40 +1,50 @@
 """Taking in many files at once from the command line: the files under the paths given, handed to
 the workers, or taken in here in batches, each recorded, taken in and probed with a handful of
-transactions, spread over worker processes (hashing and the catalog's Python work both need a core)."""
+transactions.
+
+The heavy work of each file (its copy into the store while hashing it, its probing, its access
+copies) is spread over worker processes, one per core by default; the catalog writes that decide
+what a file is (its sighting, its item or duplicate, the disposal of its source) stay in this
+process, one transaction for a batch, in the order the files were given. So two identical files in
+one batch are one item and a duplicate whichever copy finishes first, and the results come out in
+the same order whatever the number of processes.
+"""
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from pipeline.catalog.db import dispose_engines
 from pipeline.catalog.models import SightingStatus
 from pipeline.errors import SystemFault, TransientError, describe
-from pipeline.ingest.intake import Arrival, IntakeContext, IntakeResult, intake_leased, mark_queued, open_sightings
+from pipeline.ingest.catalogue import catalogue
+from pipeline.ingest.context import Known, Work
+from pipeline.ingest.copying import copy_one
+from pipeline.ingest.disposal import dispose
+from pipeline.ingest.intake import Arrival, IntakeContext, IntakeResult, mark_queued, open_sightings
 from pipeline.ingest.scan import Skipped, arrival_for, walk
-from pipeline.runtime import derive_context, intake_context, probe_context, process_name
+from pipeline.ingest.sightings import Opened
+from pipeline.runtime import Spread, derive_context, intake_context, probe_context, process_name
 from pipeline.settings import Settings
 from pipeline.stage.names import readable
 
 if TYPE_CHECKING:  # the stages are imported when they run: `ingest --no-probe` starts without them
-    from pipeline.probe.stage import ProbeContext
-    from pipeline.transcode.stage import DeriveContext
+    from pipeline.probe.stage import ProbeContext, ProbeResult
+    from pipeline.transcode.stage import DeriveContext, DeriveResult
 
 
 @dataclass(frozen=True)
 class _Stages:
-    """The contexts of the stages run after intake here; None leaves that stage for later."""
+    """The contexts of intake and of the stages run after it here; None leaves that stage for later."""
 
+    intake: IntakeContext
     probe: ProbeContext | None
     derive: DeriveContext | None
 
 
-_child: tuple[IntakeContext, _Stages] | None = None
 logger = logging.getLogger(__name__)
 
 
@@ -49,48 +59,70 @@ def _already_open(arrival: Arrival) -> IntakeResult:
     )
 
 
-def _take_in(ctx: IntakeContext, stages: _Stages, batch: Sequence[Arrival]) -> list[IntakeResult]:
+def _take_in(spread: Spread[_Stages], batch: Sequence[Arrival]) -> list[IntakeResult]:
     """One batch: sightings (leased to this process as they are recorded), intake, and the later
-    stages that ``stages`` names. Every arrival gets a result whatever happens: a catalog outage
-    fails the batch's files with the reason and leaves their sources where they are."""
+    stages the spread's contexts name. Every arrival gets a result whatever happens: a catalog
+    outage fails the batch's files with the reason and leaves their sources where they are."""
+    ctx = spread.here.intake
     worker = process_name("ingest")
     try:
         opened = open_sightings(ctx, batch, lease_to=worker)
         results = [_already_open(arrival) for arrival, sighting in zip(batch, opened, strict=True) if sighting is None]
         leased = [s for s in opened if s is not None]
-        taken = intake_leased(ctx, leased, worker=worker) if leased else []
+        taken = _intake(spread, leased, worker) if leased else []
     except Exception as exc:
         if not isinstance(exc, SystemFault):
             logger.exception("intake of a batch of %d file(s) failed", len(batch))
         reason = f"{describe(exc)}; the file was left where it is"
         return [IntakeResult(None, readable(a.path), a.dock, SightingStatus.FAILED, error=reason) for a in batch]
     new_items = [r.item for r in taken if r.status == SightingStatus.STORED and r.item]
-    if stages.probe is None or not new_items:
+    if spread.here.probe is None or not new_items:
         return results + taken
-    return results + _later_stages(stages, taken, new_items)
+    return results + _later_stages(spread, taken, new_items)
 
 
-def _later_stages(stages: _Stages, taken: list[IntakeResult], new_items: list[str]) -> list[IntakeResult]:
-    """Probe (and derive) the items just stored; their results join the intake lines. A stage the
-    catalog's outage stopped stays pending for `evidence probe|derive --pending` or the workers."""
-    from pipeline.probe.stage import probe
+def _intake(spread: Spread[_Stages], opened: Sequence[Opened], worker: str) -> list[IntakeResult]:
+    """Intake of sightings just opened with ``open_sightings(..., lease_to=worker)``, as
+    :func:`pipeline.ingest.intake.intake_leased` does it, with the copies spread over the worker
+    processes (each signs its lease renewals as ``worker``, the lease's holder): the copies are
+    flushed to disk, then catalogued and their sources disposed of here, in the order given."""
+    ctx = spread.here.intake
+    durable = len(opened) == 1
+    claimed = [Work(o.id, o.raw, o.path, o.dock, o.policy, name=o.name or b"", known=Known()) for o in opened]
+    claimed = spread.map(_copy, [(work, worker, durable) for work in claimed])
+    if not durable and any(work.stored for work in claimed):
+        ctx.store.sync()
+    catalogue(ctx, claimed, worker)
+    to_dispose = [work for work in claimed if work.result and work.result.status != SightingStatus.PENDING]
+    dispose(ctx, to_dispose)
+    by_id = {work.id: work.result for work in claimed if work.result}
+    return [by_id.get(o.id) or IntakeResult(o.id, "", "", "busy", error="taken over by another worker") for o in opened]
 
+
+def _copy(stages: _Stages, task: tuple[Work, str, bool]) -> Work:
+    """One file copied into the store while hashing it (in a worker process, or here)."""
+    work, worker, durable = task
+    copy_one(stages.intake, work, worker, durable=durable)
+    return work
+
+
+def _later_stages(spread: Spread[_Stages], taken: list[IntakeResult], new_items: list[str]) -> list[IntakeResult]:
+    """Probe (and derive) the items just stored, each in a worker process; their results join the
+    intake lines. A stage the catalog's outage stopped stays pending for `evidence probe|derive
+    --pending` or the workers."""
     issues: dict[str, tuple[str, ...]] = {}
     errors: dict[str, str] = {}
     derived: dict[str, list[str]] = {}
     try:
-        for p in probe(stages.probe, new_items) if stages.probe else []:
-            issues[p.item] = p.issues
-            if p.error:
-                errors[p.item] = f"probe: {p.error}"
-        if stages.derive is not None:
-            from pipeline.transcode.stage import derive
-
-            probed = [item for item in new_items if item not in errors]
-            for made in derive(stages.derive, probed):
-                derived.setdefault(made.item, []).append(f"{made.kind or 'derive'}:{made.status}")
-                if made.system or (made.error or "").startswith("stage-error"):
-                    errors.setdefault(made.item, f"derive: {made.error}")
+        for probed, made in spread.each(_probe_and_derive, new_items):
+            for p in probed:
+                issues[p.item] = p.issues
+                if p.error:
+                    errors[p.item] = f"probe: {p.error}"
+            for m in made:
+                derived.setdefault(m.item, []).append(f"{m.kind or 'derive'}:{m.status}")
+                if m.system or (m.error or "").startswith("stage-error"):
+                    errors.setdefault(m.item, f"derive: {m.error}")
     except TransientError as exc:
         for item in new_items:
             errors.setdefault(item, f"{exc}; the rest is done later (`evidence probe|derive --pending`)")
@@ -107,22 +139,24 @@ def _later_stages(stages: _Stages, taken: list[IntakeResult], new_items: list[st
     ]
 
 
+def _probe_and_derive(stages: _Stages, item: str) -> tuple[list[ProbeResult], list[DeriveResult]]:
+    """One new item probed, then (when its probe had no error) derived."""
+    from pipeline.probe.stage import probe
+
+    probed = probe(stages.probe, [item]) if stages.probe else []
+    if stages.derive is None or any(p.error for p in probed):
+        return probed, []
+    from pipeline.transcode.stage import derive
+
+    return probed, derive(stages.derive, [item])
+
+
 def _stages(settings: Settings, with_probe: bool, with_derive: bool) -> _Stages:
     return _Stages(
+        intake_context(settings),
         probe_context(settings) if with_probe else None,
         derive_context(settings) if with_probe and with_derive else None,
     )
-
-
-def _child_init(settings: Settings, with_probe: bool, with_derive: bool) -> None:
-    global _child
-    dispose_engines()  # never share the parent's database connections
-    _child = (intake_context(settings), _stages(settings, with_probe, with_derive))
-
-
-def _child_take_in(batch: Sequence[Arrival]) -> list[IntakeResult]:
-    assert _child is not None
-    return _take_in(*_child, batch)
 
 
 def ingest_arrivals(
@@ -131,35 +165,27 @@ def ingest_arrivals(
     arrivals: Sequence[Arrival],
     *,
     batch: int = 500,
-    processes: int | None = None,
+    jobs: int = 1,
     with_probe: bool = True,
     with_derive: bool = True,
 ) -> Iterator[list[IntakeResult]]:
     """Take in ``arrivals``, then probe and derive the new items (a stage left out here stays
     pending for ``evidence probe``/``evidence derive`` or the workers; derivatives follow probing);
-    yields each batch's results as it finishes, in order.
+    yields each batch's results as it finishes, in order. The copies, probes and derivatives are
+    spread over ``jobs`` worker processes.
 
     The stages' settings (profiles, calendars, directory) are read here, before any file is
     touched, so a broken configuration refuses the whole command up front.
     """
+    here = replace(_stages(settings, with_probe, with_derive), intake=ctx)
     batches = [arrivals[start : start + batch] for start in range(0, len(arrivals), batch)]
-    stages = _stages(settings, with_probe, with_derive)
-    processes = min(processes or (os.cpu_count() or 1) * 2, len(batches))
-    if processes <= 1:
-        return (_take_in(ctx, stages, chunk) for chunk in batches)
-    return _in_processes(settings, batches, processes, with_probe, with_derive)
+    return _in_batches(Spread(jobs, here, _stages, settings, with_probe, with_derive), batches)
 
 
-def _in_processes(
-    settings: Settings, batches: Sequence[Sequence[Arrival]], processes: int, with_probe: bool, with_derive: bool
-) -> Iterator[list[IntakeResult]]:
-    with ProcessPoolExecutor(
-        processes,
-        mp_context=multiprocessing.get_context("fork"),
-        initializer=_child_init,
-        initargs=(settings, with_probe, with_derive),
-    ) as pool:
-        yield from pool.map(_child_take_in, batches)
+def _in_batches(spread: Spread[_Stages], batches: Sequence[Sequence[Arrival]]) -> Iterator[list[IntakeResult]]:
+    with spread:
+        for chunk in batches:
+            yield _take_in(spread, chunk)
 
 
 def collect_arrivals(
