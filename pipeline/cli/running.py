@@ -24,7 +24,7 @@ import click
 
 from pipeline.cli.inputs import read_settings
 from pipeline.errors import TransientError
-from pipeline.runtime import intake_context, open_catalog, open_to_others, process_name
+from pipeline.runtime import cores, intake_context, open_catalog, open_to_others, process_name
 from pipeline.settings import FILE_MODE, Settings, private_dir
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -218,6 +218,9 @@ def serve(concurrency: int | None, verbose: bool) -> None:
     base = [sys.executable, "-m", "pipeline", "worker", "--loglevel", "WARNING", "--quiet"]
     if verbose:
         base.append("--verbose")
+    # Probing and transcoding use a core per file: by default as many processes as there are cores.
+    probing = settings.probe_concurrency or cores()
+    transcoding = settings.transcode_concurrency or cores()
     # Intake has workers of its own, so slow probing or a batch of fixity checks never holds up files
     # waiting on the docks. Same process group: a signal to `serve` from a terminal or a supervisor
     # reaches the workers too.
@@ -225,10 +228,8 @@ def serve(concurrency: int | None, verbose: bool) -> None:
         subprocess.Popen(
             [*base, "--queues", "intake", "--concurrency", str(concurrency or settings.worker_concurrency)]
         ),
-        subprocess.Popen([*base, "--queues", "probe", "--concurrency", "1"]),
-        subprocess.Popen(
-            [*base, "--queues", "derive,package,maintenance", "--concurrency", str(settings.transcode_concurrency)]
-        ),
+        subprocess.Popen([*base, "--queues", "probe", "--concurrency", str(probing)]),
+        subprocess.Popen([*base, "--queues", "derive,package,maintenance", "--concurrency", str(transcoding)]),
     ]
     click.echo("\n".join(_greeting(settings, settings.logs_dir, url)), err=True)
     if url:
