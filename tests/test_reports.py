@@ -1,0 +1,455 @@
+"""The supervision report: every figure equals a count made another way over a small catalog whose
+answers are known (the make-up workday before the National Day week, the holiday week itself, a
+year without a published calendar, receipts either side of a local midnight), as each role may see
+it, on SQLite and PostgreSQL; and the command writes it as a table, JSON and CSV."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlmodel import Session, col, select
+
+from pipeline.catalog.models import (
+    REQUIRED_FACTS,
+    Case,
+    CustodyEvent,
+    Derivative,
+    Dock,
+    Item,
+    ItemIssue,
+    Package,
+    PackageDisc,
+)
+from pipeline.catalog.people import Classification, Role
+from pipeline.catalog.viewer import Viewer
+from pipeline.custody import CustodyLog
+from pipeline.deadline import SHANGHAI, WorkCalendar, assess_lateness, upload_deadline
+from pipeline.errors import ForbiddenError, InvalidValueError
+from pipeline.reports import Grouping, Period, build_report, record_report_view
+from pipeline.stage import issues
+
+SERVER = Viewer.local("clerk")
+AUDITOR = Viewer(
+    name="aud",
+    roles=frozenset({Role.AUDITOR}),
+    clearances=frozenset({Classification.PRIVACY, Classification.TRADE_SECRET}),
+    user_id="U-AUD",
+)
+CUSTODIAN = Viewer(name="cust", roles=frozenset({Role.CUSTODIAN}), user_id="U-CUST")
+HANDLER = Viewer(name="handler", roles=frozenset({Role.CASE_HANDLER}), user_id="U-H")
+ADMIN = Viewer(name="admin", roles=frozenset({Role.ADMIN}), user_id="U-ADM")
+HOSTILE = '<script>alert("x")</script>&'
+PERIOD = Period(date(2025, 9, 1), date(2025, 10, 31), SHANGHAI)
+CASES = {
+    "C1": ("王五公司", "none"),
+    "C2": ("<b>T</b>", "none"),
+    "C3": ("秘密目标", "trade-secret"),
+}
+
+
+def local(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=SHANGHAI)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One record of the hand-built catalog, with the answers worked out by hand."""
+
+    name: str
+    received: datetime
+    captured: datetime | None
+    officer: str | None
+    dock: str = "dock1"
+    case: str | None = "C1"
+    kind: str = "video"
+    size: int = 1000
+    duration: float | None = 10.0
+    place: str | None = "路口"
+    proof: str | None = "违停"
+    late: bool | None = None  # by hand
+    days_late: int | None = None  # by hand
+    provisional: bool = False
+    damaged: bool = False
+
+    @property
+    def secret(self) -> bool:
+        return self.case is not None and CASES[self.case][1] == "trade-secret"
+
+
+ROWS = (
+    # Friday capture: Sunday 28 September is a make-up workday, so the deadline is Tuesday 30th.
+    Row("on-time-makeup", local(2025, 9, 29, 9), local(2025, 9, 26, 10), "张三", late=False, days_late=0),
+    # Same capture, received after the National Day week (1-8 October): one working day late.
+    Row("late-holiday", local(2025, 10, 9, 9), local(2025, 9, 26, 10), "张三", size=2000, late=True, days_late=1),
+    # Tuesday 30 September: the third working day is Saturday 11 October, a make-up workday.
+    Row(
+        "saturday-workday",
+        local(2025, 10, 11, 20),
+        local(2025, 9, 30, 10),
+        HOSTILE,
+        dock="dock2",
+        case="C2",
+        kind="audio",
+        size=300,
+        duration=5.5,
+        late=False,
+        days_late=0,
+    ),
+    # Same capture, received Monday 13th (Sunday 12th is off): one working day late.
+    Row(
+        "late-monday",
+        local(2025, 10, 13, 8),
+        local(2025, 9, 30, 10),
+        HOSTILE,
+        dock="dock2",
+        case=None,
+        proof=None,
+        kind="audio",
+        size=400,
+        duration=4.5,
+        late=True,
+        days_late=1,
+    ),
+    # Thursday 9 October: due Monday 13th (the 11th counts); received Monday 20th: five days late.
+    Row("late-five", local(2025, 10, 20, 10), local(2025, 10, 9, 10), "李四", size=500, late=True, days_late=5),
+    # No capture time: no deadline; no place, officer or proof either; damaged.
+    Row(
+        "no-time",
+        local(2025, 10, 5, 12),
+        None,
+        None,
+        kind="image",
+        size=50,
+        duration=None,
+        place=None,
+        proof=None,
+        damaged=True,
+    ),
+    # A trade-secret case's record: withheld from an auditor without a grant, unknown to others.
+    Row("secret", local(2025, 10, 10, 9), local(2025, 10, 9, 10), "密探", case="C3", size=700, late=False, days_late=0),
+    # Just before the period: 23:30 on 31 August in Beijing is still August there.
+    Row("before", local(2025, 8, 31, 23, 30), local(2025, 8, 29, 10), "张三", size=7, late=False, days_late=0),
+    # Just after: 00:10 on 1 November in Beijing is 31 October in UTC.
+    Row("after", local(2025, 11, 1, 0, 10), local(2025, 10, 30, 10), "李四", size=9, late=False, days_late=0),
+    # A year without a published calendar: the deadline is provisional (Monday to Friday only).
+    Row(
+        "provisional",
+        local(2030, 3, 11, 9),
+        local(2030, 3, 1, 10),
+        "李四",
+        size=11,
+        late=True,
+        days_late=3,
+        provisional=True,
+    ),
+)
+IN_PERIOD = [r for r in ROWS if r.name not in ("before", "after", "provisional")]
+
+
+def catalogue(session: Session) -> dict[str, str]:
+    """The rows as items, with their deadlines worked out by the deadline rules; their IDs by name."""
+    calendar = WorkCalendar()
+    session.add(Dock(id="dock1"))
+    session.add(Dock(id="dock2"))
+    for number, (target, classification) in CASES.items():
+        session.add(Case(number=number, target=target, classification=classification))
+    ids: dict[str, str] = {}
+    for n, row in enumerate(ROWS):
+        values: dict[str, Any] = {}
+        if row.captured is not None:
+            deadline = upload_deadline(row.captured, calendar=calendar)
+            lateness = assess_lateness(deadline, row.received, calendar=calendar)
+            # the rules agree with the answers worked out by hand
+            assert (lateness.late, lateness.working_days_late, deadline.provisional) == (
+                row.late,
+                row.days_late,
+                row.provisional,
+            ), row.name
+            values = {
+                "captured_at": row.captured,
+                "deadline": deadline.due,
+                "deadline_provisional": deadline.provisional,
+                "late": lateness.late,
+                "working_days_late": lateness.working_days_late,
+            }
+        item = Item(
+            sha256=f"{n:064x}",
+            size=row.size,
+            original_name=f"{row.name}.bin",
+            original_name_raw=row.name.encode(),
+            media_kind=row.kind,
+            dock_id=row.dock,
+            created_at=row.received + timedelta(minutes=1),
+            received_at=row.received,
+            case_number=row.case,
+            captured_place=row.place,
+            collector=row.officer,
+            proof_object=row.proof,
+            classification="none",
+            media={} if row.duration is None else {"duration": row.duration},
+            **values,
+        )
+        session.add(item)
+        ids[row.name] = item.id
+    session.flush()
+    session.add(ItemIssue(item_id=ids["no-time"], code=issues.DAMAGED_MEDIA, message="bad"))
+    session.add(ItemIssue(item_id=ids["late-five"], code=issues.LATE, message="late"))
+    for name, status, size in (("on-time-makeup", "verified", 100), ("late-holiday", "failed", 999)):
+        session.add(
+            Derivative(item_id=ids[name], kind="access", profile="web", profile_version=1, status=status, size=size)
+        )
+    package = Package(
+        case_number="C1",
+        item_ids=[ids["on-time-makeup"]],
+        requested_by="cust",
+        requested_at=local(2025, 10, 21, 9),
+        producer="unit",
+        media="dvd",
+        capacity=4_700_000_000,
+        out_dir="out",
+        status="verified",
+        disc_count=1,
+    )
+    session.add(package)
+    session.flush()
+    session.add(
+        PackageDisc(
+            package_id=package.id,
+            disc_index=1,
+            label="C1_1",
+            path="p",
+            size=500,
+            sha256="0" * 64,
+            file_count=2,
+            verified=True,
+        )
+    )
+    session.commit()
+    with CustodyLog(session, "aud") as log:
+        for action, target in (("viewed", "on-time-makeup"), ("viewed", "late-holiday"), ("played", "no-time")):
+            log.record(action, f"item:{ids[target]}", {"via": "web"})
+        log.record("assigned", f"item:{ids['no-time']}", {})  # not a retrieval
+    session.commit()
+    # The log takes the time it is written: the events are moved into the period by hand, the
+    # first view before it.
+    events = session.exec(select(CustodyEvent).order_by(col(CustodyEvent.seq))).all()
+    for n, event in enumerate(events):
+        event.at = local(2025, 8, 1, 9).astimezone(UTC) if n == 0 else local(2025, 10, 15, 9).astimezone(UTC)
+        session.add(event)
+    session.commit()
+    return ids
+
+
+@pytest.fixture
+def session(ctx: Any) -> Iterator[Session]:
+    with Session(ctx.engine) as found:
+        catalogue(found)
+        yield found
+
+
+def seen_by(viewer: Viewer, rows: list[Row] | tuple[Row, ...]) -> tuple[list[Row], list[Row]]:
+    """The rows ``viewer`` may know exist, and of those the ones withheld (worked out in Python)."""
+    if viewer.server:
+        return list(rows), []
+    if not viewer.has(Role.CUSTODIAN, Role.AUDITOR):
+        return [], []
+    visible = [r for r in rows if not r.secret or Classification.TRADE_SECRET in viewer.clearances]
+    return visible, [r for r in visible if r.secret]
+
+
+class TestFigures:
+    @pytest.mark.parametrize("viewer", [SERVER, AUDITOR, CUSTODIAN], ids=["server", "auditor", "custodian"])
+    def test_every_total_equals_a_count_over_the_rows(self, session: Session, viewer: Viewer) -> None:
+        """Received, on time, late, the rate, withheld, each missing fact, damaged, by kind and the
+        storage equal what the rows say for each reader."""
+        report = build_report(session, viewer=viewer, period=PERIOD)
+        visible, withheld = seen_by(viewer, IN_PERIOD)
+        shown = [r for r in visible if r not in withheld]
+        assert report.received == len(visible)
+        assert report.withheld == len(withheld)
+        assert report.on_time == sum(r.late is False for r in shown)
+        assert report.late == sum(r.late is True for r in shown)
+        assert report.on_time_rate == pytest.approx(report.on_time / (report.on_time + report.late))
+        fact_of = {
+            "case_number": lambda r: r.case,
+            "captured_at": lambda r: r.captured,
+            "captured_place": lambda r: r.place,
+            "collector": lambda r: r.officer,
+            "proof_object": lambda r: r.proof,
+        }
+        assert report.missing == {f: sum(fact_of[f](r) is None for r in shown) for f in REQUIRED_FACTS}
+        assert report.damaged == sum(r.damaged for r in visible)
+        assert report.provisional_pending == 0
+        kinds = Counter(r.kind for r in visible)
+        assert {k.kind: k.received for k in report.by_kind} == dict(kinds)
+        assert {k.kind: k.bytes for k in report.by_kind} == {
+            kind: sum(r.size for r in visible if r.kind == kind) for kind in kinds
+        }
+        assert {k.kind: k.duration_seconds for k in report.by_kind} == {
+            kind: pytest.approx(sum(r.duration or 0 for r in visible if r.kind == kind)) for kind in kinds
+        }
+        before = [r for r in seen_by(viewer, ROWS)[0] if r.name == "before"]
+        # originals before and in the period, and the one verified access copy (the failed one is not stored)
+        assert report.storage_bytes == sum(r.size for r in before + visible) + 100
+        assert report.late_days == dict(Counter(r.days_late for r in shown if r.late))
+
+    def test_the_known_answers(self, session: Session) -> None:
+        """By hand: 7 received in the period, 3 on time, 3 late (1, 1 and 5 working days), 1 of
+        unknown deadline; September holds one record, October six."""
+        report = build_report(session, viewer=SERVER, period=PERIOD)
+        assert (report.received, report.on_time, report.late) == (7, 3, 3)
+        assert report.on_time_rate == pytest.approx(0.5)
+        assert report.late_days == {1: 2, 5: 1}
+        assert report.missing == {
+            "case_number": 1,
+            "captured_at": 1,
+            "captured_place": 1,
+            "collector": 1,
+            "proof_object": 2,
+        }
+        months = [(m.month, m.received, m.on_time, m.late, m.bytes_added) for m in report.months]
+        assert months == [("2025-09", 1, 1, 0, 1100), ("2025-10", 6, 2, 3, 3950)]
+        assert report.months[-1].storage_bytes == report.storage_bytes == 7 + 1100 + 3950
+
+    def test_receipt_days_are_local_days(self, session: Session) -> None:
+        """23:30 on 31 August in Beijing (15:30 UTC) is August; 00:10 on 1 November (31 October in
+        UTC) is November: a period of one local day holds exactly that day's records."""
+        day = Period(date(2025, 8, 31), date(2025, 8, 31), SHANGHAI)
+        assert build_report(session, viewer=SERVER, period=day).received == 1
+        day = Period(date(2025, 11, 1), date(2025, 11, 1), SHANGHAI)
+        assert build_report(session, viewer=SERVER, period=day).received == 1
+        day = Period(date(2025, 10, 31), date(2025, 10, 31), SHANGHAI)
+        assert build_report(session, viewer=SERVER, period=day).received == 0
+
+    def test_an_open_period_spans_every_month_and_counts_the_provisional_year(self, session: Session) -> None:
+        """Without bounds: every record, a month for each month from the first receipt to the last,
+        and the record of a year without a published calendar pending review."""
+        report = build_report(session, viewer=SERVER, period=Period(None, None, SHANGHAI), by="month")
+        assert report.received == len(ROWS)
+        assert report.provisional_pending == 1
+        assert report.months[0].month == "2025-08" and report.months[-1].month == "2030-03"
+        assert len(report.months) == 12 * 4 + 8
+        assert sum(m.received for m in report.months) == len(ROWS)
+        assert {g.key: g.received for g in report.groups} == {
+            "2025-08": 1,
+            "2025-09": 1,
+            "2025-10": 6,
+            "2025-11": 1,
+            "2030-03": 1,
+        }
+        assert report.late_days[3] == 1
+
+    @pytest.mark.parametrize("by", list(Grouping))
+    def test_groups_add_up_and_match_the_rows(self, session: Session, by: Grouping) -> None:
+        """Each group's received, on time, late and worst lateness equal the rows' of that key, and
+        the groups add up to the totals."""
+        report = build_report(session, viewer=AUDITOR, period=PERIOD, by=by)
+        visible, withheld = seen_by(AUDITOR, IN_PERIOD)
+        key_of = {
+            Grouping.OFFICER: lambda r: r.officer,
+            Grouping.DOCK: lambda r: r.dock,
+            Grouping.CASE: lambda r: r.case,
+            Grouping.TARGET: lambda r: CASES[r.case][0] if r.case else None,
+            Grouping.MONTH: lambda r: f"{r.received:%Y-%m}",
+        }[by]
+        expected: dict[tuple[str | None, bool], list[Row]] = {}
+        for row in visible:
+            hidden = row in withheld and by in (Grouping.OFFICER, Grouping.CASE, Grouping.TARGET)
+            expected.setdefault((None if hidden else key_of(row), hidden), []).append(row)
+        found = {(g.key, g.withheld): g for g in report.groups}
+        assert set(found) == set(expected)
+        for key, rows in expected.items():
+            shown = [r for r in rows if r not in withheld]
+            group = found[key]
+            assert group.received == len(rows)
+            assert group.on_time == sum(r.late is False for r in shown)
+            assert group.late == sum(r.late is True for r in shown)
+            assert group.working_days_late_max == max((r.days_late or 0 for r in shown if r.late), default=None)
+        assert sum(g.received for g in report.groups) == report.received
+
+    def test_officer_groups_by_hand(self, session: Session) -> None:
+        """张三: 2 (1 late by 1); the hostile name: 2 (1 late by 1); 李四: 1 late by 5; unknown: 1."""
+        report = build_report(session, viewer=SERVER, period=PERIOD, by="officer")
+        rows = {g.key: (g.received, g.on_time, g.late, g.working_days_late_max) for g in report.groups}
+        assert rows == {
+            "张三": (2, 1, 1, 1),
+            HOSTILE: (2, 1, 1, 1),
+            "李四": (1, 0, 1, 5),
+            "密探": (1, 1, 0, None),
+            None: (1, 0, 0, None),
+        }
+
+
+class TestWhoSeesWhat:
+    def test_a_custodian_without_clearance_never_sees_the_secret_case_named_or_counted(self, session: Session) -> None:
+        """The trade-secret case, its target and its officer appear in no grouping, and its record
+        is not counted, for a custodian without that clearance."""
+        for by in Grouping:
+            report = build_report(session, viewer=CUSTODIAN, period=PERIOD, by=by)
+            text = json.dumps(report.as_json(), ensure_ascii=False)
+            assert "C3" not in text and "秘密目标" not in text and "密探" not in text
+            assert report.received == 6 and report.withheld == 0
+
+    def test_an_auditor_without_a_grant_sees_the_secret_record_counted_but_not_named(self, session: Session) -> None:
+        """Cleared but without a grant: the record counts as received and withheld, in a group of
+        its own, never under its case, target or officer, and its lateness is not used."""
+        for by in (Grouping.CASE, Grouping.TARGET, Grouping.OFFICER):
+            report = build_report(session, viewer=AUDITOR, period=PERIOD, by=by)
+            text = json.dumps(report.as_json(), ensure_ascii=False)
+            assert "C3" not in text and "秘密目标" not in text and "密探" not in text
+            assert report.received == 7 and report.withheld == 1 and report.on_time == 2
+            assert [g.received for g in report.groups if g.withheld] == [1]
+
+    def test_only_admins_auditors_and_custodians_read_reports(self, session: Session) -> None:
+        """A case handler is refused; an admin without a content role counts no records but reads
+        the retrievals, which only admins and auditors may."""
+        with pytest.raises(ForbiddenError):
+            build_report(session, viewer=HANDLER, period=PERIOD)
+        admin = build_report(session, viewer=ADMIN, period=PERIOD)
+        assert admin.received == 0 and admin.storage_bytes == 0 and admin.packages.requested == 0
+        assert admin.retrievals == {"played": 1, "viewed": 1}
+        assert build_report(session, viewer=CUSTODIAN, period=PERIOD).retrievals is None
+
+    def test_retrievals_in_the_period_per_action_and_user(self, session: Session) -> None:
+        """Views and plays in the period, per action and per user; other actions and earlier views
+        are not counted."""
+        report = build_report(session, viewer=AUDITOR, period=PERIOD)
+        assert report.retrievals == {"played": 1, "viewed": 1}
+        assert report.retrievals_by_user == {"aud": 2}
+        everything = build_report(session, viewer=AUDITOR, period=Period(None, None, SHANGHAI))
+        assert everything.retrievals == {"played": 1, "viewed": 2}
+
+    def test_packages_queues_and_the_view_itself(self, session: Session) -> None:
+        """The verified package and its disc are counted; the queues count as the item lists do;
+        showing the report is a custody event."""
+        report = build_report(session, viewer=SERVER, period=PERIOD)
+        assert report.packages.as_json() == {
+            "requested": 1,
+            "verified": 1,
+            "failed": 0,
+            "discs": 1,
+            "discs_verified": 1,
+            "bytes": 500,
+        }
+        queues = {q.name: q.size for q in report.queues}
+        assert queues["missing.case_number"] == sum(r.case is None for r in ROWS)
+        assert queues["late"] == sum(bool(r.late) for r in ROWS)
+        assert queues["damaged"] == 1
+        assert queues["unclassified"] == 0
+        record_report_view(session, viewer=AUDITOR, report=report, form="json", via="cli", tool="test")
+        session.commit()
+        event = session.exec(select(CustodyEvent).where(CustodyEvent.action == "report-viewed")).one()
+        assert event.actor == "aud" and json.loads(event.details)["format"] == "json"
+
+    def test_a_period_that_ends_before_it_starts_or_an_unknown_grouping_is_refused(self, session: Session) -> None:
+        """Refused with a plain error before anything is read."""
+        with pytest.raises(InvalidValueError):
+            Period(date(2025, 10, 2), date(2025, 10, 1), SHANGHAI)
+        with pytest.raises(InvalidValueError):
+            build_report(session, viewer=SERVER, period=PERIOD, by="weather")
