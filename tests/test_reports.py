@@ -453,3 +453,111 @@ class TestWhoSeesWhat:
             Period(date(2025, 10, 2), date(2025, 10, 1), SHANGHAI)
         with pytest.raises(InvalidValueError):
             build_report(session, viewer=SERVER, period=PERIOD, by="weather")
+
+
+# The keys of `evidence report --format json`: a contract (README).
+JSON_KEYS = {
+    "period",
+    "by",
+    "produced_at",
+    "received",
+    "on_time",
+    "late",
+    "on_time_rate",
+    "withheld",
+    "missing",
+    "damaged",
+    "provisional_pending",
+    "unclassified",
+    "groups",
+    "late_days",
+    "by_kind",
+    "months",
+    "retrievals",
+    "retrievals_by_user",
+    "storage_bytes",
+    "storage_growth_per_month",
+    "storage_projection",
+    "queues",
+    "packages",
+}
+GROUP_KEYS = {"key", "received", "on_time", "late", "working_days_late_max", "withheld"}
+
+
+def run_report(*args: str) -> Any:
+    """``evidence report`` with ``args``, run in this process (as the server's own authority)."""
+    from click.testing import CliRunner
+
+    from pipeline.cli.report import report
+
+    return CliRunner().invoke(report, list(args), catch_exceptions=False)
+
+
+class TestCommand:
+    def test_json_is_one_object_with_the_documented_keys(self, session: Session) -> None:
+        """One JSON object; its keys, the groups' keys and the figures are the report's; the
+        showing is recorded in the custody log."""
+        result = run_report("--from", "2025-09-01", "--to", "2025-10-31", "--by", "dock", "--format", "json")
+        assert result.exit_code == 0, result.output
+        data = json.loads(result.stdout)
+        assert set(data) == JSON_KEYS
+        assert data["period"] == {"from": "2025-09-01", "to": "2025-10-31", "day": "receipt", "zone": "Asia/Shanghai"}
+        assert (data["received"], data["on_time"], data["late"], data["on_time_rate"]) == (7, 3, 3, 0.5)
+        assert data["missing"]["proof_object"] == 2 and set(data["missing"]) == set(REQUIRED_FACTS)
+        assert all(set(g) == GROUP_KEYS for g in data["groups"])
+        assert {g["key"]: g["received"] for g in data["groups"]} == {"dock1": 5, "dock2": 2}
+        assert data["retrievals"] == {"played": 1, "viewed": 1}
+        session.expire_all()
+        assert session.exec(select(CustodyEvent).where(CustodyEvent.action == "report-viewed")).one().actor
+
+    def test_csv_has_a_header_and_a_row_per_group(self, session: Session) -> None:
+        """Python's csv module reads a header and one row per officer; a name a spreadsheet would
+        run as a formula is quoted; the hostile name comes back as it is otherwise."""
+        import csv
+        import io
+
+        result = run_report("--from", "2025-09-01", "--to", "2025-10-31", "--format", "csv")
+        assert result.exit_code == 0, result.output
+        rows = list(csv.DictReader(io.StringIO(result.stdout)))
+        assert list(rows[0]) == [
+            "key",
+            "withheld",
+            "received",
+            "on_time",
+            "late",
+            "on_time_rate",
+            "working_days_late_max",
+        ]
+        by_key = {r["key"]: r for r in rows}
+        assert set(by_key) == {"张三", HOSTILE, "李四", "密探", ""}
+        assert (by_key["李四"]["received"], by_key["李四"]["late"], by_key["李四"]["working_days_late_max"]) == (
+            "1",
+            "1",
+            "5",
+        )
+        assert by_key["张三"]["on_time_rate"] == "0.5000"
+
+    def test_a_table_for_people_and_bad_flags_refused(self, session: Session, tmp_path: Any) -> None:
+        """The table names the figures in both languages; a period that ends before it starts, a
+        date that is not one, and a PDF without a file are refused before anything is read."""
+        out = tmp_path / "r.txt"
+        result = run_report("--from", "2025-09-01", "--to", "2025-10-31", "--out", str(out))
+        assert result.exit_code == 0 and result.stdout == ""
+        table = out.read_text(encoding="utf-8")
+        assert "按时率 On-time rate: 50.0%" in table and "李四" in table
+        assert run_report("--from", "2025-10-02", "--to", "2025-10-01").exit_code == 2
+        assert run_report("--from", "October").exit_code == 2
+        assert run_report("--format", "pdf").exit_code == 2
+
+    def test_html_escapes_hostile_names_and_draws_the_charts(self, session: Session, tmp_path: Any) -> None:
+        """The HTML document holds the three charts (a bar per officer, a point per month, a bin
+        per day late up to the worst) and never the hostile name unescaped."""
+        out = tmp_path / "r.html"
+        result = run_report("--from", "2025-09-01", "--to", "2025-10-31", "--format", "html", "--out", str(out))
+        assert result.exit_code == 0, result.output
+        page = out.read_text(encoding="utf-8")
+        assert "<script>" not in page and "&lt;script&gt;" in page
+        assert page.count('<g class="bar">') == 5
+        assert page.count('class="point"') == 2
+        assert page.count('class="bin"') == 6  # 0 to 5 working days late
+        assert "Noto Sans CJK SC" in page and "执法音视频记录统计与监督报告" in page
