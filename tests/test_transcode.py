@@ -169,6 +169,9 @@ class TestProfiles:
             "preservation-master",
         }
         assert all(profile.version >= 1 for profile in config.profiles.values())
+        access, sheet = config.profiles["video-access"], config.profiles["contact-sheet"]
+        assert (access.version, access["remux"], access["remux_hevc"], access["preset"]) == (2, True, False, "veryfast")
+        assert sheet.version == 2
         assert [p.name for p in config.for_media_kind("video")] == ["video-access", "poster", "contact-sheet"]
         assert [p.name for p in config.for_media_kind("audio")] == ["audio-access", "waveform"]
         assert [p.name for p in config.for_media_kind("image")] == ["image-access"]
@@ -261,7 +264,7 @@ class TestBuildCommand:
         assert ("-fps_mode", "passthrough") in pairs(argv)
         assert ("-movflags", "+faststart") in pairs(argv)
         assert ("-c:v", "libx264") in pairs(argv) and ("-c:a", "aac") in pairs(argv)
-        assert ("-crf", "23") in pairs(argv) and ("-preset", "medium") in pairs(argv)
+        assert ("-crf", "23") in pairs(argv) and ("-preset", "veryfast") in pairs(argv)
         assert "format=yuv420p" in " ".join(argv)
         assert argv[0] == "ffmpeg" and argv[-1] == "file:out.mp4"
 
@@ -303,7 +306,7 @@ def access(samples: Samples, name: str, tmp_path: Path) -> tuple[MediaInfo, Medi
     media = probe(source)
     made = make_derivative(fast(PROFILES["video-access"]), media, source, tmp_path / "access.mp4", timeout=TIMEOUT)
     assert made.ok, made.verification.reason
-    assert made.path == tmp_path / "access.mp4" and made.profile == "video-access@1"
+    assert made.path == tmp_path / "access.mp4" and made.profile == "video-access@2"
     assert digest(source) == before, "the original was written to"
     return media, probe(tmp_path / "access.mp4")
 

@@ -11,6 +11,11 @@ Choices that matter for evidence:
 - **Every audio track is kept.** Body cameras and interview recorders write several tracks
   (officer microphone, room, second language); the access copy maps each one by number
   (``-map 0:a:0 -map 0:a:1 …``) from the probe, because ffmpeg on its own picks only one.
+- **A copy that already plays is not encoded again.** An original whose streams a browser plays
+  (:mod:`pipeline.transcode.playable` decides) is stream-copied into MP4 with its index in front
+  (``-movflags +faststart``): the same video and audio packets, every audio track, in seconds
+  rather than minutes. Anything else is encoded with x264 at the profile's preset (``veryfast`` by
+  default: at the same CRF the picture is as good, the file somewhat larger, the time a third).
 - **Timing is the source's.** ``-fps_mode passthrough`` hands every decoded frame to the encoder
   with its own timestamp: none is duplicated or dropped to reach a constant rate. Body cameras write
   variable frame rate when light is low or the card is slow, and the MP4 muxer would otherwise
@@ -137,13 +142,15 @@ def build_command(
     dest: Path,
     *,
     font: Path | None = None,
+    remux: bool = False,
     ffmpeg_path: str = FFMPEG,
 ) -> list[str]:
     """The ffmpeg argument list that makes ``dest`` from ``source`` with ``profile``.
 
     ``media`` is the probe of ``source``: it says which streams there are to map. ``font`` is the
     font file contact-sheet labels are drawn with; without one the sheet is made unlabelled and
-    :func:`pipeline.transcode.sheet.label_contact_sheet` labels it afterwards.
+    :func:`pipeline.transcode.sheet.label_contact_sheet` labels it afterwards. ``remux`` makes a
+    video access copy by stream copy (see :mod:`pipeline.transcode.playable` for when it is right).
     Raises :class:`TranscodeError` when the original has nothing this profile can use.
     """
     builders = {
@@ -155,7 +162,8 @@ def build_command(
         "waveform": _waveform,
         PRESERVATION: _preservation,
     }
-    node = builders[profile.kind](profile, media, _input_name(source), _output_name(dest), font)
+    builder = _video_remux if remux and profile.kind == "video-access" else builders[profile.kind]
+    node = builder(profile, media, _input_name(source), _output_name(dest), font)
     compiled: list[str] = node.compile(cmd=ffmpeg_path)
     # Global options first, where ffmpeg documents them; -y because dest is the caller's to replace.
     return [ffmpeg_path, *GLOBAL_ARGS, "-y", *compiled[1:]]
@@ -266,6 +274,15 @@ def _video_access(profile: Profile, media: MediaInfo, source: str, dest: str, fo
     if media.of_kind("audio"):
         options |= {"c:a": "aac", "b:a": profile["audio_bitrate"]}
     return ffmpeg.output(*outputs, dest, **options)
+
+
+def _video_remux(profile: Profile, media: MediaInfo, source: str, dest: str, font: Path | None) -> Any:
+    video = _first(media, "video", profile)
+    src = ffmpeg.input(source)
+    options: dict[str, Any] = {"c": "copy", "movflags": "+faststart", "f": "mp4"}
+    if video.codec == "hevc":
+        options["tag:v"] = "hvc1"  # the tag Safari requires; ffmpeg writes hev1 for some sources
+    return ffmpeg.output(src["v:0"], *_audio_tracks(src, media), dest, **options)
 
 
 def _audio_access(profile: Profile, media: MediaInfo, source: str, dest: str, font: Path | None) -> Any:

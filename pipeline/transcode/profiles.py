@@ -4,7 +4,8 @@ Profiles are data (``config/transcode_profiles.toml``), not code, so a site can 
 setting without a release. Each profile has a ``name`` and a ``version`` recorded with every
 derivative it makes, a ``kind`` saying what it makes, the media kinds it ``applies_to``, and the
 parameters of its kind; every parameter has a default and unknown ones are refused, so a typo is
-an error rather than a silently ignored setting. Loading reports every mistake at once, naming the
+an error rather than a silently ignored setting. A parameter added later has a default that a
+profiles file written before it still loads with. Loading reports every mistake at once, naming the
 file and the profile.
 """
 
@@ -29,8 +30,10 @@ PRESERVATION = "preservation-master"
 KINDS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
     {
         "video-access": {
+            "remux": True,
+            "remux_hevc": False,
             "crf": 23,
-            "preset": "medium",
+            "preset": "veryfast",
             "max_width": 1920,
             "max_height": 1080,
             "audio_bitrate": "128k",
@@ -191,6 +194,8 @@ def _profile(entry: dict[str, Any], number: int) -> tuple[Profile | None, list[s
 
 
 def _check(kind: str, key: str, value: Any, default: Any) -> str | None:
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else f"{key} must be true or false, not {value!r}"
     if isinstance(default, str):
         if not isinstance(value, str) or not value:
             return f"{key} must be text, not {value!r}"

@@ -2,8 +2,11 @@
 content-addressed store and record it in the catalog and the custody log.
 
 The original is only ever read. Re-running the stage for an item that already has a verified
-derivative of the same profile version does nothing (unless forced); a failed derivative is
-recorded with its reason and leaves the item as it was.
+derivative of the profile does nothing (unless forced), whichever version of the profile made it:
+a new profile version changes how new derivatives are made, and those made before stay valid,
+served and verifiable (forcing makes one under the new version, which is then the one served).
+A failed derivative is recorded with its reason and leaves the item as it was. How a video access
+copy was made (remuxed or re-encoded, and why) is kept with its verification as ``access``.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ class DeriveResult:
     sha256: str | None = None
     error: str | None = None
     system: bool = False  # failed for a system fault: the stage stays pending, to be tried again
+    access: dict[str, str] | None = None  # video access copies: {"how": remux | re-encode, "why": …}
 
     def as_json(self) -> dict[str, object]:
         data: dict[str, object] = {
@@ -66,6 +70,8 @@ class DeriveResult:
         }
         if self.error:
             data["error"] = self.error
+        if self.access:
+            data["access"] = self.access
         return data
 
 
@@ -130,8 +136,9 @@ def _derive_one(
     with session_scope(ctx.engine) as session:
         session.get(Item, item_id, with_for_update=True)  # one derivative row per profile, however many workers
         row = _row(session, item_id, profile)
-        if row is not None and row.status == DerivativeStatus.VERIFIED and not force:
-            return DeriveResult(item_id, profile.label, profile.kind, "skipped", row.sha256)
+        if not force and (valid := _verified_row(session, item_id, profile)) is not None:
+            label = f"{valid.profile}@{valid.profile_version}"
+            return DeriveResult(item_id, label, profile.kind, "skipped", valid.sha256, access=_access(valid))
         row = row or Derivative(
             item_id=item_id,
             kind=profile.kind,
@@ -195,6 +202,8 @@ def _derive_one(
             if made
             else {}
         )
+        if made is not None and made.plan is not None:
+            row.verification["access"] = made.plan.as_json()
         if stored is not None:
             row.sha256, row.size, row.store_key, row.progress = stored.sha256, stored.size, stored.key, 100.0
         row.updated_at = utcnow()
@@ -209,10 +218,12 @@ def _derive_one(
                 "size": row.size,
                 "verification": row.verification.get("method"),
                 "error": error,
+                **({"access": row.verification["access"]} if "access" in row.verification else {}),
             },
             tool=row.tool,
         )
-    return DeriveResult(item_id, profile.label, profile.kind, row.status, row.sha256, error)
+        access = _access(row)
+    return DeriveResult(item_id, profile.label, profile.kind, row.status, row.sha256, error, access=access)
 
 
 def _row(session: Session, item_id: str, profile: Profile) -> Derivative | None:
@@ -223,6 +234,27 @@ def _row(session: Session, item_id: str, profile: Profile) -> Derivative | None:
             Derivative.profile_version == profile.version,
         )
     ).first()
+
+
+def _verified_row(session: Session, item_id: str, profile: Profile) -> Derivative | None:
+    """The item's verified derivative of ``profile``, of this version or (made before the version
+    was raised) an older one; the newest version first."""
+    return session.exec(
+        select(Derivative)
+        .where(
+            Derivative.item_id == item_id,
+            Derivative.profile == profile.name,
+            col(Derivative.profile_version) <= profile.version,
+            Derivative.status == DerivativeStatus.VERIFIED,
+            col(Derivative.verified).is_(True),
+        )
+        .order_by(col(Derivative.profile_version).desc())
+    ).first()
+
+
+def _access(row: Derivative) -> dict[str, str] | None:
+    access = row.verification.get("access") if isinstance(row.verification, dict) else None
+    return {str(k): str(v) for k, v in access.items()} if isinstance(access, dict) else None
 
 
 def _set_status(ctx: DeriveContext, item_id: str, profile: Profile, status: DerivativeStatus) -> None:

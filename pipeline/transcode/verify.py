@@ -14,7 +14,12 @@
   ``duration_tolerance`` seconds and ``duration_tolerance_percent`` of the original's duration);
   pictures are single pictures no larger than the profile allows; a contact sheet has the columns
   and rows its layout (:func:`~pipeline.transcode.commands.contact_sheet_layout`) gives the
-  original, whole cells of the profile's width side by side.
+  original, whole cells of the profile's width side by side. Each derivative is decoded once, in
+  full (skipping frames would hide damage in the ones skipped).
+- **Remuxed access copies** are checked the same way, and in the same decoding run their video and
+  audio packets are hashed as they are read: each stream must hash like the original's packets
+  (read, not decoded), which shows the copy holds exactly the pictures and sound the original does.
+  Where the original stores its packets differently from MP4 (MPEG-TS) they are not compared.
 
 A failed check is a :class:`Verification` with ``ok=False`` and a ``reason`` a custodian can read,
 never an exception: a damaged original must not stop the others.
@@ -48,12 +53,21 @@ class Verification:
 
 
 def verify_derivative(
-    profile: Profile, media: MediaInfo, source: Path, derivative: Path, *, timeout: float, ffmpeg_path: str = FFMPEG
+    profile: Profile,
+    media: MediaInfo,
+    source: Path,
+    derivative: Path,
+    *,
+    timeout: float,
+    ffmpeg_path: str = FFMPEG,
+    same_packets: bool = False,
 ) -> Verification:
-    """Check ``derivative``, made from ``source`` (probed as ``media``) with ``profile``."""
+    """Check ``derivative``, made from ``source`` (probed as ``media``) with ``profile``;
+    ``same_packets`` when it is a stream copy whose packets must be the original's."""
     if profile.kind == PRESERVATION:
         return verify_lossless(source, derivative, timeout=timeout, ffmpeg_path=ffmpeg_path)
-    return verify_copy(profile, media, derivative, timeout=timeout, ffmpeg_path=ffmpeg_path)
+    packets_of = source if same_packets else None
+    return verify_copy(profile, media, derivative, timeout=timeout, ffmpeg_path=ffmpeg_path, packets_of=packets_of)
 
 
 def verify_lossless(source: Path, master: Path, *, timeout: float, ffmpeg_path: str = FFMPEG) -> Verification:
@@ -96,22 +110,29 @@ def stream_hashes(path: Path, *, timeout: float, ffmpeg_path: str = FFMPEG) -> t
     errors = run.error_lines()
     if run.returncode != 0:
         raise ToolError(ffmpeg_path, "; ".join(errors) or f"stopped with status {run.returncode}")
-    hashes: list[tuple[str, str]] = []
-    for line in run.stdout.decode("ascii", "replace").splitlines():
-        parts = line.strip().split(",")
-        if len(parts) == 3 and "=" in parts[2]:
-            hashes.append((parts[1], parts[2].partition("=")[2].lower()))
-    return hashes, errors
+    return _hash_lines(run.stdout), errors
 
 
 def verify_copy(
-    profile: Profile, media: MediaInfo, derivative: Path, *, timeout: float, ffmpeg_path: str = FFMPEG
+    profile: Profile,
+    media: MediaInfo,
+    derivative: Path,
+    *,
+    timeout: float,
+    ffmpeg_path: str = FFMPEG,
+    packets_of: Path | None = None,
 ) -> Verification:
-    """Decode ``derivative`` and compare what it holds with what the original holds."""
+    """Decode ``derivative`` and compare what it holds with what the original holds; with
+    ``packets_of`` (the original of a stream copy), also compare their packets."""
     problems: list[str] = []
     details: dict[str, Any] = {}
     try:
-        errors = decode_errors(derivative, timeout=timeout, ffmpeg_path=ffmpeg_path)
+        if packets_of is None:
+            errors = decode_errors(derivative, timeout=timeout, ffmpeg_path=ffmpeg_path)
+        else:
+            errors, copied = decode_and_hash(derivative, timeout=timeout, ffmpeg_path=ffmpeg_path)
+            original = packet_hashes(packets_of, timeout=timeout, ffmpeg_path=ffmpeg_path)
+            problems.extend(_packet_problems(original, copied, details))
     except ToolError as exc:
         return Verification(False, DECODE_CHECK, details, f"the derivative could not be decoded: {exc}")
     if errors:
@@ -138,12 +159,77 @@ def verify_copy(
 
 def decode_errors(path: Path, *, timeout: float, ffmpeg_path: str = FFMPEG) -> list[str]:
     """The error lines ffmpeg writes while decoding every stream of ``path`` (none when it is whole)."""
-    args = [ffmpeg_path, "-hide_banner", "-nostdin", "-v", "error", "-i", f"file:{path}"]
-    run = run_tool([*args, "-map", "0", "-f", "null", "-"], timeout)
+    return decode_and_hash(path, timeout=timeout, ffmpeg_path=ffmpeg_path, hash_packets=False)[0]
+
+
+def decode_and_hash(
+    path: Path, *, timeout: float, ffmpeg_path: str = FFMPEG, hash_packets: bool = True
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """The error lines ffmpeg writes while decoding every stream of ``path``, and (``hash_packets``)
+    the SHA-256 of its first video stream's and every audio stream's packets as
+    :func:`packet_hashes` gives them, taken in the same run as the packets are read for decoding."""
+    args = [
+        ffmpeg_path,
+        "-hide_banner",
+        "-nostdin",
+        "-v",
+        "error",
+        "-i",
+        f"file:{path}",
+        "-map",
+        "0",
+        "-f",
+        "null",
+        "-",
+    ]
+    run = run_tool([*args, *_PACKET_HASH] if hash_packets else args, timeout)
     errors = run.error_lines()
     if run.returncode != 0 and not errors:
         errors = [f"ffmpeg stopped with status {run.returncode}"]
-    return errors
+    return errors, _hash_lines(run.stdout) if hash_packets else []
+
+
+def packet_hashes(path: Path, *, timeout: float, ffmpeg_path: str = FFMPEG) -> list[tuple[str, str]]:
+    """``[(kind, sha256 hex), …]`` of the packets of ``path``'s first video stream and every audio
+    stream, in that order, read without decoding. Raises :class:`ToolError` when ffmpeg cannot."""
+    run = run_tool(
+        [ffmpeg_path, "-hide_banner", "-nostdin", "-v", "error", "-i", f"file:{path}", *_PACKET_HASH], timeout
+    )
+    if run.returncode != 0:
+        raise ToolError(ffmpeg_path, "; ".join(run.error_lines()) or f"stopped with status {run.returncode}")
+    return _hash_lines(run.stdout)
+
+
+# The packets of the streams an access copy keeps, hashed as they are (stream copy, no decoding).
+_PACKET_HASH = ("-map", "0:v:0", "-map", "0:a?", "-c", "copy", "-f", "streamhash", "-hash", "sha256", "-")
+
+
+def _hash_lines(stdout: bytes) -> list[tuple[str, str]]:
+    """``(kind, digest)`` from each ``index,kind,SHA256=digest`` line of the streamhash muxer."""
+    hashes: list[tuple[str, str]] = []
+    for line in stdout.decode("ascii", "replace").splitlines():
+        parts = line.strip().split(",")
+        if len(parts) == 3 and "=" in parts[2]:
+            hashes.append((parts[1], parts[2].partition("=")[2].lower()))
+    return hashes
+
+
+def _packet_problems(
+    original: list[tuple[str, str]], copied: list[tuple[str, str]], details: dict[str, Any]
+) -> list[str]:
+    details["packets"] = {"hash": "sha256", "original": [f"{k}:{d}" for k, d in original]}
+    if not original or [kind for kind, _ in original] != [kind for kind, _ in copied]:
+        details["packets"]["copy"] = [f"{k}:{d}" for k, d in copied]
+        return ["its streams are not the original's streams"]
+    changed = [
+        f"stream {number} ({_KIND_NAMES.get(kind, kind)})"
+        for number, ((kind, want), (_, got)) in enumerate(zip(original, copied, strict=True))
+        if want != got
+    ]
+    details["packets"]["same"] = not changed
+    if changed:
+        return [f"the packets of {', '.join(changed)} differ from the original's"]
+    return []
 
 
 def _picture_problems(profile: Profile, probed: MediaInfo) -> list[str]:
