@@ -5,7 +5,7 @@ when any input failed. People get a progress bar on stderr and a summary line.
 
 One module per command family: ``ingest``, ``catalog`` (items, item, case, overdue), ``facts``
 (assign), ``stages`` (probe, derive, fixity), ``packages`` (package, packages, verify-package),
-``audit``, ``accounts`` (user, token), ``upload`` (to a running application, over HTTP) and
+``report``, ``audit``, ``accounts`` (user, token), ``upload`` (to a running application, over HTTP) and
 ``running`` (worker, watch, serve). They share ``output`` (the ``--json`` option, lines, progress,
 exit status) and ``inputs`` (settings, items named by ID or hash).
 
@@ -99,6 +99,13 @@ COMMANDS: dict[str, Lazy] = {
         "verify_package_command",
         "Check disc images (.iso) or mounted or copied disc folders against their manifest and the "
         "catalog; name every missing, extra or altered file.",
+    ),
+    # the supervision report
+    "report": Lazy(
+        "report",
+        "report",
+        "A statistics and supervision report of the records received in a period: on-time rate, late "
+        "uploads, missing facts, retrievals and storage, as a table, JSON, CSV, HTML or PDF.",
     ),
     # the custody log
     "audit": Lazy("audit", "audit", "The custody log."),
