@@ -34,7 +34,7 @@ MAX_PAGE = 500  # items on one page of :func:`page_items` at most
 MAX_TEXT = 500  # characters of a filter's text at most
 TRIGRAM = 3  # characters of a search text at least for the trigram index to find it
 COUNT_LIMIT = 1000  # items a page's count (and a review queue's size) reads at most
-SHORT_TEXT_WINDOW = 10_000  # newest items a search text too short for the index is looked for in
+SHORT_TEXT_WINDOW = 5_000  # newest items a search text too short for the index is looked for in
 # The text the PostgreSQL trigram index ``ix_item_trgm_search`` holds (migration 0009): written
 # exactly as the index is, so the planner matches it.
 SEARCH_DOCUMENT = (
