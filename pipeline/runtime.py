@@ -4,6 +4,7 @@ and the worker processes a command spreads its files over."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing
 import os
 import socket
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar
 from sqlalchemy import Engine
 
 from pipeline.catalog.db import dispose_engines, get_engine, migrate
-from pipeline.errors import PipelineError, TransientError, describe
+from pipeline.errors import PipelineError, SystemFault, TransientError, describe
 from pipeline.ingest.intake import IntakeContext
 from pipeline.settings import FILE_MODE, Settings, private_dir
 from pipeline.stage import TOOL, StageContext
@@ -231,10 +232,11 @@ _in_child: Any = None  # what a worker process of a Spread built for itself (its
 
 @dataclass(frozen=True)
 class _Failed:
-    """An exception raised in a worker process, carried back as text (not every exception pickles)."""
+    """An exception raised in a worker process, carried back as its text and its kind (not every
+    exception pickles): the catalog or broker away, another system's fault, or anything else."""
 
     text: str
-    transient: bool
+    kind: type[PipelineError]
 
 
 def _start_child(make: Callable[..., Any], args: tuple[Any, ...]) -> None:
@@ -247,7 +249,10 @@ def _run_in_child(func: Callable[[Any, Any], Any], task: Any) -> Any:
     try:
         return func(_in_child, task)
     except Exception as exc:
-        return _Failed(describe(exc), isinstance(exc, TransientError))
+        if not isinstance(exc, PipelineError):  # a defect: its traceback is logged where it happened
+            logging.getLogger(__name__).exception("worker process: %s failed", func.__name__)
+        kind = next((k for k in (TransientError, SystemFault) if isinstance(exc, k)), PipelineError)
+        return _Failed(describe(exc), kind)
 
 
 class Spread(Generic[SharedT]):
@@ -256,8 +261,9 @@ class Spread(Generic[SharedT]):
     Each worker process is forked when first needed (it shares what this one imported and read)
     and builds its own ``shared`` objects once, with ``make(*args)``: the stages' contexts, with
     their own catalog connections. With one job, or a single task, the work runs here with
-    ``here``. An exception in a worker process is raised here again when its result is reached:
-    a :class:`TransientError` as one, anything else as a :class:`PipelineError` with its text.
+    ``here``. An exception in a worker process is raised here again, with its text, when its result
+    is reached: as a :class:`TransientError` or a :class:`SystemFault` when it was one, else as a
+    :class:`PipelineError` (its traceback logged by the worker process).
     """
 
     def __init__(self, jobs: int, here: SharedT, make: Callable[..., SharedT], *args: Any) -> None:
@@ -285,7 +291,7 @@ class Spread(Generic[SharedT]):
             )
         for result in self._pool.map(_run_in_child, [func] * len(tasks), tasks):
             if isinstance(result, _Failed):
-                raise TransientError(result.text) if result.transient else PipelineError(result.text)
+                raise result.kind(result.text)
             yield result
 
     def close(self) -> None:

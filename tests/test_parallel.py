@@ -94,6 +94,24 @@ class TestParallelIngest:
             assert record["status"] == "stored" and "error" not in record, record
             assert record["derivatives"] and all(str(d).endswith(":verified") for d in record["derivatives"])
 
+    def test_a_catalog_outage_in_a_worker_process_fails_the_batch_plainly(self, cli, dock, media, monkeypatch) -> None:
+        """The catalog going away while a worker process copies: every file of the batch gets a
+        failed line with the reason and stays in the dock, to be taken in later."""
+        from pipeline.errors import TransientError
+        from pipeline.ingest import batch
+
+        def copy_one(ctx, work, worker, *, durable):
+            raise TransientError("catalog unreachable: connection refused")
+
+        for n in range(4):
+            media.variant("clip.mp4", dock / f"VID_{n}.mp4", n + 1)
+        monkeypatch.setattr(batch, "copy_one", copy_one)  # the worker processes are forked: they see it
+        result = cli("ingest", str(dock), "--jobs", "2", "--json")
+        assert result.exit_code == 1
+        assert [r["status"] for r in result.records] == ["failed"] * 4
+        assert all("catalog unreachable" in str(r["error"]) for r in result.records)
+        assert len(list(dock.iterdir())) == 4
+
 
 class TestStagesInParallel:
     def test_probe_and_derive_report_in_the_order_given(self, cli, folder) -> None:
