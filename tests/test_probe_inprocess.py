@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -357,3 +358,41 @@ class TestLongRunningExiftool:
         assert {(name, tuple(values)) for name, values in answers} == wanted
         assert len(answers) == 24 and process.started == 1
         process.close()
+
+
+class TestChildrenEndWithTheProcess:
+    @pytest.mark.skipif(not HAS_EXIFTOOL, reason="exiftool is not installed (Debian: libimage-exiftool-perl)")
+    def test_a_worker_killed_outright_leaves_no_reader_or_exiftool_behind(self, tmp_path: Path) -> None:
+        """A worker killed with SIGKILL runs no exit handler: its PyAV child and its exiftool go with it."""
+        script = tmp_path / "worker.py"
+        script.write_text(
+            "import os, sys\n"
+            "from pipeline.metadata.avprobe import AvReader\n"
+            "from pipeline.metadata.exiftool import ExiftoolProcess\n"
+            "exiftool, reader = ExiftoolProcess(), AvReader()\n"
+            "exiftool.run(['-ver'], 30)\n"
+            "reader._running()\n"
+            "print(exiftool.pid, reader.pid, flush=True)\n"
+            "os.kill(os.getpid(), 9)\n",
+            encoding="utf-8",
+        )
+        root = str(Path(__file__).resolve().parents[1])
+        done = subprocess.run(
+            [sys.executable, str(script)], capture_output=True, env={**os.environ, "PYTHONPATH": root}, check=False
+        )
+        assert done.returncode == -signal.SIGKILL, done.stderr
+        pids = [int(pid) for pid in done.stdout.split()]
+        assert len(pids) == 2
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(alive(pid) for pid in pids):
+            time.sleep(0.1)
+        assert not [pid for pid in pids if alive(pid)]
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a running process (a zombie waiting for its parent counts as ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"

@@ -8,7 +8,8 @@ worker, not per file. A request that outlives its time-out gets the child killed
 started for the next file; the file is reported as having timed out, like ffprobe's did.
 
 :class:`AvReader` is thread-safe (one request at a time, under a lock), starts its child lazily,
-restarts it when it died, forgets a child inherited through ``fork`` and closes its child at exit.
+restarts it when it died, forgets a child inherited through ``fork`` and closes its child at exit
+(the child also dies with this process however it ends: :mod:`pipeline.metadata.children`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import importlib.util
 import json
 import os
 import selectors
+import shutil
 import subprocess
 import sys
 import threading
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.metadata.children import start_child
 from pipeline.stage.tools import ToolError, ToolMissingError, ToolTimeoutError
 
 PROGRAM = "PyAV"
@@ -113,8 +116,10 @@ class AvReader:
         self._stop(gently=False)
         if importlib.util.find_spec("av") is None and self._command[-1] == str(_CHILD):
             raise ToolMissingError(PROGRAM, "is not installed (the Python package av)")
+        if shutil.which(self._command[0]) is None:
+            raise ToolError(PROGRAM, f"cannot be started: {self._command[0]} is not there")
         try:
-            process = subprocess.Popen(
+            process = start_child(
                 self._command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
             )
         except OSError as exc:

@@ -21,6 +21,7 @@ import json
 import os
 import re
 import selectors
+import shutil
 import subprocess
 import threading
 import time
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.metadata.children import start_child
 from pipeline.metadata.facts import Extraction, ExtractionContext, Fact, Problem, unique
 from pipeline.metadata.geo import location
 from pipeline.metadata.timestamps import parse_timestamp
@@ -223,7 +225,8 @@ class ExiftoolProcess:
     answer is standard output up to ``{readyN}`` and standard error up to the echoed marker.
     Thread-safe (one request at a time, under a lock); started on first use; restarted when it died
     (a request that finds it dead is sent once more to a new one); killed when a request outlives
-    its time-out; told to stop at exit.
+    its time-out; told to stop at exit, and killed with this process however it ends (exiftool
+    itself waits for ever on a closed input; see :mod:`pipeline.metadata.children`).
     """
 
     def __init__(self, program: str = "exiftool") -> None:
@@ -281,9 +284,12 @@ class ExiftoolProcess:
         if process is not None and process.poll() is None:
             return process
         self._stop(gently=False)
-        args = [self.program, "-stay_open", "True", "-@", "-"]
+        program = shutil.which(self.program)
+        if program is None:
+            raise ToolMissingError(self.program, "is not installed")
+        args = [program, "-stay_open", "True", "-@", "-"]
         try:
-            process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            process = start_child(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         except FileNotFoundError as exc:
             raise ToolMissingError(self.program, "is not installed") from exc
         except OSError as exc:
