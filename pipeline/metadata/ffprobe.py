@@ -1,6 +1,12 @@
 """ffprobe: container, duration and every stream of a recording, the times, places and devices its
 tags name, and whether the file is whole (see :mod:`pipeline.metadata.integrity`).
 
+By default no program runs per file: libavformat reads the file in-process through PyAV, in one long-running
+child per worker (:mod:`pipeline.metadata.avprobe`), and answers in ffprobe's terms, so the facts,
+their ``ffprobe:`` sources and the verdict on damage are the same as the programs give
+(``engine="ffprobe"``, kept as the reference). Durations can differ where the FFmpeg PyAV bundles
+measures time differently from the system's ffprobe (an MP3 without its encoder padding, say).
+
 ffprobe is run directly rather than through ``ffmpeg.probe`` from ffmpeg-python 0.2.0: that function
 turns its keyword arguments into ffprobe options, so ``timeout=120`` becomes ffprobe's network
 ``-timeout`` option and the process itself can run for ever on a hostile file. Strings are taken
