@@ -6,6 +6,7 @@ functions; the figures narrow their SQL to what the acting viewer may know exist
 
 from pipeline.reports.figures import (
     FACT_GROUPINGS,
+    REPORT_READERS,
     Group,
     Grouping,
     KindFigures,
@@ -21,6 +22,7 @@ from pipeline.reports.figures import (
 
 __all__ = [
     "FACT_GROUPINGS",
+    "REPORT_READERS",
     "Group",
     "Grouping",
     "KindFigures",

@@ -151,7 +151,12 @@ def line_chart(
         if rate is None:
             rate_runs.append([])
         else:
-            rate_runs[-1].append(f"{x:.1f},{base - plot_h * rate:.1f}")
+            rate_y = base - plot_h * rate
+            rate_runs[-1].append(f"{x:.1f},{rate_y:.1f}")
+            parts.append(
+                f'<circle class="rate-point" cx="{x:.1f}" cy="{rate_y:.1f}" r="2.5" fill="{RATE}">'
+                f"{_title(f'{month}: {rate:.1%}')}</circle>"
+            )
         if index % every == 0:
             parts.append(f'<text x="{x:.1f}" y="{base + 16}" text-anchor="middle">{text(month, 7)}</text>')
     if volume:

@@ -24,6 +24,7 @@ from pipeline.web.routes import (
     language,
     media,
     packages,
+    reports,
     schema,
     sessions,
     upload_page,
@@ -48,4 +49,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     packages.router,
     admin.router,
     upload_page.router,
+    reports.router,
 )
