@@ -56,6 +56,7 @@ DURATIONS_DIFFER = frozenset(
         "zero-duration.mp4",
     ]
 )
+KEYS = ["-movflags", "use_metadata_tags"]  # QuickTime metadata keys, as phones and many cameras write
 PLACE = ["-metadata", "location=+31.2304+121.4737/"]
 BEXT = [
     "-metadata",
@@ -96,7 +97,7 @@ def recordings(folder: Path) -> list[Path]:
     folder.mkdir()
     h264 = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
     made = {
-        "camera.mp4": [*picture(10, 1), *tone(1), *h264, "-c:a", "aac", *CAMERA, "-movflags", "use_metadata_tags"],
+        "camera.mp4": [*picture(10, 1), *tone(1), *h264, "-c:a", "aac", *CAMERA, *KEYS],
         "phone.mov": [*picture(10, 1), *tone(1), *h264, "-c:a", "aac", *PLACE, *CAMERA],
         "faststart.mp4": [*picture(10, 1), *tone(1), *h264, "-c:a", "aac", "-movflags", "+faststart"],
         "recorder.avi": [*picture(10, 1), *tone(1), "-c:v", "mjpeg", "-c:a", "pcm_s16le", *CAMERA],
@@ -108,6 +109,8 @@ def recordings(folder: Path) -> list[Path]:
         "voice.flac": [*tone(1), "-c:a", "flac", *CAMERA],
         "interview.wav": [*tone(1), "-ar", "48000", "-write_bext", "1", *BEXT],
         "photo.jpg": [*picture(1), "-frames:v", "1"],
+        # a tag in GBK, as Chinese cameras write them: shown as the characters it stands for
+        "gbk-tags.mp4": [*picture(10, 1), *h264, "-metadata", os.fsdecode("make=海康".encode("gbk")), *KEYS],
     }
     for name, args in made.items():
         run_ffmpeg(*args, str(folder / name))
@@ -174,6 +177,8 @@ class TestSameFacts:
         assert codes["cut-camera.mp4"] == codes["empty.mp4"] == ["damaged-media"]
         assert codes["cut-interview.wav"] == codes["cut-tape.dv"] == ["truncated-stream"]
         assert codes["notes.txt"] == ["unsupported-type"]
+        gbk = next(path for path in corpus if path.name == "gbk-tags.mp4")
+        assert reader.extract(stored(gbk, tmp_path), context("gbk-tags.mp4", "video")).values("make") == ["海康"]
 
     def test_the_tool_and_the_messages_name_what_read_the_file(self, corpus: list[Path], tmp_path: Path) -> None:
         """The record names PyAV and its libavformat; a message names libavformat, not a program that never ran."""
