@@ -561,3 +561,29 @@ class TestCommand:
         assert page.count('class="point"') == 2
         assert page.count('class="bin"') == 6  # 0 to 5 working days late
         assert "Noto Sans CJK SC" in page and "执法音视频记录统计与监督报告" in page
+
+    def test_run_as_evidence_report(self, session: Session, cli: Any) -> None:
+        """The command is listed under `evidence` and runs from there (open period: every record)."""
+        result = cli("report", "--by", "month", "--format", "json")
+        assert result.exit_code == 0, result.errors
+        assert json.loads(result.output)["received"] == len(ROWS)
+
+
+class TestCharts:
+    def test_labels_are_escaped_cut_and_free_of_controls(self) -> None:
+        """A label with markup, control characters and a great length is drawn as escaped text of
+        at most 16 characters; its whole (escaped) is in the bar's title; the SVG parses as XML."""
+        from xml.etree import ElementTree
+
+        from pipeline.reports.charts import Bar, bar_chart, histogram, line_chart
+
+        hostile = '<img src=x onerror="alert(1)">\x00\x1b[31m' + "长" * 100
+        svg = bar_chart([Bar(hostile, 1, 2, 3), Bar("王五", 0, 0, 1)], "标题 <b>")
+        tree = ElementTree.fromstring(svg)
+        assert "<img" not in svg and "\x00" not in svg and "\x1b" not in svg
+        assert len(tree.findall("{http://www.w3.org/2000/svg}g")) == 2
+        labels = [t.text or "" for t in tree.iter("{http://www.w3.org/2000/svg}text")]
+        assert "王五" in labels and any(label.startswith("<img src=x") and len(label) == 16 for label in labels)
+        for drawn in (line_chart([("2025-10", 3, 0.5), ("<m>", 1, None)], "x"), histogram({0: 1, 4: 2}, "<h>")):
+            ElementTree.fromstring(drawn)
+            assert "<m>" not in drawn and "<h>" not in drawn
