@@ -15,6 +15,7 @@ from pipeline.catalog.cases import SETTABLE, set_classification
 from pipeline.catalog.models import REQUIRED_FACTS
 from pipeline.catalog.people import Role
 from pipeline.catalog.queries import (
+    COUNT_LIMIT,
     Cursor,
     ItemDetail,
     ItemPage,
@@ -68,10 +69,13 @@ def search(request: Request, viewer: CurrentUser, session: DbSession, settings: 
 
 @router.get("/queues", response_class=HTMLResponse)
 def queues(viewer: CurrentUser, session: DbSession, settings: SettingsDep, page: PageDep) -> Response:
-    """Each review queue with the number of items in it the acting user may know exist."""
-    sizes = [
-        (queue, count_items(session, viewer=viewer, filters=queue.search.filters(settings.zone))) for queue in QUEUES
-    ]
+    """Each review queue with the number of items in it the acting user may know exist, exact up
+    to :data:`COUNT_LIMIT` ("1000+" beyond)."""
+    sizes = []
+    for queue in QUEUES:
+        filters = queue.search.filters(settings.zone)
+        size = count_items(session, viewer=viewer, filters=filters, at_most=COUNT_LIMIT)
+        sizes.append((queue, str(size) if size <= COUNT_LIMIT else f"{COUNT_LIMIT}+"))
     return page.render("queues.html", {"queues": sizes})
 
 
