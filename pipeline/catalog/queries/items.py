@@ -133,7 +133,7 @@ def count_items(
         raise InvalidValueError(f"at_most {at_most} is below 0")
     query = select(col(Item.id)).where(visible_items(viewer))
     if filters is not None:
-        query = _filtered(query, viewer, filters, _dialect(session))
+        query = _filtered(query, viewer, filters, session)
     if at_most is not None:
         query = query.limit(at_most + 1)
     return int(session.exec(select(func.count()).select_from(query.subquery())).one())
@@ -218,7 +218,8 @@ class ItemFilter:
     (the item's own or its case's, whichever is stricter); ``text`` is found, whatever its case, in
     the original name, the case number, place, collector, proof object or the case's target; a
     text shorter than 3 characters (which the text indexes cannot find) is looked for only in the
-    newest :data:`SHORT_TEXT_WINDOW` items the other filters select (see :attr:`short_text`).
+    newest :data:`SHORT_TEXT_WINDOW` items the other filters select, and any taken in at the same
+    instant as the oldest of them (see :attr:`short_text`).
     ``limit`` None (or 0) lists all.
     """
 
@@ -285,9 +286,11 @@ def _dialect(session: Session) -> str:
     return session.get_bind().dialect.name
 
 
-def _filtered(query: Any, viewer: Viewer, filters: ItemFilter, dialect: str) -> Any:
+def _filtered(query: Any, viewer: Viewer, filters: ItemFilter, session: Session) -> Any:
     """``query`` (of :class:`Item`) narrowed by ``filters``, as :func:`list_items` reads them, on
-    the database ``dialect`` names (the free-text search uses its index)."""
+    the session's database (the free-text search uses its index; a short text's window is read
+    first)."""
+    dialect = _dialect(session)
     if filters.reads_facts:
         query = query.where(~withheld_items(viewer))
     for column, value in (
@@ -325,11 +328,15 @@ def _filtered(query: Any, viewer: Viewer, filters: ItemFilter, dialect: str) -> 
     if filters.text:
         query = query.where(_text_found(filters.text, viewer, dialect))
         if filters.short_text:
-            # The newest items the other filters select: read backwards along (created_at, id).
+            # Where the newest items the other filters select begin, read backwards along
+            # (created_at, id) first: then a range of that index, which both databases start from.
             others = replace(filters, text=None, limit=None)
-            window = _filtered(select(col(Item.id)).where(visible_items(viewer)), viewer, others, dialect)
-            window = window.order_by(col(Item.created_at).desc(), col(Item.id).desc()).limit(SHORT_TEXT_WINDOW)
-            query = query.where(col(Item.id).in_(window))
+            newest = _filtered(select(col(Item.created_at)).where(visible_items(viewer)), viewer, others, session)
+            oldest = session.exec(
+                newest.order_by(col(Item.created_at).desc(), col(Item.id).desc()).offset(SHORT_TEXT_WINDOW - 1).limit(1)
+            ).first()
+            if oldest is not None:
+                query = query.where(col(Item.created_at) >= oldest)
     return query
 
 
@@ -388,7 +395,7 @@ def list_items(session: Session, *, viewer: Viewer, filters: ItemFilter | None =
     filter on anything but the dock, status, kind or class leaves out the items withheld from the
     viewer, whose facts they may not learn by filtering."""
     filters = filters or ItemFilter()
-    query = _filtered(visible(viewer), viewer, filters, _dialect(session)).order_by(col(Item.created_at), col(Item.id))
+    query = _filtered(visible(viewer), viewer, filters, session).order_by(col(Item.created_at), col(Item.id))
     if filters.limit:
         query = query.limit(filters.limit)
     return [
@@ -477,7 +484,7 @@ def page_items(
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidValueError(f"limit {limit} is not between 1 and {MAX_PAGE}")
     filters = filters or ItemFilter()
-    query = _filtered(visible(viewer), viewer, filters, _dialect(session))
+    query = _filtered(visible(viewer), viewer, filters, session)
     created, ident = col(Item.created_at), col(Item.id)
     backward = cursor is not None and cursor.backward
     if cursor is not None:
