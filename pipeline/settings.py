@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     fixity_interval_days: float = Field(30.0, ge=0)
     fixity_batch: int = Field(20, ge=1)
     actor: str = ""
+    # The unit named at the head of supervision reports (EVIDENCE_UNIT_NAME).
+    unit_name: str = ""
     # Metadata and deadlines
     timezone: str = "Asia/Shanghai"
     deadline_working_days: int = Field(3, ge=1, le=60)

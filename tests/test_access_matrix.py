@@ -287,6 +287,8 @@ RULES: dict[str, Rule] = {
     "POST /items/{ident}/original": on_item(*CONTENT),
     "GET /api/v1/items/{ident}/media/{what}": on_item(*CONTENT),
     # the custody log
+    "GET /reports": only("admin", "custodian", "auditor"),
+    "GET /api/v1/reports": only("admin", "custodian", "auditor"),
     "GET /audit": only(*AUDIT),
     "POST /audit/verify": only(*AUDIT),
     "GET /audit/retrievals": only(*AUDIT),

@@ -26,6 +26,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "pipeline.transcode",
             "pipeline.package",
             "pipeline.fixity",
+            "pipeline.reports",
         ),
     ),
     (
@@ -34,7 +35,14 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ),
     ("interfaces", ("pipeline.cli", "pipeline.web", "pipeline.__main__", "pipeline.upload_client", "workers")),
 ]
-STAGES = ("pipeline.ingest", "pipeline.probe", "pipeline.transcode", "pipeline.package", "pipeline.fixity")
+STAGES = (
+    "pipeline.ingest",
+    "pipeline.probe",
+    "pipeline.transcode",
+    "pipeline.package",
+    "pipeline.fixity",
+    "pipeline.reports",
+)
 
 
 def module_name(path: Path, root: Path = ROOT) -> str:

@@ -315,7 +315,7 @@ class TestPlayedOnce:
         actor, _, details = played[0]
         assert actor == "keeper"
         assert details["what"] == "access" and details["sha256"] == world.access["n"].sha256
-        assert details["profile"] == "video-access@1" and details["client"] == "testclient"
+        assert details["profile"] == "video-access@2" and details["client"] == "testclient"
         # Another browser session is another play.
         world.browser("keeper").get(url, headers={"Range": "bytes=0-1"})
         assert len(world.events("played")) == 2

@@ -59,7 +59,7 @@ def report(from_: str | None, to: str | None, by: str, form: str, out: Path | No
             record_report_view(session, viewer=viewer, report=found, form=form, via="cli", tool=TOOL)
     except PipelineError as exc:
         raise click.ClickException(str(exc)) from exc
-    unit = getattr(settings, "unit_name", None)
+    unit = settings.unit_name or None
     if form == "pdf":
         assert out is not None
         _write_pdf(html_document(found, zone=settings.zone, unit=unit), out)
