@@ -5,15 +5,18 @@ two settings never share queues), a worker logs to its file and greets a person 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from pipeline.catalog.models import Item
 from pipeline.cli.running import _greeting, shown_url
 from pipeline.settings import Settings, load_settings
 from tests.conftest import EVIDENCE, wait_for
+from tests.test_watcher import count
 from workers.app import create_app
 from workers.dispatch import Dispatcher
 from workers.queues import UnknownStageError, parse_stages
@@ -99,6 +102,39 @@ class TestWorkerLogs:
         assert err.decode().splitlines() == [f"worker on probe, derive: log {log} (--verbose: console too)"]
         assert out.decode().strip() in ("", "worker: Warm shutdown (MainProcess)")  # Celery says it on SIGTERM
         assert "INFO celery.apps.worker: evidence-probe-derive-" in log.read_text()
+
+
+class TestIdleServe:
+    def test_an_idle_serve_keeps_no_pool_processes_and_stops_with_its_workers(  # type: ignore[no-untyped-def]
+        self, start, settings, media, ctx
+    ) -> None:
+        """`serve` forks its pool processes when work arrives and lets them go when it is done:
+        waiting, it is itself and one worker per queue group; all of them stop with `serve`."""
+        service = start("serve", extra_env={"EVIDENCE_QUIET_PERIOD": "0.5", "AUTOSCALE_KEEPALIVE": "2"})
+        wait_for(lambda: "serving" in service.output(), 60, "serve to start")
+        group = service.process.pid
+        media.variant("clip.mp4", settings.inbox_dir / "dock1" / "clip.mp4", 1)
+        wait_for(lambda: count(ctx, Item) == 1, 120, "the clip to be catalogued")
+        assert len(_group(group)) > 4  # pool processes (and the probe's helpers) did the work
+        wait_for(lambda: len(_group(group)) == 4, 120, "the pools to shrink back when idle")
+        service.process.send_signal(signal.SIGTERM)
+        service.process.wait(timeout=90)
+        wait_for(lambda: not _group(group), 30, "the workers to stop with serve")
+
+
+def _group(pgid: int) -> list[int]:
+    """The live processes of a process group (zombies excluded)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = (Path("/proc") / entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            found.append(int(entry))
+    return found
 
 
 class TestGreeting:

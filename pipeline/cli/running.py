@@ -14,9 +14,9 @@ import logging.handlers
 import os
 import signal
 import stat
-import subprocess
-import sys
 import threading
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -65,8 +65,7 @@ def _log_to_file(settings: Settings, name: str, level: str, *, console: bool) ->
 @click.option("--quiet", is_flag=True, hidden=True, help="Say nothing on start (serve has said it).")
 def worker(concurrency: int | None, queues: str, beat: bool, loglevel: str, verbose: bool, quiet: bool) -> None:
     """Run a Celery worker on the given stage queues."""
-    from workers.app import create_app
-    from workers.queues import UnknownStageError, parse_stages, queue_name
+    from workers.queues import UnknownStageError, parse_stages
 
     try:
         stages = parse_stages(queues)
@@ -74,7 +73,27 @@ def worker(concurrency: int | None, queues: str, beat: bool, loglevel: str, verb
         raise click.BadParameter(str(exc), param_hint="--queues") from exc
     settings = read_settings()
     settings.ensure_dirs()
-    open_catalog(settings)
+    open_catalog(settings).dispose()
+    _run_worker(settings, stages, concurrency, beat=beat, loglevel=loglevel, verbose=verbose, quiet=quiet)
+
+
+def _run_worker(
+    settings: Settings,
+    stages: Sequence[str],
+    concurrency: int | None,
+    *,
+    beat: bool = False,
+    loglevel: str,
+    verbose: bool,
+    quiet: bool,
+    idle: int | None = None,
+) -> None:
+    """Run a Celery worker on ``stages`` in this process, until it is told to stop. With ``idle``,
+    its pool shrinks to that many processes when there is nothing to do, and grows back to
+    ``concurrency`` as work arrives (Celery's autoscaler)."""
+    from workers.app import create_app
+    from workers.queues import queue_name
+
     name = f"worker-{'-'.join(stages)}"
     log = _log_to_file(settings, name, loglevel, console=verbose)
     if not quiet:
@@ -95,6 +114,8 @@ def worker(concurrency: int | None, queues: str, beat: bool, loglevel: str, verb
         "--hostname",
         f"evidence-{'-'.join(stages)}-{os.getpid()}@%h",
     ]
+    if idle is not None:
+        argv += ["--autoscale", f"{concurrency or settings.worker_concurrency},{idle}"]
     if beat:
         argv += ["--beat", "--schedule", str(settings.home_dir / "beat-schedule")]
     create_app(settings).worker_main(argv)
@@ -206,8 +227,17 @@ def serve(concurrency: int | None, verbose: bool) -> None:
 
     settings = read_settings()
     settings.ensure_dirs()
-    open_catalog(settings)
+    open_catalog(settings).dispose()  # no connection is carried into the workers
     guard_data_modes(settings)
+    # Probing and transcoding use a core per file: by default as many processes as there are cores.
+    # Intake has workers of its own, so slow probing or a batch of fixity checks never holds up files
+    # waiting on the docks.
+    groups: list[tuple[tuple[str, ...], int]] = [
+        (("intake",), concurrency or settings.worker_concurrency),
+        (("probe",), settings.probe_concurrency or cores()),
+        (("derive", "package", "maintenance"), settings.transcode_concurrency or cores()),
+    ]
+    workers = [_fork_worker(settings, stages, processes, verbose=verbose) for stages, processes in groups]
     _log_to_file(settings, "serve", os.environ.get("EVIDENCE_LOG_LEVEL", "WARNING"), console=verbose)
     announce_first_admin(settings)
     stop = threading.Event()
@@ -215,22 +245,6 @@ def serve(concurrency: int | None, verbose: bool) -> None:
     address = settings.web_address
     server = WebServer(settings, *address) if address else None
     url = server.start() if server else None
-    base = [sys.executable, "-m", "pipeline", "worker", "--loglevel", "WARNING", "--quiet"]
-    if verbose:
-        base.append("--verbose")
-    # Probing and transcoding use a core per file: by default as many processes as there are cores.
-    probing = settings.probe_concurrency or cores()
-    transcoding = settings.transcode_concurrency or cores()
-    # Intake has workers of its own, so slow probing or a batch of fixity checks never holds up files
-    # waiting on the docks. Same process group: a signal to `serve` from a terminal or a supervisor
-    # reaches the workers too.
-    workers = [
-        subprocess.Popen(
-            [*base, "--queues", "intake", "--concurrency", str(concurrency or settings.worker_concurrency)]
-        ),
-        subprocess.Popen([*base, "--queues", "probe", "--concurrency", str(probing)]),
-        subprocess.Popen([*base, "--queues", "derive,package,maintenance", "--concurrency", str(transcoding)]),
-    ]
     click.echo("\n".join(_greeting(settings, settings.logs_dir, url)), err=True)
     if url:
         click.echo(f"web: {url}", err=True)
@@ -242,8 +256,69 @@ def serve(concurrency: int | None, verbose: bool) -> None:
         for process in workers:
             process.terminate()
         for process in workers:
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            process.wait(timeout=60)
+
+
+class _Forked:
+    """A worker process forked by ``serve``: stopped with SIGTERM, killed if it outstays ``wait``."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            with contextlib.suppress(ChildProcessError):
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+                if pid == 0:
+                    return None
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def terminate(self) -> None:
+        if self.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGTERM)
+
+    def wait(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if self.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.pid, 0)
+
+
+def _fork_worker(settings: Settings, stages: Sequence[str], concurrency: int, *, verbose: bool) -> _Forked:
+    """Start a worker on ``stages`` as a fork of this process, before it has started any thread.
+
+    The workers share with ``serve`` (and with each other) the memory of what was imported before
+    the fork, the catalog's models, Celery and the stages among it: an idle ``serve`` costs one copy
+    of them rather than one per worker. ``gc.freeze`` keeps the collector from writing to those
+    objects and so copying their pages. In the same process group: a signal to ``serve`` from a
+    terminal or a supervisor reaches the workers too."""
+    import gc
+
+    import celery.apps.worker
+    import celery.worker.consumer  # noqa: F401
+
+    import workers.app  # noqa: F401
+
+    gc.freeze()
+    pid = os.fork()
+    if pid:
+        gc.unfreeze()
+        return _Forked(pid)
+    code = 1
+    try:
+        _run_worker(settings, stages, concurrency, loglevel="WARNING", verbose=verbose, quiet=True, idle=0)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:
+        logging.getLogger("evidence.worker").exception("worker on %s failed", ", ".join(stages))
+    finally:
+        logging.shutdown()
+        os._exit(code)
