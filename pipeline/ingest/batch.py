@@ -20,11 +20,9 @@ from typing import TYPE_CHECKING
 
 from pipeline.catalog.models import SightingStatus
 from pipeline.errors import SystemFault, TransientError, describe
-from pipeline.ingest.catalogue import catalogue
-from pipeline.ingest.context import Known, Work
+from pipeline.ingest.context import Work
 from pipeline.ingest.copying import copy_one
-from pipeline.ingest.disposal import dispose
-from pipeline.ingest.intake import Arrival, IntakeContext, IntakeResult, mark_queued, open_sightings
+from pipeline.ingest.intake import Arrival, IntakeContext, IntakeResult, intake_leased, mark_queued, open_sightings
 from pipeline.ingest.scan import Skipped, arrival_for, walk
 from pipeline.ingest.sightings import Opened
 from pipeline.runtime import Spread, derive_context, intake_context, probe_context, process_name
@@ -82,21 +80,14 @@ def _take_in(spread: Spread[_Stages], batch: Sequence[Arrival]) -> list[IntakeRe
 
 
 def _intake(spread: Spread[_Stages], opened: Sequence[Opened], worker: str) -> list[IntakeResult]:
-    """Intake of sightings just opened with ``open_sightings(..., lease_to=worker)``, as
-    :func:`pipeline.ingest.intake.intake_leased` does it, with the copies spread over the worker
-    processes (each signs its lease renewals as ``worker``, the lease's holder): the copies are
-    flushed to disk, then catalogued and their sources disposed of here, in the order given."""
-    ctx = spread.here.intake
-    durable = len(opened) == 1
-    claimed = [Work(o.id, o.raw, o.path, o.dock, o.policy, name=o.name or b"", known=Known()) for o in opened]
-    claimed = spread.map(_copy, [(work, worker, durable) for work in claimed])
-    if not durable and any(work.stored for work in claimed):
-        ctx.store.sync()
-    catalogue(ctx, claimed, worker)
-    to_dispose = [work for work in claimed if work.result and work.result.status != SightingStatus.PENDING]
-    dispose(ctx, to_dispose)
-    by_id = {work.id: work.result for work in claimed if work.result}
-    return [by_id.get(o.id) or IntakeResult(o.id, "", "", "busy", error="taken over by another worker") for o in opened]
+    """Intake of sightings just opened with ``open_sightings(..., lease_to=worker)``, with the copies
+    spread over the worker processes (each signs its lease renewals as ``worker``, the lease's
+    holder); cataloguing and disposal stay here, in the order given."""
+
+    def copy_all(claimed: list[Work], durable: bool) -> list[Work]:
+        return spread.map(_copy, [(work, worker, durable) for work in claimed])
+
+    return intake_leased(spread.here.intake, opened, worker=worker, copy_all=copy_all)
 
 
 def _copy(stages: _Stages, task: tuple[Work, str, bool]) -> Work:

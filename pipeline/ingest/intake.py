@@ -21,7 +21,7 @@ This module claims the sightings (takes their leases) and runs the three steps i
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 
 from sqlalchemy import update
@@ -61,16 +61,28 @@ def intake(
     return _take_in(ctx, sighting_ids, claimed, finished, to_dispose, worker)
 
 
+# Copies the files of the works given into the store (``durable``: each flushed on its own) and
+# returns the works with their results; by default one after the other in this process.
+CopyAll = Callable[[list[Work], bool], list[Work]]
+
+
 def intake_leased(
-    ctx: IntakeContext, opened: Sequence[Opened], *, worker: str, known: Mapping[str, Known] | None = None
+    ctx: IntakeContext,
+    opened: Sequence[Opened],
+    *,
+    worker: str,
+    known: Mapping[str, Known] | None = None,
+    copy_all: CopyAll | None = None,
 ) -> list[IntakeResult]:
     """Take in sightings just opened with ``open_sightings(..., lease_to=worker)``: their lease is
-    already this worker's, so there is nothing to claim. Returns one result per sighting, in order."""
+    already this worker's, so there is nothing to claim. Returns one result per sighting, in order.
+    ``copy_all`` may do the copies elsewhere (in worker processes); the catalog writes and the
+    disposal of the sources stay here, in the order given."""
     claimed = [
         Work(o.id, o.raw, o.path, o.dock, o.policy, name=o.name or b"", known=(known or {}).get(o.id) or Known())
         for o in opened
     ]
-    return _take_in(ctx, [o.id for o in opened], claimed, {}, [], worker)
+    return _take_in(ctx, [o.id for o in opened], claimed, {}, [], worker, copy_all)
 
 
 def _take_in(
@@ -80,16 +92,17 @@ def _take_in(
     finished: dict[str, IntakeResult],
     to_dispose: list[Work],
     worker: str,
+    copy_all: CopyAll | None = None,
 ) -> list[IntakeResult]:
     if claimed:
-        durable_each = len(claimed) == 1
-        if durable_each:
-            copy_one(ctx, claimed[0], worker, durable=True)
+        durable = len(claimed) == 1
+        if copy_all is not None:
+            claimed = copy_all(claimed, durable)
         else:
             for work in claimed:
-                copy_one(ctx, work, worker, durable=False)
-            if any(work.stored for work in claimed):
-                ctx.store.sync()
+                copy_one(ctx, work, worker, durable=durable)
+        if not durable and any(work.stored for work in claimed):
+            ctx.store.sync()
         catalogue(ctx, claimed, worker)
         to_dispose.extend(work for work in claimed if work.result and work.result.status != SightingStatus.PENDING)
     dispose(ctx, to_dispose)
