@@ -547,7 +547,7 @@ class TestCommand:
         assert "按时率 On-time rate: 50.0%" in table and "李四" in table
         assert run_report("--from", "2025-10-02", "--to", "2025-10-01").exit_code == 2
         assert run_report("--from", "October").exit_code == 2
-        assert run_report("--format", "pdf").exit_code == 2
+        assert run_report("--format", "pdf").exit_code == 2  # a PDF goes to a file
 
     def test_html_escapes_hostile_names_and_draws_the_charts(self, session: Session, tmp_path: Any) -> None:
         """The HTML document holds the three charts (a bar per officer, a point per month, a bin
@@ -561,6 +561,31 @@ class TestCommand:
         assert page.count('class="point"') == 2
         assert page.count('class="bin"') == 6  # 0 to 5 working days late
         assert "Noto Sans CJK SC" in page and "执法音视频记录统计与监督报告" in page
+
+    def test_pdf_is_a4_with_the_unit_period_and_chinese_headings(
+        self, session: Session, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The PDF reads back (pypdf) with the unit's name, the period, a Chinese heading and page
+        numbers, on A4; poppler renders its first page."""
+        import subprocess
+
+        from pypdf import PdfReader
+
+        monkeypatch.setenv("EVIDENCE_UNIT_NAME", "城关派出所 Chengguan Station")
+        out = tmp_path / "r.pdf"
+        result = run_report("--from", "2025-09-01", "--to", "2025-10-31", "--format", "pdf", "--out", str(out))
+        assert result.exit_code == 0, result.output
+        reader = PdfReader(out)
+        first = reader.pages[0]
+        assert (round(float(first.mediabox.width)), round(float(first.mediabox.height))) == (595, 842)  # A4
+        text = first.extract_text()
+        assert "城关派出所 Chengguan Station" in text and "2025-09-01" in text and "2025-10-31" in text
+        assert "执法音视频记录统计与监督报告" in text
+        assert f"1 / {len(reader.pages)}" in text
+        page = tmp_path / "page"
+        subprocess.run(["pdftoppm", "-png", "-r", "50", "-f", "1", "-l", "1", str(out), str(page)], check=True)
+        (png,) = tmp_path.glob("page*.png")
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     def test_run_as_evidence_report(self, session: Session, cli: Any) -> None:
         """The command is listed under `evidence` and runs from there (open period: every record)."""
