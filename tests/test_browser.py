@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -602,6 +603,97 @@ class TestConfidentiality:
         assert listed["count"] == 0 and listed["items"] == []
         assert page.request.get(web.url + "api/v1/items").json()["count"] == 1
         assert len(list(shots.folder.iterdir())) == 3
+        page.close()
+
+
+SUPERVISOR_PASSWORD = "Figures horse battery 6"
+DOCK_PASSWORD = "Harbour horse battery 2"
+
+
+@pytest.fixture
+def three_officers(env: dict[str, str], settings: Settings) -> list[str]:
+    """Four clips collected by three officers (``Officer A`` two, one on time and one late;
+    ``Officer B`` one late; ``Officer C`` one with no capture time), a custodian ``supervisor`` and
+    a dock account ``dockhand``; the titles of the officers' bars (on time / late / unknown)."""
+    from tests.conftest import make_clip
+
+    folder = settings.inbox_dir / "dock1"
+    folder.mkdir(parents=True, exist_ok=True)
+    names = ("a-fresh.mp4", "a-old.mp4", "b-old.mp4", "c-unknown.mp4")
+    a_fresh, a_old, b_old, c_unknown = taken_in(
+        env, *(make_clip(folder / name, "-metadata", f"title={name}") for name in names)
+    )
+    just_now = (datetime.now(settings.zone) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+    evidence_cli(env, "assign", a_fresh, "--collector", "Officer A", "--captured-at", just_now)
+    evidence_cli(env, "assign", a_old, b_old, "--captured-at", "2026-03-02T09:30")  # months before receipt
+    evidence_cli(env, "assign", a_old, "--collector", "Officer A")
+    evidence_cli(env, "assign", b_old, "--collector", "Officer B")
+    evidence_cli(env, "assign", c_unknown, "--collector", "Officer C")
+    evidence_cli(
+        env, "user", "add", "supervisor", "--role", "custodian", "--password-stdin", stdin=SUPERVISOR_PASSWORD + "\n"
+    )
+    evidence_cli(
+        env, "user", "add", "dockhand", "--role", "dock", "--dock", "dock1", "--password-stdin",
+        stdin=DOCK_PASSWORD + "\n",
+    )  # fmt: skip
+    return ["Officer A: 1 / 1 / 0", "Officer B: 0 / 1 / 0", "Officer C: 0 / 0 / 1"]
+
+
+class TestReports:
+    def test_the_custodian_opens_the_report_from_the_menu_and_sees_a_bar_per_officer(
+        self, three_officers: list[str], web: WebProcess, browser: Browser, shots: Shots
+    ) -> None:
+        """The menu's Reports link opens the report; its charts are drawn SVG, the per-officer one
+        with a bar for each of the three officers carrying their on-time, late and unknown counts;
+        in Chinese the link and the heading are Chinese."""
+        page = browser.new_page(locale="en-US", extra_http_headers={"Accept-Language": "en-US,en;q=0.9"})
+        sign_in_as(page, web.url, "supervisor", SUPERVISOR_PASSWORD)
+        link = page.locator("nav a[href='/reports']")
+        expect(link).to_have_text("Reports")
+        link.click()
+        expect(page).to_have_url(re.compile(r"/reports$"))
+        expect(page.locator("h1")).to_have_text("Statistics and supervision report")
+        expect(page.locator("table.summary tr", has_text="Records received").locator("td")).to_have_text("4")
+        charts = page.locator("figure.chart > svg")
+        expect(charts).to_have_count(3)
+        assert page.evaluate(
+            "[...document.querySelectorAll('figure.chart > svg')].every(s => s instanceof SVGSVGElement)"
+        )
+        per_officer = page.locator("svg[aria-label^='On time and late per group']")
+        bars = per_officer.locator("g.bar")
+        expect(bars).to_have_count(3)
+        titles = sorted(bars.locator("title").all_text_contents())
+        assert titles == three_officers
+        drawn = [rect.bounding_box() for rect in bars.locator("rect").all()]
+        assert len(drawn) == 4 and all(box is not None and box["width"] > 0 for box in drawn)  # one part per record
+        expect(page.locator("table.groups tbody tr")).to_have_count(3)
+        expect(page.locator("table.groups tbody tr", has_text="Officer A").locator("td.number").first).to_have_text("2")
+        shots(page, "report")
+
+        page.click("a[lang=zh]")
+        expect(page).to_have_url(re.compile(r"/reports$"))
+        expect(page.locator("nav a[href='/reports']")).to_have_text("统计报告")
+        expect(page.locator("h1")).to_have_text("执法音视频记录统计与监督报告")
+        expect(page.locator("svg[aria-label^='各组按时与逾期'] g.bar")).to_have_count(3)
+        shots(page, "report-zh")
+        page.close()
+
+    def test_a_dock_has_no_link_and_gets_the_403_page(
+        self, three_officers: list[str], web: WebProcess, browser: Browser, shots: Shots
+    ) -> None:
+        """A dock account's menu has no Reports link, and typing the address gives the 403 page
+        with no chart and no officer named."""
+        page = browser.new_page(locale="en-US", extra_http_headers={"Accept-Language": "en-US,en;q=0.9"})
+        sign_in_as(page, web.url, "dockhand", DOCK_PASSWORD)
+        expect(page.locator("nav")).to_be_attached()
+        expect(page.locator("nav a[href='/reports']")).to_have_count(0)
+        expect(page.locator("nav")).not_to_contain_text("Reports")
+        opened = page.goto(web.url + "reports")
+        assert opened is not None and opened.status == 403
+        expect(page.locator("h1")).to_have_text("403 · Forbidden")
+        expect(page.locator("svg")).to_have_count(0)
+        assert "Officer A" not in page.content()
+        shots(page, "report-forbidden")
         page.close()
 
 
