@@ -595,6 +595,23 @@ class TestCommand:
 
 
 class TestCharts:
+    def test_the_days_late_axis_stays_readable_over_a_wide_range(self) -> None:
+        """Records 0 to 184 working days late: one bin a day, but a day's number only where it has
+        room (labels at least as far apart as the widest is long), the first day among them."""
+        import itertools
+        import re
+
+        from pipeline.reports.charts import histogram
+
+        svg = histogram({0: 1, 3: 2, 184: 1}, "late")
+        assert svg.count('class="bin"') == 185
+        tick = r'<text x="([\d.]+)" y="\d+" text-anchor="middle">(\d+)</text>'
+        ticks = [(float(x), day) for x, day in re.findall(tick, svg)]
+        assert ticks[0][1] == "0" and 5 < len(ticks) < 40
+        assert min(b[0] - a[0] for a, b in itertools.pairwise(ticks)) >= 3 * 7
+        few = histogram({0: 1, 5: 2}, "late")
+        assert re.findall(r'text-anchor="middle">(\d+)</text>', few) == ["0", "1", "2", "3", "4", "5"]
+
     def test_labels_are_escaped_cut_and_free_of_controls(self) -> None:
         """A label with markup, control characters and a great length is drawn as escaped text of
         at most 16 characters; its whole (escaped) is in the bar's title; the SVG parses as XML."""

@@ -11,6 +11,8 @@ installed.
 
 from __future__ import annotations
 
+import math
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
@@ -110,8 +112,13 @@ def _legend(entries: Sequence[tuple[str, str]], y: int, x: int) -> str:
     for label, colour in entries:
         parts.append(f'<rect x="{x}" y="{y - 10}" width="10" height="10" fill="{colour}"></rect>')
         parts.append(f'<text x="{x + 14}" y="{y}">{text(label, 30)}</text>')
-        x += 30 + 8 * min(len(label), 30)
+        x += 30 + _text_width(label[:30])
     return "".join(parts)
+
+
+def _text_width(label: str) -> int:
+    """About how wide ``label`` is drawn at 12 px: Chinese characters take twice a Latin one's room."""
+    return sum(12 if unicodedata.east_asian_width(c) in "WF" else 7 for c in label)
 
 
 def line_chart(
@@ -182,6 +189,7 @@ def histogram(counts: dict[int, int], title: str, *, axis: str = "working days l
     plot_w, plot_h = WIDTH - left - 20, height - top - bottom
     top_value = _nice_top(max(counts.values(), default=0))
     width = plot_w / max(len(days), 1)
+    every = math.ceil((_text_width(str(worst)) + 8) / width)  # a day's number every so many bins, apart
     base = top + plot_h
     parts = [_open(WIDTH, height, title)]
     parts.append(f'<text x="{left}" y="18" font-weight="bold">{text(title, 80)}</text>')
@@ -193,7 +201,7 @@ def histogram(counts: dict[int, int], title: str, *, axis: str = "working days l
             f'<rect class="bin" x="{x + 1:.1f}" y="{base - h:.1f}" width="{max(width - 2, 1):.1f}" height="{h:.1f}" '
             f'fill="{LATE}">{_title(f"{day}: {n}")}</rect>'
         )
-        if len(days) <= 31 or index % max(1, len(days) // 31) == 0:
+        if index % every == 0:
             parts.append(f'<text x="{x + width / 2:.1f}" y="{base + 14}" text-anchor="middle">{day}</text>')
     parts.append(f'<line x1="{left}" y1="{base}" x2="{left + plot_w}" y2="{base}" stroke="{AXIS}"></line>')
     parts.append(f'<text x="{left - 4}" y="{top + 4}" text-anchor="end">{top_value:g}</text>')
