@@ -200,6 +200,8 @@ def catalogue(session: Session) -> dict[str, str]:
     session.flush()
     session.add(ItemIssue(item_id=ids["no-time"], code=issues.DAMAGED_MEDIA, message="bad"))
     session.add(ItemIssue(item_id=ids["late-five"], code=issues.LATE, message="late"))
+    session.add(ItemIssue(item_id=ids["on-time-makeup"], code=issues.FIXITY_MISMATCH, message="altered"))
+    session.add(ItemIssue(item_id=ids["before"], code=issues.FIXITY_MISSING, message="gone"))  # before the period
     for name, status, size in (("on-time-makeup", "verified", 100), ("late-holiday", "failed", 999)):
         session.add(
             Derivative(item_id=ids[name], kind="access", profile="web", profile_version=1, status=status, size=size)
@@ -306,6 +308,12 @@ class TestFigures:
         assert (report.received, report.on_time, report.late) == (7, 3, 3)
         assert report.on_time_rate == pytest.approx(0.5)
         assert report.late_days == {1: 2, 5: 1}
+        assert (report.damaged, report.derivatives_failed, report.fixity_problems) == (1, 1, 1)
+        worst = [(r.item, r.collector, r.working_days_late) for r in report.worst_late]
+        names = dict(session.exec(select(Item.id, Item.original_name)).all())
+        item, who, days = worst[0]
+        assert (names[item], who, days) == ("late-five.bin", "李四", 5)
+        assert sorted(days for _, _, days in worst) == [1, 1, 5]
         assert report.missing == {
             "case_number": 1,
             "captured_at": 1,
@@ -467,6 +475,9 @@ JSON_KEYS = {
     "withheld",
     "missing",
     "damaged",
+    "derivatives_failed",
+    "fixity_problems",
+    "worst_late",
     "provisional_pending",
     "unclassified",
     "groups",

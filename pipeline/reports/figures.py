@@ -64,6 +64,8 @@ RETRIEVAL_ACTIONS = tuple(
     sorted(RETRIEVALS | {"package-requested", "access-requested", "access-approved", "access-denied", "report-viewed"})
 )
 DAMAGE = (issues.DAMAGED_MEDIA, issues.TRUNCATED_STREAM)
+STORE = issues.STORE  # a fixity check found the stored copy altered or missing
+WORST_LATE = 10  # the latest records listed by name
 MAX_MONTHS = 1200  # months one report may span (a hundred years)
 PROJECTION_MONTHS = 12  # how far the storage projection looks ahead
 
@@ -223,6 +225,24 @@ class PackageFigures:
 
 
 @dataclass(frozen=True)
+class LateRecord:
+    """One of the period's latest records (never a withheld one: its facts are not the viewer's)."""
+
+    item: str
+    collector: str | None
+    case_number: str | None
+    working_days_late: int
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "item": self.item,
+            "collector": self.collector,
+            "case_number": self.case_number,
+            "working_days_late": self.working_days_late,
+        }
+
+
+@dataclass(frozen=True)
 class Report:
     """The figures of one period and grouping, as one viewer may see them (see the module's
     docstring). ``on_time_rate`` is ``on_time / (on_time + late)``: the share of the records whose
@@ -236,6 +256,8 @@ class Report:
     withheld: int
     missing: dict[str, int]
     damaged: int
+    derivatives_failed: int
+    fixity_problems: int
     provisional_pending: int
     unclassified: int
     groups: tuple[Group, ...]
@@ -247,6 +269,7 @@ class Report:
     retrievals_by_user: dict[str, int] | None
     queues: tuple[QueueSize, ...]
     packages: PackageFigures
+    worst_late: tuple[LateRecord, ...] = ()
     produced_at: datetime = field(default_factory=utcnow)
 
     @property
@@ -271,6 +294,8 @@ class Report:
             "withheld": self.withheld,
             "missing": dict(self.missing),
             "damaged": self.damaged,
+            "derivatives_failed": self.derivatives_failed,
+            "fixity_problems": self.fixity_problems,
             "provisional_pending": self.provisional_pending,
             "unclassified": self.unclassified,
             "groups": [g.as_json() for g in self.groups],
@@ -287,6 +312,7 @@ class Report:
             },
             "queues": [q.as_json() for q in self.queues],
             "packages": self.packages.as_json(),
+            "worst_late": [r.as_json() for r in self.worst_late],
         }
 
 
@@ -459,12 +485,36 @@ def build_report(session: Session, *, viewer: Viewer, period: Period, by: Groupi
             .order_by(b.kind)
         ).all()
     )
-    damaged = _total(
+    def with_issue(codes: Sequence[str]) -> int:
+        return _total(
+            session.exec(
+                select(func.count())
+                .select_from(base)
+                .where(b.id.in_(select(col(ItemIssue.item_id)).where(col(ItemIssue.code).in_(codes))))
+            ).one()
+        )
+
+    damaged = with_issue(DAMAGE)
+    fixity_problems = with_issue(STORE)
+    derivatives_failed = _total(
         session.exec(
             select(func.count())
             .select_from(base)
-            .where(b.id.in_(select(col(ItemIssue.item_id)).where(col(ItemIssue.code).in_(DAMAGE))))
+            .where(
+                b.id.in_(
+                    select(col(Derivative.item_id)).where(col(Derivative.status) == DerivativeStatus.FAILED.value)
+                )
+            )
         ).one()
+    )
+    latest = select(b.id).where(b.days_late.is_not(None)).order_by(b.days_late.desc(), b.id).limit(WORST_LATE)
+    worst_late = tuple(
+        LateRecord(str(item_id), collector, case_number, int(days or 0))
+        for item_id, collector, case_number, days in session.exec(
+            select(col(Item.id), col(Item.collector), col(Item.case_number), col(Item.working_days_late))
+            .where(col(Item.id).in_(latest))
+            .order_by(col(Item.working_days_late).desc(), col(Item.id))
+        ).all()
     )
 
     month_rows = {
@@ -505,6 +555,9 @@ def build_report(session: Session, *, viewer: Viewer, period: Period, by: Groupi
         withheld=withheld_n,
         missing=dict(zip(REQUIRED_FACTS, missing_n, strict=True)),
         damaged=damaged,
+        derivatives_failed=derivatives_failed,
+        fixity_problems=fixity_problems,
+        worst_late=worst_late,
         provisional_pending=provisional_n,
         unclassified=unclassified_n,
         groups=tuple(groups),

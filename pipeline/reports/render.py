@@ -38,6 +38,11 @@ HEADINGS: dict[str, tuple[str, str]] = {
     "on_time_rate": ("按时率", "On-time rate"),
     "withheld": ("涉密未授权（不计事实）", "Withheld (facts not counted)"),
     "damaged": ("损坏或无法读取", "Damaged or unreadable"),
+    "derivatives_failed": ("访问副本制作失败", "Access copy failed"),
+    "fixity_problems": ("完整性校验未通过", "Failed a fixity check"),
+    "worst_late": ("逾期最久的记录", "Latest records"),
+    "item": ("记录", "Record"),
+    "working_days_late": ("逾期工作日", "Working days late"),
     "provisional_pending": ("临时期限待复核", "Provisional deadlines pending review"),
     "unclassified": ("未定密级", "Unclassified"),
     "storage_bytes": ("存储用量（字节）", "Storage used (bytes)"),
@@ -171,6 +176,8 @@ def as_table(report: Report, zone: tzinfo) -> str:
         lines.append(f"{bilingual('withheld')}: {report.withheld}")
     lines += [
         f"{bilingual('damaged')}: {report.damaged}",
+        f"{bilingual('derivatives_failed')}: {report.derivatives_failed}",
+        f"{bilingual('fixity_problems')}: {report.fixity_problems}",
         f"{bilingual('provisional_pending')}: {report.provisional_pending}",
         f"{bilingual('storage_bytes')}: {report.storage_bytes}",
         "",
