@@ -246,7 +246,8 @@ def time_direct(argv: Sequence[str], dest: Path) -> tuple[float, int]:
     return seconds, dest.stat().st_size
 
 
-def time_make_derivative(profile: Profile, media: MediaInfo, source: Path, dest: Path) -> tuple[dict[str, float], int]:
+def timed_derivative(profile: Profile, media: MediaInfo, source: Path, dest: Path) -> tuple[Any, float, StepClock]:
+    """``make_derivative`` timed whole and step by step; the copy it made (verified) and its path."""
     remove(dest)
     clock = StepClock()
     with clock.installed():
@@ -254,7 +255,12 @@ def time_make_derivative(profile: Profile, media: MediaInfo, source: Path, dest:
         made = make_derivative(profile, media, source, dest, timeout=TIMEOUT)
         total = time.perf_counter() - start
     if made.path is None:
-        raise BenchError(f"make_derivative: the copy failed verification: {made.verification.reason}")
+        raise BenchError(f"{profile.label}: the copy failed verification: {made.verification.reason}")
+    return made, total, clock
+
+
+def time_make_derivative(profile: Profile, media: MediaInfo, source: Path, dest: Path) -> tuple[dict[str, float], int]:
+    made, total, clock = timed_derivative(profile, media, source, dest)
     transcode, elapsed, verify = clock.only()
     figures = {
         "total": total,
@@ -510,14 +516,7 @@ def before_profile(profile: Profile) -> Profile:
 
 
 def time_access(profile: Profile, media: MediaInfo, source: Path, dest: Path) -> dict[str, Any]:
-    remove(dest)
-    clock = StepClock()
-    with clock.installed():
-        start = time.perf_counter()
-        made = make_derivative(profile, media, source, dest, timeout=TIMEOUT)
-        total = time.perf_counter() - start
-    if made.path is None:
-        raise BenchError(f"{profile.label}: the copy failed verification: {made.verification.reason}")
+    made, total, clock = timed_derivative(profile, media, source, dest)
     return {
         "total": total,
         "ffmpeg": sum(clock.transcode),
