@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.metadata.children import start_child
+from pipeline.metadata.children import end_child, start_child
 from pipeline.stage.tools import ToolError, ToolMissingError, ToolTimeoutError
 
 PROGRAM = "PyAV"
@@ -175,12 +175,7 @@ class AvReader:
                 process.wait(timeout=1.0)
             except (OSError, subprocess.TimeoutExpired):
                 pass
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        for stream in (process.stdin, process.stdout):
-            if stream is not None:
-                stream.close()
+        end_child(process)
 
 
 _shared: AvReader | None = None

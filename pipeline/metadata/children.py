@@ -40,6 +40,16 @@ def start_child(args: Sequence[str], **popen: Any) -> subprocess.Popen[bytes]:
     return process
 
 
+def end_child(process: subprocess.Popen[bytes]) -> None:
+    """Kill ``process`` unless it has ended already, reap it and close its pipes."""
+    if process.poll() is None:
+        process.kill()
+    process.wait()
+    for stream in (process.stdin, process.stdout, process.stderr):
+        if stream is not None:
+            stream.close()
+
+
 def _starter() -> queue.SimpleQueue[_Request]:
     global _requests, _owner
     with _lock:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.metadata.children import start_child
+from pipeline.metadata.children import end_child, start_child
 from pipeline.metadata.facts import Extraction, ExtractionContext, Fact, Problem, unique
 from pipeline.metadata.geo import location
 from pipeline.metadata.timestamps import parse_timestamp
@@ -330,12 +330,7 @@ class ExiftoolProcess:
                 process.wait(timeout=2.0)
             except (OSError, subprocess.TimeoutExpired):
                 pass
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        for stream in (process.stdin, process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
+        end_child(process)
 
 
 class _Died(Exception):
