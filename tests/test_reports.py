@@ -572,6 +572,7 @@ class TestCommand:
         assert page.count('class="point"') == 2
         assert page.count('class="bin"') == 6  # 0 to 5 working days late
         assert "Noto Sans CJK SC" in page and "执法音视频记录统计与监督报告" in page
+        assert "缺少案件编号 Missing case number" in page and "missing.case_number" not in page
 
     def test_pdf_is_a4_with_the_unit_period_and_chinese_headings(
         self, session: Session, tmp_path: Any, monkeypatch: pytest.MonkeyPatch

@@ -134,11 +134,12 @@ class TestThePage:
         assert "<b>T</b>" not in target.text and "&lt;b&gt;T&lt;/b&gt;" in target.text
 
     def test_headings_follow_the_reader_s_language(self, world: World) -> None:
-        """Chinese by default, English when chosen."""
+        """Chinese by default, English when chosen: headings and the review queues' names."""
         zh = world.browser("aud").get("/reports", params=PERIOD).text
         en = world.browser("aud", lang="en").get("/reports", params=PERIOD).text
-        assert "执法音视频记录统计与监督报告" in zh and "按时率" in zh
-        assert "Statistics and supervision report" in en and "On-time rate" in en
+        assert "执法音视频记录统计与监督报告" in zh and "按时率" in zh and "缺少案件编号" in zh
+        assert "Statistics and supervision report" in en and "On-time rate" in en and "Missing case number" in en
+        assert "missing.case_number" not in zh + en
 
     def test_a_day_that_is_not_one_is_refused_on_the_page(self, world: World) -> None:
         """A 422 page saying what is wrong, with the form kept; nothing recorded."""

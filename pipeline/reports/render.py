@@ -85,6 +85,18 @@ HEADINGS: dict[str, tuple[str, str]] = {
     "by.case": ("按案件", "By case"),
     "by.target": ("按执法对象", "By target"),
     "by.month": ("按月", "By month"),
+    # the review queues, as the queues page names them
+    "queue.late": ("逾期上传", "Uploaded late"),
+    "queue.damaged": ("文件损坏或不完整", "Damaged or truncated media"),
+    "queue.clock_drift": ("设备时钟偏差", "Clock drift"),
+    "queue.provisional": ("期限暂定", "Provisional deadline"),
+    "queue.fixity": ("完整性校验问题", "Fixity problems"),
+    "queue.unclassified": ("尚未定密", "Not yet classified"),
+    "queue.missing.case_number": ("缺少案件编号", "Missing case number"),
+    "queue.missing.captured_at": ("缺少拍摄时间", "Missing capture time"),
+    "queue.missing.captured_place": ("缺少拍摄地点", "Missing capture place"),
+    "queue.missing.collector": ("缺少采集人", "Missing collector"),
+    "queue.missing.proof_object": ("缺少证明对象", "Missing proof object"),
 }
 
 
