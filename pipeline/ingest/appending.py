@@ -97,9 +97,13 @@ class DirectAppender:
         self.direct_fd: int | None = direct_fd
         self.stage = mmap.mmap(-1, STAGE)  # page-aligned memory
         self.view = memoryview(self.stage)
-        self.staged_at = position  # the file offset of the stage's first byte
-        self.filled = 0
+        self.filled = 0  # bytes in the stage, the last ones given
         self.position = position
+
+    @property
+    def staged_at(self) -> int:
+        """The file offset of the stage's first byte."""
+        return self.position - self.filled
 
     def write(self, buffers: Sequence[bytes]) -> None:
         for buffer in buffers:
@@ -109,14 +113,14 @@ class DirectAppender:
                     # Up to the next aligned offset through the cache, where the previous piece ended.
                     size = min(len(data), ALIGN - self.position % ALIGN)
                     pwrite_all(self.fd, [data[:size]], self.position)
+                    self.position += size
                 else:
                     size = min(len(data), STAGE - self.filled)
                     self.view[self.filled : self.filled + size] = data[:size]
                     self.filled += size
+                    self.position += size
                     if self.filled == STAGE:
                         self._write_stage()
-                self.position += size
-                self.staged_at = self.position - self.filled
                 data = data[size:]
 
     def finish(self) -> None:
@@ -137,7 +141,6 @@ class DirectAppender:
         rest = self.view[aligned : self.filled]
         if rest:
             pwrite_all(self.fd, [rest], self.staged_at + aligned)
-        self.staged_at += self.filled
         self.filled = 0
 
     def _write_direct(self, length: int) -> None:

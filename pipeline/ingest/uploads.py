@@ -465,7 +465,6 @@ class Piece:
         self.fd = fd
         self.out = out or CachedAppender(fd, state.offset)
         self.start = state.offset
-        self.position = state.offset
         self.checksum = checksum
         self.piece_digest = hashlib.sha256() if checksum else None
         self.closed = False
@@ -473,6 +472,11 @@ class Piece:
     @property
     def upload_id(self) -> str:
         return self.state.id
+
+    @property
+    def position(self) -> int:
+        """Where the next byte goes: past every byte written so far."""
+        return self.out.position
 
     def write(self, buffers: Sequence[bytes]) -> None:
         """Append the bytes of ``buffers``, in order (not yet durable; how:
@@ -486,7 +490,6 @@ class Piece:
             )
         with self._disk_full_is_storage():
             self.out.write(buffers)
-        self.position += size
 
     def check(self, buffers: Sequence[bytes]) -> None:
         """Add ``buffers`` (in the order they are written) to the piece's checksum."""
@@ -546,7 +549,6 @@ class Piece:
 
     def _cut_back(self) -> None:
         os.ftruncate(self.fd, self.start)
-        self.position = self.start
 
     @contextlib.contextmanager
     def _disk_full_is_storage(self) -> Iterator[None]:
