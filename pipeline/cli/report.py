@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from pipeline.cli.inputs import acting_viewer, read_settings
-from pipeline.errors import PipelineError
+from pipeline.errors import InvalidValueError, PipelineError
 from pipeline.stage import TOOL
 
 FORMATS = ("table", "json", "csv", "html", "pdf")
@@ -19,12 +19,14 @@ GROUPINGS = ("officer", "dock", "case", "target", "month")
 
 
 def _day(value: str | None, name: str) -> date | None:
+    from pipeline.reports import typed_day
+
     if value is None:
         return None
     try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value[:40]!r} is not a date (YYYY-MM-DD)", param_hint=name) from None
+        return typed_day(value, name)
+    except InvalidValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=name) from None
 
 
 @click.command()

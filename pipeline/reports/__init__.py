@@ -18,6 +18,7 @@ from pipeline.reports.figures import (
     build_report,
     record_report_view,
     review_queues,
+    typed_day,
 )
 
 __all__ = [
@@ -34,4 +35,5 @@ __all__ = [
     "build_report",
     "record_report_view",
     "review_queues",
+    "typed_day",
 ]

@@ -84,6 +84,15 @@ class Grouping(StrEnum):
 FACT_GROUPINGS = frozenset({Grouping.OFFICER, Grouping.CASE, Grouping.TARGET})
 
 
+def typed_day(value: str, what: str) -> date:
+    """A day a person typed (YYYY-MM-DD); :class:`InvalidValueError` naming ``what`` (the period's
+    side) when it is not one."""
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidValueError(f"the {what} day must be a date (YYYY-MM-DD)") from None
+
+
 @dataclass(frozen=True)
 class Period:
     """Receipt days from ``start`` to ``end``, both included (None: open on that side), in the

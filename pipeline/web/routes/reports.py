@@ -7,7 +7,6 @@ decide (:mod:`pipeline.reports.figures`)."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Literal
 from urllib.parse import urlencode
 
@@ -17,7 +16,15 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pipeline.catalog.access import require_role
 from pipeline.catalog.viewer import Viewer
 from pipeline.errors import InvalidValueError
-from pipeline.reports import REPORT_READERS, Grouping, Period, Report, build_report, record_report_view
+from pipeline.reports import (
+    REPORT_READERS,
+    Grouping,
+    Period,
+    Report,
+    build_report,
+    record_report_view,
+    typed_day,
+)
 from pipeline.reports.render import as_csv, charts, group_label
 from pipeline.settings import Settings
 from pipeline.stage import TOOL
@@ -25,19 +32,9 @@ from pipeline.web.deps import CurrentUser, DbSession, Lang, PageDep, SettingsDep
 
 router = APIRouter(tags=["reports"])
 
-Day = Annotated[str, Query(max_length=40)]
+Since = Annotated[str, Query(alias="from", max_length=40)]
+Until = Annotated[str, Query(alias="to", max_length=40)]
 By = Annotated[Literal["officer", "dock", "case", "target", "month"], Query()]
-
-
-def _day(value: str, what: str) -> date | None:
-    """A day typed in the form (YYYY-MM-DD); None when blank."""
-    value = value.strip()
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise InvalidValueError(f"the {what} day must be a date (YYYY-MM-DD)") from None
 
 
 def require_reader(viewer: Viewer) -> None:
@@ -46,7 +43,10 @@ def require_reader(viewer: Viewer) -> None:
 
 
 def _period(since: str, until: str, settings: Settings) -> Period:
-    return Period(_day(since, "from"), _day(until, "to"), settings.zone)
+    since, until = since.strip(), until.strip()  # blank: open on that side
+    start = typed_day(since, "from") if since else None
+    end = typed_day(until, "to") if until else None
+    return Period(start, end, settings.zone)
 
 
 @router.get("/reports", response_class=HTMLResponse)
@@ -56,8 +56,8 @@ def reports_page(
     page: PageDep,
     settings: SettingsDep,
     t: Lang,
-    since: Annotated[str, Query(alias="from", max_length=40)] = "",
-    until: Annotated[str, Query(alias="to", max_length=40)] = "",
+    since: Since = "",
+    until: Until = "",
     by: By = "officer",
 ) -> HTMLResponse:
     """The report of a period with its charts and tables, in the reader's language."""
@@ -96,8 +96,8 @@ def api_report(
     viewer: CurrentUser,
     session: DbSession,
     settings: SettingsDep,
-    since: Annotated[str, Query(alias="from", max_length=40)] = "",
-    until: Annotated[str, Query(alias="to", max_length=40)] = "",
+    since: Since = "",
+    until: Until = "",
     by: By = "officer",
     form: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
 ) -> Response:
