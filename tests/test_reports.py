@@ -49,7 +49,7 @@ PERIOD = Period(date(2025, 9, 1), date(2025, 10, 31), SHANGHAI)
 CASES = {
     "C1": ("王五公司", "none"),
     "C2": ("<b>T</b>", "none"),
-    "C3": ("秘密目标", "trade-secret"),
+    "SC-3": ("秘密目标", "trade-secret"),
 }
 
 
@@ -132,7 +132,9 @@ ROWS = (
         damaged=True,
     ),
     # A trade-secret case's record: withheld from an auditor without a grant, unknown to others.
-    Row("secret", local(2025, 10, 10, 9), local(2025, 10, 9, 10), "密探", case="C3", size=700, late=False, days_late=0),
+    Row(
+        "secret", local(2025, 10, 10, 9), local(2025, 10, 9, 10), "密探", case="SC-3", size=700, late=False, days_late=0
+    ),
     # Just before the period: 23:30 on 31 August in Beijing is still August there.
     Row("before", local(2025, 8, 31, 23, 30), local(2025, 8, 29, 10), "张三", size=7, late=False, days_late=0),
     # Just after: 00:10 on 1 November in Beijing is 31 October in UTC.
@@ -401,7 +403,7 @@ class TestWhoSeesWhat:
         for by in Grouping:
             report = build_report(session, viewer=CUSTODIAN, period=PERIOD, by=by)
             text = json.dumps(report.as_json(), ensure_ascii=False)
-            assert "C3" not in text and "秘密目标" not in text and "密探" not in text
+            assert not any(name in text for name in ("SC-3", "秘密目标", "密探"))
             assert report.received == 6 and report.withheld == 0
 
     def test_an_auditor_without_a_grant_sees_the_secret_record_counted_but_not_named(self, session: Session) -> None:
@@ -410,7 +412,7 @@ class TestWhoSeesWhat:
         for by in (Grouping.CASE, Grouping.TARGET, Grouping.OFFICER):
             report = build_report(session, viewer=AUDITOR, period=PERIOD, by=by)
             text = json.dumps(report.as_json(), ensure_ascii=False)
-            assert "C3" not in text and "秘密目标" not in text and "密探" not in text
+            assert not any(name in text for name in ("SC-3", "秘密目标", "密探"))
             assert report.received == 7 and report.withheld == 1 and report.on_time == 2
             assert [g.received for g in report.groups if g.withheld] == [1]
 

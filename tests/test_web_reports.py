@@ -35,7 +35,7 @@ ACCOUNTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "dock": (("dock",), ()),
 }
 PERIOD = {"from": "2025-09-01", "to": "2025-10-31"}
-SECRET_NAMES = ("C3", "秘密目标", "密探")
+SECRET_NAMES = ("SC-3", "秘密目标", "密探")
 
 
 @dataclass(frozen=True)
