@@ -26,6 +26,7 @@ from pipeline.cli import main
 from pipeline.ingest.intake import IntakeContext
 from pipeline.runtime import intake_context
 from pipeline.settings import Settings, load_settings
+from tests.s3server import s3_server  # noqa: F401  (a fixture: SeaweedFS per session)
 
 POSTGRES_URL = os.environ.get("EVIDENCE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("EVIDENCE_TEST_REDIS", "redis://127.0.0.1:6379/0")
