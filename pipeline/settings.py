@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -102,6 +102,21 @@ class Settings(BaseSettings):
     upload_max_concurrent: int = Field(8, ge=1)
     upload_expiry_hours: float = Field(24.0, gt=0)
     upload_reserve_bytes: int = Field(1 << 30, ge=0)
+    # Where originals are kept (EVIDENCE_STORE): the local store only, the local store and an S3
+    # bucket, or the S3 bucket only; the S3 service's endpoint URL (empty: AWS), bucket, key pair and
+    # region. The secret key is never shown (repr, logs, `settings` output).
+    store: Literal["local", "local+s3", "s3"] = "local"
+    s3_endpoint: str = ""
+    s3_bucket: str = ""
+    s3_access_key: str = ""
+    s3_secret_key: SecretStr = SecretStr("")
+    s3_region: str = "us-east-1"
+    # Object Lock put on every original in S3: compliance (nobody, not even the bucket's owner, can
+    # delete it or shorten its retention), governance (only accounts allowed to bypass it can), or
+    # off; for this many days from its arrival. Parts of a multipart upload are this many bytes.
+    s3_lock_mode: Literal["compliance", "governance", "off"] = "compliance"
+    s3_retention_days: int = Field(3650, ge=0, le=36500)
+    s3_part_size: int = Field(16 << 20, ge=5 << 20, le=5 << 30)
 
     @classmethod
     def settings_customise_sources(
@@ -142,6 +157,50 @@ class Settings(BaseSettings):
         if bind and not 0 <= int(bind.rpartition(":")[2]) <= 65535:
             raise ValueError(f"web_bind {bind!r}: the port must be 0 to 65535")
         return bind
+
+    @field_validator("store", "s3_lock_mode", mode="before")
+    @classmethod
+    def _lower_case(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("s3_endpoint")
+    @classmethod
+    def _endpoint_url(cls, url: str) -> str:
+        url = url.strip().rstrip("/")
+        if url and not _ENDPOINT.fullmatch(url):
+            raise ValueError(f"s3_endpoint {url!r} is not an http:// or https:// URL of a host (and port)")
+        return url
+
+    @field_validator("s3_bucket")
+    @classmethod
+    def _bucket_name(cls, name: str) -> str:
+        name = name.strip()
+        if name and (not _BUCKET.fullmatch(name) or ".." in name):
+            raise ValueError(
+                f"s3_bucket {name!r} is not an S3 bucket name (3 to 63 lower-case letters, digits, dots and "
+                "hyphens, starting and ending with a letter or digit)"
+            )
+        return name
+
+    @model_validator(mode="after")
+    def _s3_complete(self) -> Settings:
+        if self.store != "local":
+            missing = [
+                f"EVIDENCE_{name.upper()}"
+                for name, value in (
+                    ("s3_bucket", self.s3_bucket),
+                    ("s3_access_key", self.s3_access_key),
+                    ("s3_secret_key", self.s3_secret_key.get_secret_value()),
+                )
+                if not value
+            ]
+            if missing:
+                raise ValueError(f"store {self.store!r} keeps originals in S3 and needs {', '.join(missing)}")
+            if self.s3_lock_mode != "off" and self.s3_retention_days < 1:
+                raise ValueError(
+                    f"s3_lock_mode {self.s3_lock_mode!r} needs s3_retention_days of at least 1 (or s3_lock_mode off)"
+                )
+        return self
 
     @field_validator("data_group")
     @classmethod
@@ -270,6 +329,8 @@ class Settings(BaseSettings):
 # reads, nobody else sees anything. Stored originals are read-only even for the pipeline.
 DIR_MODE = 0o750
 FILE_MODE = 0o640
+_ENDPOINT = re.compile(r"https?://(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::[0-9]{1,5})?")
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _BIND = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}")
 
 
