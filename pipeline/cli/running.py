@@ -9,6 +9,7 @@ are and how to stop.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import logging.handlers
 import os
@@ -91,6 +92,8 @@ def _run_worker(
     """Run a Celery worker on ``stages`` in this process, until it is told to stop. With ``idle``,
     its pool shrinks to that many processes when there is nothing to do, and grows back to
     ``concurrency`` as work arrives (Celery's autoscaler)."""
+    from celery.utils.nodenames import default_nodename, host_format
+
     from workers.app import create_app
     from workers.queues import queue_name
 
@@ -100,25 +103,27 @@ def _run_worker(
         click.echo(
             f"worker on {', '.join(stages)}: log {log}" + ("" if verbose else " (--verbose: console too)"), err=True
         )
-    argv = [
-        "--quiet",  # no banner: the log file says what the worker does
-        "worker",
-        "--loglevel",
-        loglevel,
-        "--without-mingle",
-        "--without-gossip",
-        "--concurrency",
-        str(concurrency or settings.worker_concurrency),
-        "--queues",
-        ",".join(queue_name(settings, stage) for stage in stages),
-        "--hostname",
-        f"evidence-{'-'.join(stages)}-{os.getpid()}@%h",
-    ]
+    processes = concurrency or settings.worker_concurrency
+    options: dict[str, object] = {}
     if idle is not None:
-        argv += ["--autoscale", f"{concurrency or settings.worker_concurrency},{idle}"]
+        options["autoscale"] = (processes, idle)
     if beat:
-        argv += ["--beat", "--schedule", str(settings.home_dir / "beat-schedule")]
-    create_app(settings).worker_main(argv)
+        options.update(beat=True, schedule=str(settings.home_dir / "beat-schedule"))
+    # Started as Celery's own command would start it, without the command: its command line brings
+    # an interactive shell's modules (prompt_toolkit, pygments) into every worker's memory.
+    worker = create_app(settings).Worker(
+        hostname=host_format(default_nodename(f"evidence-{'-'.join(stages)}-{os.getpid()}@%h")),
+        loglevel=loglevel,
+        quiet=True,  # no banner: the log file says what the worker does
+        without_mingle=True,
+        without_gossip=True,
+        concurrency=processes,
+        queues=[queue_name(settings, stage) for stage in stages],
+        **options,
+    )
+    worker.start()
+    if worker.exitcode:
+        raise SystemExit(worker.exitcode)
 
 
 def _run_watcher(settings: Settings, stop: threading.Event, with_reconciler: bool) -> None:
@@ -291,6 +296,31 @@ class _Forked:
                 os.waitpid(self.pid, 0)
 
 
+# What a worker imports as it starts, imported by ``serve`` before it forks the workers, so that they
+# share one copy of it.
+_WORKER_MODULES = (
+    "billiard.pool",
+    "celery.apps.worker",
+    "celery.concurrency.asynpool",
+    "celery.concurrency.prefork",
+    "celery.events.dispatcher",
+    "celery.events.receiver",
+    "celery.worker.autoscale",
+    "celery.worker.components",
+    "celery.worker.consumer",
+    "celery.worker.consumer.delayed_delivery",
+    "celery.worker.strategy",
+    "celery.app.amqp",
+    "celery.app.control",
+    "celery.app.events",
+    "celery.app.log",
+    "celery.app.routes",
+    "celery.backends.base",
+    "kombu.pidbox",
+    "workers.app",
+)
+
+
 def _fork_worker(settings: Settings, stages: Sequence[str], concurrency: int, *, verbose: bool) -> _Forked:
     """Start a worker on ``stages`` as a fork of this process, before it has started any thread.
 
@@ -301,10 +331,8 @@ def _fork_worker(settings: Settings, stages: Sequence[str], concurrency: int, *,
     terminal or a supervisor reaches the workers too."""
     import gc
 
-    import celery.apps.worker
-    import celery.worker.consumer  # noqa: F401
-
-    import workers.app  # noqa: F401
+    for module in _WORKER_MODULES:
+        importlib.import_module(module)
 
     gc.freeze()
     pid = os.fork()
