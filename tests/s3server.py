@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -92,6 +93,11 @@ class SeaweedServer:
             *(f"-{name}.port={self.ports[name]}" for name in names),
             *(f"-{name}.port.grpc={self.ports[f'{name}.grpc']}" for name in names),
             f"-s3.config={config}",
+            # Its unix sockets (in /tmp by default) and admin files stay in the folder too: a socket
+            # left by a killed server would stop the next one on the same ports.
+            f"-filer.localSocket={self.folder / 'filer.sock'}",
+            f"-s3.localSocket={self.folder / 's3.sock'}",
+            f"-admin.dataDir={self.folder / 'admin'}",
             "-master.telemetry=false",
             # Gateways the tests do not use would take fixed ports of their own.
             "-webdav=false",
@@ -103,10 +109,13 @@ class SeaweedServer:
         """Start on free ports (the first time) or on the ports it had (again after :meth:`stop`)."""
         if not self.arguments:
             self.arguments = self.command()
+        for leftover in self.folder.glob("*.sock"):
+            leftover.unlink()
+        environment = {**os.environ, "TMPDIR": str(self.folder)}
         began = time.monotonic()
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                self.arguments, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                self.arguments, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=environment
             )
         deadline = began + START_TIMEOUT
         while time.monotonic() < deadline:
@@ -129,16 +138,21 @@ class SeaweedServer:
         except OSError:
             return False
 
-    def stop(self) -> None:
+    def stop(self, *, kill: bool = False) -> None:
+        """Ask the server to stop (SIGTERM, then SIGKILL after a grace period), or kill it at once."""
         process = self.process
         if process is None or process.poll() is not None:
             return
-        os.killpg(process.pid, signal.SIGTERM)
+        os.killpg(process.pid, signal.SIGKILL if kill else signal.SIGTERM)
         try:
             process.wait(STOP_GRACE)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+        # Its gRPC sockets go to the system's temporary folder whatever TMPDIR says: named by our ports.
+        for port in self.ports.values():
+            for leftover in Path(tempfile.gettempdir()).glob(f"seaweedfs-*-{port}.sock"):
+                leftover.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")
