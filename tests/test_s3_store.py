@@ -19,7 +19,14 @@ from botocore.exceptions import ClientError, ConnectionClosedError
 from botocore.response import StreamingBody
 from pydantic import ValidationError
 
-from pipeline.errors import ContentError, DigestMismatch, ForbiddenError, StoreError, SystemFault
+from pipeline.errors import (
+    ContentError,
+    DigestMismatch,
+    ForbiddenError,
+    SourceChangedError,
+    StoreError,
+    SystemFault,
+)
 from pipeline.settings import Settings, load_settings
 from pipeline.storage.s3 import MIN_PART_SIZE, LockMode, ObjectLockedError, S3Store
 from tests.conftest import ffmpeg
@@ -195,6 +202,56 @@ def test_an_object_that_reads_back_wrong_is_not_reported_stored(store: S3Store, 
     store.client.meta.events.unregister("after-call.s3.GetObject", damage)
     assert not store.exists(sha256_of(photo))  # it was removed before any lock was put on it
     assert versions(store, store.key(sha256_of(photo))) == []
+
+
+def test_a_damaged_copy_on_the_server_is_replaced_by_a_verified_version(store: S3Store, photo: Path) -> None:
+    first = put(store, photo)
+    # Someone writes other bytes under the key: a new version (the locked one stays beneath it).
+    store.client.put_object(Bucket=store.bucket, Key=first.key, Body=b"not the photo")
+    assert store.digest(first.sha256) != (first.sha256, first.size)
+    again = put(store, photo)
+    assert again.existed and again.repaired
+    assert store.digest(first.sha256) == (first.sha256, first.size)
+    assert len(versions(store, first.key)) == 3
+    assert store.retention(first.sha256) is not None
+
+
+def test_a_source_that_changes_while_it_is_sent_files_nothing(store: S3Store, clip: Path, tmp_path: Path) -> None:
+    source = tmp_path / "growing.avi"
+    source.write_bytes(clip.read_bytes())
+
+    def rewrite_part_two(params: dict[str, Any], **_: Any) -> None:
+        if params.get("PartNumber") == 1:
+            with source.open("r+b") as file:
+                file.seek(PART + 10)
+                file.write(b"changed")
+
+    store.client.meta.events.register("before-parameter-build.s3.UploadPart", rewrite_part_two)
+    with pytest.raises(SourceChangedError, match="changed while it was being sent"):
+        put(store, source)
+    assert list(store.objects()) == []
+    assert unfinished_uploads(store) == []
+
+
+def test_progress_is_reported_part_by_part(store: S3Store, clip: Path) -> None:
+    beats: list[int] = []
+    put(store, clip, heartbeat=beats.append)
+    size = clip.stat().st_size
+    assert beats[-2:] == [PART, size]  # after each part sent (the hashing pass beats every 64 MiB)
+
+
+def test_a_missing_object_is_not_found(store: S3Store) -> None:
+    store.ensure_bucket()
+    missing = "f" * 64
+    assert not store.exists(missing)
+    with pytest.raises(FileNotFoundError):
+        store.open(missing)
+    with pytest.raises(FileNotFoundError):
+        store.digest(missing)
+    with pytest.raises(FileNotFoundError):
+        store.place_legal_hold(missing)
+    with pytest.raises(StoreError, match="not a SHA-256"):
+        store.key("../etc")
 
 
 # ------------------------------------------------------------------------------------ the lock

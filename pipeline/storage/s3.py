@@ -574,6 +574,10 @@ class S3Store:
 
     def _legal_hold(self, sha256: str, status: Literal["ON", "OFF"]) -> None:
         key = self.key(sha256)
+        # Looked up first: SeaweedFS answers a hold on a missing key with 500 (not 404), which
+        # would be retried as if the server were failing.
+        if self._head(key) is None:
+            raise FileNotFoundError(errno.ENOENT, "no such object in the S3 store", key)
         try:
             self._call(
                 f"setting {key}'s legal hold {status}",
