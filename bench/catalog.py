@@ -26,7 +26,9 @@ SQLite lives in a temporary directory (``--workdir`` to choose where); PostgreSQ
 its own (``bench_catalog_<N>``) on ``--postgres`` (default ``$EVIDENCE_TEST_POSTGRES`` or the
 local server), dropped afterwards unless ``--keep``. ``--queries-only`` times a catalog kept by an
 earlier ``--keep`` run (same ``--workdir``) instead of making a new one. The exit status is 1 when
-a part failed or a p95 is above the target (:data:`TARGET_MS`).
+a part failed or a p95 is above its target (:data:`TARGET_MS`; the supervision report's figures,
+:func:`pipeline.reports.build_report` over the whole catalog and over one month, read as an auditor
+cleared for every class, :data:`REPORT_TARGET_MS`).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -61,18 +63,20 @@ from pipeline.catalog.queries import (
     ItemFilter,
     count_items,
     item_detail,
-    list_items,
     overdue_page,
     page_items,
 )
 from pipeline.catalog.viewer import Viewer
 from pipeline.custody import GENESIS, canonical_json, event_hash
+from pipeline.reports import Period, build_report
 from pipeline.stage import issues
 from pipeline.storage.local import LocalStore
 from pipeline.web.search import QUEUES
 
 DEFAULT_RUNS = 50
 TARGET_MS = 50.0
+REPORT_TARGET_MS = 2000.0  # the supervision report's figures (issue 15)
+REPORT_RUNS = 5  # the report reads the whole catalog: fewer runs
 SEED = 14
 BATCH = 20_000
 PAGE = 50  # the items pages' page size
@@ -175,14 +179,29 @@ class Writer:
 
 
 class SQLiteWriter(Writer):
-    """``executemany`` on the file, durability off while filling (a benchmark's catalog is rebuilt,
-    never recovered); times as SQLAlchemy stores them on SQLite (naive UTC text)."""
+    """``executemany`` on the file, durability and the rollback journal off while filling (a
+    benchmark's catalog is rebuilt, never recovered); times as SQLAlchemy stores them on SQLite
+    (naive UTC text). The indexes and triggers the migrations made are dropped for the fill and made
+    again from their own SQL afterwards (one sorted build each instead of a B-tree insert per row),
+    and the text index is rebuilt from the rows: the same schema, made faster."""
 
     def __init__(self, path: Path) -> None:
         self.db = sqlite3.connect(path, isolation_level=None)
+        self.journal = self.db.execute("PRAGMA journal_mode").fetchone()[0]
+        self.db.execute("PRAGMA journal_mode=OFF")
         self.db.execute("PRAGMA synchronous=OFF")
-        self.db.execute("PRAGMA cache_size=-2000000")
+        self.db.execute("PRAGMA cache_size=-1000000")
+        self.db.execute("PRAGMA temp_store=MEMORY")
         self.db.execute("PRAGMA foreign_keys=OFF")
+        self.made = self.db.execute(
+            "SELECT type, name, sql FROM sqlite_master WHERE type IN ('index', 'trigger') AND sql IS NOT NULL"
+            " AND tbl_name NOT LIKE 'item\\_search%' ESCAPE '\\' ORDER BY type, name"
+        ).fetchall()
+        for kind, name, _sql in self.made:
+            self.db.execute(f'DROP {kind.upper()} "{name}"')
+        self.search = bool(
+            self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'item_search'").fetchone()
+        )
 
     def time(self, moment: datetime | None) -> Any:
         if moment is None:
@@ -200,17 +219,41 @@ class SQLiteWriter(Writer):
         return count
 
     def close(self) -> None:
+        self.db.execute("BEGIN")
+        for _kind, _name, sql in self.made:
+            self.db.execute(sql)
+        if self.search:
+            self.db.execute("INSERT INTO item_search(item_search) VALUES('rebuild')")
+        self.db.execute("COMMIT")
+        self.db.execute(f"PRAGMA journal_mode={self.journal}")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("ANALYZE")
         self.db.close()
 
 
 class PostgresWriter(Writer):
-    """``COPY … FROM STDIN`` through psycopg, one transaction per table."""
+    """``COPY … FROM STDIN`` through psycopg, one transaction per table. The secondary indexes and
+    foreign keys the migrations made are dropped for the fill and made again from their own
+    definitions afterwards (one sorted build each, one check of each key over the whole table)."""
 
     def __init__(self, engine: Engine) -> None:
         self.raw = engine.raw_connection()
-        self.db: Any = self.raw.driver_connection
+        db: Any = self.raw.driver_connection
+        self.db = db
+        schema = "connamespace = current_schema()::regnamespace"
+        self.keys = self.db.execute(
+            f"SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint"
+            f" WHERE contype = 'f' AND {schema} ORDER BY 1, 2"
+        ).fetchall()
+        self.indexes = self.db.execute(
+            f"SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema()"
+            f" AND indexname NOT IN (SELECT conname FROM pg_constraint WHERE {schema}) ORDER BY 1"
+        ).fetchall()
+        for table, name, _definition in self.keys:
+            self.db.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+        for name, _definition in self.indexes:
+            self.db.execute(f'DROP INDEX "{name}"')
+        self.db.commit()
 
     def rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
         count = 0
@@ -222,6 +265,12 @@ class PostgresWriter(Writer):
         return count
 
     def close(self) -> None:
+        self.db.execute("SET maintenance_work_mem = '256MB'")
+        for _name, definition in self.indexes:
+            self.db.execute(definition)
+        for table, name, definition in self.keys:
+            self.db.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
+        self.db.commit()
         self.db.execute("ANALYZE")
         self.db.commit()
         self.raw.close()
@@ -556,6 +605,7 @@ def create(catalog: Catalog) -> Engine:
 def fill(catalog: Catalog) -> Made:
     """Make the catalog and fill it with :class:`Shape` ``items`` rows."""
     engine = create(catalog)
+    engine.dispose()  # the migration's connections closed: the writer changes how the file is kept
     made = Generator(Shape.of(catalog.items), catalog.writer(engine)).run()
     dispose_engines()
     return made
@@ -590,6 +640,8 @@ class Query:
 
     name: str
     run: Callable[[Session, Viewer, int], object]
+    target_ms: float = TARGET_MS
+    runs: int | None = None  # timed runs, when fewer than the others'
 
 
 def queries(made: Made, zone: Any, work: Path) -> list[Query]:
@@ -614,7 +666,10 @@ def queries(made: Made, zone: Any, work: Path) -> list[Query]:
         return session.exec(select(Item).where(Item.id == pick(ids, n))).one()
 
     def by_case(session: Session, viewer: Viewer, n: int) -> object:
-        return list_items(session, viewer=viewer, filters=ItemFilter(case_number=case_number(n * 31 % shape.cases)))
+        # As the case's page asks for them (a page and its count); cases hold from one to about a
+        # thousand items.
+        filters = ItemFilter(case_number=case_number(n * 31 % shape.cases))
+        return page_items(session, viewer=viewer, filters=filters, limit=PAGE)
 
     def officer_range(session: Session, viewer: Viewer, n: int) -> object:
         start = START + SPAN * ((n * 13 % 90) / 100)
@@ -660,6 +715,16 @@ def queries(made: Made, zone: Any, work: Path) -> list[Query]:
     def first_page(session: Session, viewer: Viewer, _n: int) -> object:
         return page_items(session, viewer=viewer, limit=PAGE)
 
+    def report(month: bool) -> Callable[[Session, Viewer, int], object]:
+        def run(session: Session, viewer: Viewer, n: int) -> object:
+            # As an auditor with the viewer's clearances: auditors also read the retrievals.
+            auditor = replace(viewer, roles=frozenset({Role.AUDITOR}))
+            first = (START + SPAN * ((n * 13 % 90) / 100)).date().replace(day=1)
+            period = Period(first, (first + timedelta(days=31)).replace(day=1) - timedelta(days=1), zone)
+            return build_report(session, viewer=auditor, period=period if month else Period(None, None, zone))
+
+        return run
+
     return [
         Query("pk lookup (reference)", by_pk),
         Query("items by case", by_case),
@@ -681,6 +746,8 @@ def queries(made: Made, zone: Any, work: Path) -> list[Query]:
         Query("item detail + custody", detail),
         Query("first page", first_page),
         Query("keyset page at 90%", deep_page),
+        Query("report, one month", report(month=True), REPORT_TARGET_MS, REPORT_RUNS),
+        Query("report, all time", report(month=False), REPORT_TARGET_MS, REPORT_RUNS),
     ]
 
 
@@ -696,7 +763,7 @@ def time_queries(catalog: Catalog, made: Made, *, runs: int, work: Path) -> dict
             if query.name.startswith("pk") and reference is not None:
                 continue
             seconds: list[float] = []
-            for n in range(-3, runs):  # three untimed runs warm the caches
+            for n in range(-1 if query.runs else -3, query.runs or runs):  # untimed runs warm the caches
                 with Session(engine) as session:
                     started = time.perf_counter()
                     query.run(session, viewer, n)
@@ -714,6 +781,7 @@ def time_queries(catalog: Catalog, made: Made, *, runs: int, work: Path) -> dict
                 "p95_ms": p95,
                 "p99_ms": p99,
                 "x_pk": p50 / reference if reference else None,
+                "target_ms": query.target_ms,
             }
     dispose_engines()
     return figures
@@ -756,7 +824,7 @@ def run_one(cfg: Config, database: str, items: int) -> dict[str, Any]:
         (
             f"{f['viewer']:<9} {f['query']}",
             f"p50 {f['p50_ms']:8.2f}  p95 {f['p95_ms']:8.2f}  p99 {f['p99_ms']:8.2f} ms  {f['x_pk']:7.1f}× pk"
-            + ("" if f["p95_ms"] <= TARGET_MS else "  ABOVE TARGET"),
+            + ("" if f["p95_ms"] <= f["target_ms"] else "  ABOVE TARGET"),
         )
         for f in figures.values()
     ]
@@ -768,6 +836,7 @@ def run_one(cfg: Config, database: str, items: int) -> dict[str, Any]:
         "fill_seconds": made.seconds or None,
         "queries": figures,
         "worst_p95_ms": max(f["p95_ms"] for f in figures.values()),
+        "above_target": [name for name, f in figures.items() if f["p95_ms"] > f["target_ms"]],
     }
 
 
@@ -780,6 +849,7 @@ def run_all(cfg: Config) -> tuple[Results, bool]:
             "sqlite": sqlite3.sqlite_version,
             "runs": cfg.runs,
             "target_p95_ms": TARGET_MS,
+            "report_target_p95_ms": REPORT_TARGET_MS,
         },
         "runs": [],
     }
@@ -794,7 +864,7 @@ def run_all(cfg: Config) -> tuple[Results, bool]:
                 ok = False
                 continue
             results["runs"].append(figures)
-            ok = ok and figures["worst_p95_ms"] <= TARGET_MS
+            ok = ok and not figures["above_target"]
     return results, ok
 
 

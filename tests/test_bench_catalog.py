@@ -8,14 +8,16 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from pipeline.catalog.db import dispose_engines, get_engine
 from pipeline.catalog.models import CustodyEvent, Item
 from pipeline.catalog.queries import ItemFilter, count_items, item_detail, list_items, page_items
 from pipeline.custody import check_chain
+from pipeline.reports import Report
 from pipeline.storage.local import LocalStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
@@ -66,3 +68,22 @@ class TestCatalogGenerator:
                 session, ident=ident, viewer=plain, via="test", store=LocalStore(tmp_path / "s"), tool="t"
             )
             assert detail.summary.id == ident and [e.action for e in detail.events][:2] == ["ingested", "probed"]
+
+    def test_every_timed_query_runs_and_the_report_counts_every_item(
+        self, made: tuple[bench.Catalog, bench.Made], tmp_path: Path
+    ) -> None:
+        """Each query the benchmark times runs on the generated catalog, and the supervision
+        report it times (as an auditor cleared for every class) counts every item made, with the
+        late ones the generator made late."""
+        catalog, what = made
+        cleared = bench.viewers()["cleared"]
+        timed = bench.queries(what, ZoneInfo("Asia/Shanghai"), tmp_path)
+        assert {"report, all time", "report, one month"} <= {q.name for q in timed}
+        with Session(get_engine(catalog.url)) as session:
+            for query in timed:
+                found = query.run(session, cleared, 1)
+                session.rollback()
+                if query.name == "report, all time":
+                    assert isinstance(found, Report) and found.received == ITEMS
+                    late = session.exec(select(func.count()).select_from(Item).where(col(Item.late).is_(True))).one()
+                    assert found.late + found.withheld >= late >= found.late > 0
