@@ -353,6 +353,41 @@ def test_a_put_survives_the_server_being_killed_and_restarted(
     assert store.retention(stored.sha256) is not None
 
 
+def test_two_writers_of_the_same_bytes_file_one_object(make_store: StoreMaker, clip: Path) -> None:
+    first, second = make_store(), make_store()
+    results: list[Any] = []
+
+    def other_writer_finishes_first(**_: Any) -> None:
+        if not results:
+            results.append(put(second, clip))
+
+    first.client.meta.events.register("before-parameter-build.s3.CompleteMultipartUpload", other_writer_finishes_first)
+    stored = put(first, clip)
+    (other,) = results
+    assert not other.existed
+    assert stored.existed and not stored.repaired and stored.sha256 == other.sha256
+    assert len(versions(first, stored.key)) == 1
+    assert unfinished_uploads(first) == []
+
+
+def test_a_completion_whose_answer_is_lost_is_not_filed_twice(
+    store: S3Store, clip: Path, counted: dict[str, int]
+) -> None:
+    lost: list[int] = []
+
+    def lose_the_answer(**_: Any) -> None:
+        if not lost:
+            lost.append(1)
+            raise ConnectionClosedError(endpoint_url=store.endpoint)
+
+    store.client.meta.events.register("after-call.s3.CompleteMultipartUpload", lose_the_answer)
+    stored = put(store, clip)
+    assert lost == [1] and counted["CompleteMultipartUpload"] == 2
+    assert store.digest(stored.sha256) == (sha256_of(clip), clip.stat().st_size)
+    assert len(versions(store, stored.key)) == 1
+    assert store.retention(stored.sha256) is not None
+
+
 def test_remove_partials_aborts_stale_uploads_only(store: S3Store) -> None:
     store.ensure_bucket()
     store.client.create_multipart_upload(Bucket=store.bucket, Key="sha256/00/" + "0" * 64)

@@ -93,6 +93,8 @@ def is_transient(exc: BaseException) -> bool:
         return True
     if isinstance(exc, ClientError):
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if _code(exc) == "NotImplemented":  # 501: it will not be implemented on the next attempt
+            return False
         return status >= 500 or status == 429 or _code(exc) in _TRANSIENT_CODES
     return False
 
@@ -187,6 +189,7 @@ class S3Store:
             config=config,
         )
         self._bucket_ready = False
+        self._conditional = True  # the server takes If-None-Match on a completed upload
 
     @classmethod
     def from_settings(cls, settings: Settings) -> S3Store:
@@ -444,7 +447,13 @@ class S3Store:
             log.warning("S3 object %s reads back as %s (%d bytes): storing a new version", key,
                         found.digests["sha256"], found.size)  # fmt: skip
             repaired = True
-        version = self._upload(source_fd, start, key, source, heartbeat)
+        version = self._upload(source_fd, start, key, source, heartbeat, replace=repaired)
+        if version is None:  # another writer filed these bytes while we sent them
+            found = self._read_hashed(key)
+            if found.digests["sha256"] != sha256 or found.size != source.size:
+                raise StoreError(f"S3 object {key} was filed by another writer meanwhile and does not read back right")
+            self._ensure_locked(key, None)
+            return StoredObject(sha256, source.size, key, extra, source.head, existed=True)
         back = self._read_hashed(key, version)
         if back.digests["sha256"] != sha256 or back.size != source.size:
             try:
@@ -458,9 +467,12 @@ class S3Store:
         self._ensure_locked(key, version)
         return StoredObject(sha256, source.size, key, extra, source.head, existed=repaired, repaired=repaired)
 
-    def _upload(self, source_fd: int, start: int, key: str, source: Transfer, heartbeat: Heartbeat | None) -> str:
+    def _upload(
+        self, source_fd: int, start: int, key: str, source: Transfer, heartbeat: Heartbeat | None, *, replace: bool
+    ) -> str | None:
         """Send the source as a multipart upload, each part with the SHA-256 computed here; returns
-        the new version's id (empty where the bucket keeps no versions)."""
+        the new version's id (empty where the bucket keeps no versions), or None when another
+        writer filed the key first (unless ``replace``: a new version over a damaged one)."""
         part_size = max(self.part_size, -(-source.size // MAX_PARTS))
         try:
             created = self._call(
@@ -491,15 +503,31 @@ class S3Store:
                     break
             if whole.hexdigest() != source.digests["sha256"] or offset != source.size:
                 raise SourceChangedError("source", "changed while it was being sent to the S3 store")
+            options: dict[str, Any] = {
+                "Bucket": self.bucket,
+                "Key": key,
+                "UploadId": upload_id,
+                "MultipartUpload": {"Parts": parts},
+            }
+            if not replace and self._conditional:
+                options["IfNoneMatch"] = "*"  # two writers of the same bytes: the second is a duplicate
             try:
                 done = self._call(
-                    f"completing the upload of {key}",
-                    lambda: self.client.complete_multipart_upload(
-                        Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
-                    ),
+                    f"completing the upload of {key}", lambda: self.client.complete_multipart_upload(**options)
                 )
             except ClientError as exc:
-                raise self._refused(exc, f"completing the upload of {key}") from exc
+                if _code(exc) == "PreconditionFailed":
+                    return None
+                if _code(exc) != "NotImplemented" or "IfNoneMatch" not in options:
+                    raise self._refused(exc, f"completing the upload of {key}") from exc
+                self._conditional = False  # a server without conditional writes
+                del options["IfNoneMatch"]
+                try:
+                    done = self._call(
+                        f"completing the upload of {key}", lambda: self.client.complete_multipart_upload(**options)
+                    )
+                except ClientError as again:
+                    raise self._refused(again, f"completing the upload of {key}") from again
             completed = True
             return str(done.get("VersionId") or "")
         finally:
