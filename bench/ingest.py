@@ -6,8 +6,10 @@ results compare across machines. Three parts (``--only a,b,c`` runs a subset):
 (a) One large file of random data (``--big-size``, default 1 GiB), page cache warmed first.
     ``evidence ingest FILE --no-probe --json`` (a subprocess, fresh ``EVIDENCE_HOME`` each run) against
     hashlib SHA-256 alone over the same file in this process (1 MiB ``readinto`` chunks), and against
-    ``dd if=FILE of=COPY bs=1M conv=fsync`` (the floor for a durable copy on this disk).
-    Ratio = reference time / ingest time; the hashlib target is >= 0.9. Nothing is subtracted; the
+    ``dd if=FILE of=COPY bs=1M conv=fsync`` (the floor for a durable copy on this disk), and against
+    ``cp FILE COPY && sync COPY`` (a plain copy made durable, no hash).
+    Ratio = reference time / ingest time; the target is >= 0.8 of ``cp`` + ``sync`` (>= 0.9 of
+    hashlib was an earlier one, still shown). Nothing is subtracted; the
     start-up time of ``evidence --version`` is reported separately for context.
 (b) Many small files of random data (``--small-count`` x ``--small-size``, default 5,000 x 100 KiB)
     in one folder: ``evidence ingest DIR --no-probe --json`` against the shell reference
@@ -81,7 +83,8 @@ from report import (
 
 DEFAULT_RUNS = 3
 CHUNK = MIB
-HASHLIB_TARGET = 0.9
+HASHLIB_TARGET = 0.9  # an earlier target, kept as context
+COPY_TARGET = 0.8  # against `cp FILE DEST && sync DEST`
 SMALL_TARGET = 1.0
 LATENCY_SPACING = 0.020
 POLL_INTERVAL = 0.2
@@ -154,6 +157,15 @@ def time_dd(source: Path, copy: Path) -> float:
     return seconds
 
 
+def time_cp_sync(source: Path, copy: Path) -> float:
+    """``cp FILE DEST && sync DEST``: a plain copy made durable (GNU ``sync FILE`` fsyncs it)."""
+    try:
+        seconds, _ = timed_run(["sh", "-c", 'cp "$1" "$2" && sync "$2"', "sh", str(source), str(copy)])
+    finally:
+        copy.unlink(missing_ok=True)
+    return seconds
+
+
 def time_shell_copy_hash(source: Path, dest: Path, *, durable: bool = False) -> float:
     """The shell reference; ``durable`` adds ``sync -f`` so the copies are on disk, as ingest's are."""
     script = 'cp -r "$1" "$2" && find "$2" -type f -exec sha256sum {} + > /dev/null'
@@ -209,11 +221,12 @@ def bench_big(cfg: Config, data: Results) -> None:
     big = cfg.work / "big.bin"
     write_random_file(big, cfg.big_size)
     read_through(big)
-    times: dict[str, list[float]] = {"hashlib": [], "dd": [], "ingest": []}
+    times: dict[str, list[float]] = {"hashlib": [], "dd": [], "cp_sync": [], "ingest": []}
     for i in range(cfg.runs):  # interleaved, so drift in the machine's state hits every method alike
         seconds, digest = time_hashlib(big)
         times["hashlib"].append(seconds)
         times["dd"].append(time_dd(big, cfg.work / "big.copy"))
+        times["cp_sync"].append(time_cp_sync(big, cfg.work / "big.copy"))
         seconds, records = time_ingest(cfg, big, cfg.work / f"home-big-{i}")
         check_stored(records, 1)
         if records[0].get("sha256") != digest:
@@ -230,8 +243,10 @@ def bench_big(cfg: Config, data: Results) -> None:
             "mb_per_s": {name: mb_per_s(cfg.big_size, seconds) for name, seconds in medians.items()},
             "ratio_hashlib_over_ingest": medians["hashlib"] / medians["ingest"],
             "ratio_dd_over_ingest": medians["dd"] / medians["ingest"],
+            "ratio_cp_sync_over_ingest": medians["cp_sync"] / medians["ingest"],
             "target_hashlib_ratio": HASHLIB_TARGET,
-            "meets_target": medians["hashlib"] / medians["ingest"] >= HASHLIB_TARGET,
+            "target_cp_sync_ratio": COPY_TARGET,
+            "meets_target": medians["cp_sync"] / medians["ingest"] >= COPY_TARGET,
         }
     )
 
@@ -239,15 +254,19 @@ def bench_big(cfg: Config, data: Results) -> None:
 def rows_big(data: Results) -> Rows:
     med, rate = data["median_s"], data["mb_per_s"]
     ratio = data["ratio_hashlib_over_ingest"]
+    copy_ratio = data["ratio_cp_sync_over_ingest"]
     return [
         ("file size", human_bytes(data["bytes"])),
         ("hashlib sha256 (in process)", f"{med['hashlib']:8.3f} s  {rate['hashlib']:8.1f} MB/s"),
         ("dd bs=1M conv=fsync", f"{med['dd']:8.3f} s  {rate['dd']:8.1f} MB/s"),
+        ("cp FILE DEST && sync DEST", f"{med['cp_sync']:8.3f} s  {rate['cp_sync']:8.1f} MB/s"),
         ("evidence ingest FILE", f"{med['ingest']:8.3f} s  {rate['ingest']:8.1f} MB/s"),
-        ("ratio hashlib / ingest", f"{ratio:8.3f}    target >= {HASHLIB_TARGET}  {verdict(data['meets_target'])}"),
+        ("ratio cp+sync / ingest", f"{copy_ratio:8.3f}    target >= {COPY_TARGET}  {verdict(data['meets_target'])}"),
+        ("ratio hashlib / ingest", f"{ratio:8.3f}    (earlier target >= {HASHLIB_TARGET})"),
         ("ratio dd / ingest", f"{data['ratio_dd_over_ingest']:8.3f}"),
         ("runs (s) hashlib", runs_text(data["runs_s"]["hashlib"])),
         ("runs (s) dd", runs_text(data["runs_s"]["dd"])),
+        ("runs (s) cp+sync", runs_text(data["runs_s"]["cp_sync"])),
         ("runs (s) ingest", runs_text(data["runs_s"]["ingest"])),
     ]
 
