@@ -23,7 +23,9 @@ import logging
 import os
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, TypeVar
 
@@ -148,6 +150,7 @@ class S3Store:
         lock_mode: LockMode = "compliance",
         retention_days: int = 3650,
         part_size: int = 16 << 20,
+        upload_concurrency: int = 2,
         chunk_size: int = 1 << 20,
         attempts: int = 6,
         backoff: float = 0.5,
@@ -165,6 +168,7 @@ class S3Store:
         self.lock_mode = lock_mode
         self.retention_days = retention_days
         self.part_size = part_size
+        self.upload_concurrency = max(1, upload_concurrency)
         self.chunk_size = chunk_size
         self.attempts = max(1, attempts)
         self.backoff = backoff
@@ -483,24 +487,39 @@ class S3Store:
             raise self._refused(exc, f"an upload of {key}") from exc
         upload_id = created["UploadId"]
         completed = False
+        # Parts go up on threads of their own (at most ``upload_concurrency`` at once, each holding
+        # its part in memory) while this thread reads and hashes the next; progress is reported here.
+        sending: deque[tuple[Future[CompletedPartTypeDef], int]] = deque()
+        pool = ThreadPoolExecutor(self.upload_concurrency, thread_name_prefix="s3-part")
         try:
             whole = hashlib.sha256()
             parts: list[CompletedPartTypeDef] = []
-            offset = 0
+            offset = sent = 0
             number = 0
+
+            def collect_oldest() -> None:
+                nonlocal sent
+                future, length = sending.popleft()
+                parts.append(future.result())
+                sent += length
+                if heartbeat is not None:
+                    heartbeat(sent)
+
             while True:
                 data = _pread_full(source_fd, part_size, start + offset)
                 if not data and number > 0:
                     break
                 number += 1
                 whole.update(data)
-                checksum = _b64_sha256(data)
-                parts.append(self._upload_part(key, upload_id, number, data, checksum))
+                while len(sending) >= self.upload_concurrency:
+                    collect_oldest()
+                future = pool.submit(self._upload_part, key, upload_id, number, data, _b64_sha256(data))
+                sending.append((future, len(data)))
                 offset += len(data)
-                if heartbeat is not None:
-                    heartbeat(offset)
                 if len(data) < part_size:
                     break
+            while sending:
+                collect_oldest()
             if whole.hexdigest() != source.digests["sha256"] or offset != source.size:
                 raise SourceChangedError("source", "changed while it was being sent to the S3 store")
             options: dict[str, Any] = {
@@ -531,6 +550,9 @@ class S3Store:
             completed = True
             return str(done.get("VersionId") or "")
         finally:
+            for future, _length in sending:
+                future.cancel()
+            pool.shutdown(wait=True)
             if not completed:
                 self._abort(key, upload_id)
 
