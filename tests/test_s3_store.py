@@ -140,6 +140,15 @@ def test_a_file_of_two_parts_is_stored_verified_and_read_back(store: S3Store, cl
     assert unfinished_uploads(store) == []
 
 
+def test_an_empty_file_is_stored_too(store: S3Store, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.mp4"
+    empty.touch()
+    stored = put(store, empty)
+    assert (stored.sha256, stored.size) == (hashlib.sha256(b"").hexdigest(), 0)
+    assert store.digest(stored.sha256) == (stored.sha256, 0)
+    assert put(store, empty).existed
+
+
 def test_every_original_is_locked_for_the_retention_period(store: S3Store, photo: Path) -> None:
     stored = put(store, photo)
     kept = store.retention(stored.sha256)

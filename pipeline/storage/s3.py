@@ -2,8 +2,10 @@
 
 Layout: the key of an original is ``sha256/ab/abcd…``, as in the local store. ``put`` reads the
 source once to learn its digests (a duplicate is then verified and not sent again), and a second
-time to send it as a multipart upload: each part carries its own SHA-256 (``x-amz-checksum-sha256``,
-computed here), which the server checks on arrival, and the whole object is hashed again on the way.
+time to send it as a multipart upload (parts sent a few at a time on threads of their own): each part
+carries its own SHA-256 (``x-amz-checksum-sha256``, computed here), which the server checks on
+arrival, and the whole object is hashed again on the way. The upload completes only if the key is
+still free (``If-None-Match``), so two writers of the same bytes file one object.
 Once the upload is complete the object is read back from the server and hashed; only when that
 digest is the one the source had is the object locked (retention mode and period from the settings)
 and reported stored. The server's own checksums are never taken as proof.
