@@ -236,8 +236,14 @@ def catalogue(session: Session) -> dict[str, str]:
     )
     session.commit()
     with CustodyLog(session, "aud") as log:
-        for action, target in (("viewed", "on-time-makeup"), ("viewed", "late-holiday"), ("played", "no-time")):
+        for action, target in (
+            ("viewed", "on-time-makeup"),
+            ("viewed", "late-holiday"),
+            ("played", "no-time"),
+            ("downloaded", "secret"),
+        ):
             log.record(action, f"item:{ids[target]}", {"via": "web"})
+        log.record("access-requested", "case:SC-3", {})
         log.record("assigned", f"item:{ids['no-time']}", {})  # not a retrieval
     session.commit()
     # The log takes the time it is written: the events are moved into the period by hand, the
@@ -423,17 +429,23 @@ class TestWhoSeesWhat:
             build_report(session, viewer=HANDLER, period=PERIOD)
         admin = build_report(session, viewer=ADMIN, period=PERIOD)
         assert admin.received == 0 and admin.storage_bytes == 0 and admin.packages.requested == 0
-        assert admin.retrievals == {"played": 1, "viewed": 1}
-        assert build_report(session, viewer=CUSTODIAN, period=PERIOD).retrievals is None
+        assert admin.retrievals == {"access-requested": 1, "downloaded": 1, "played": 1, "viewed": 1}
+        custodian = build_report(session, viewer=CUSTODIAN, period=PERIOD)
+        assert custodian.retrievals is None and custodian.retrievals_by_classification is None
 
-    def test_retrievals_in_the_period_per_action_and_user(self, session: Session) -> None:
+    def test_retrievals_in_the_period_per_action_user_and_class(self, session: Session) -> None:
         """Views and plays in the period, per action and per user; other actions and earlier views
         are not counted."""
         report = build_report(session, viewer=AUDITOR, period=PERIOD)
-        assert report.retrievals == {"played": 1, "viewed": 1}
-        assert report.retrievals_by_user == {"aud": 2}
+        assert report.retrievals == {"access-requested": 1, "downloaded": 1, "played": 1, "viewed": 1}
+        assert report.retrievals_by_user == {"aud": 4}
+        # The secret record's download and its case's access request count under the case's class,
+        # though the auditor holds no grant for that record: counted, never named.
+        assert report.retrievals_by_classification == {"none": 2, "trade-secret": 2}
+        assert "SC-3" not in json.dumps(report.as_json()["retrievals_by_classification"])
         everything = build_report(session, viewer=AUDITOR, period=Period(None, None, SHANGHAI))
-        assert everything.retrievals == {"played": 1, "viewed": 2}
+        assert everything.retrievals == {"access-requested": 1, "downloaded": 1, "played": 1, "viewed": 2}
+        assert everything.retrievals_by_classification == {"none": 3, "trade-secret": 2}
 
     def test_packages_queues_and_the_view_itself(self, session: Session) -> None:
         """The verified package and its disc are counted; the queues count as the item lists do;
@@ -488,6 +500,7 @@ JSON_KEYS = {
     "months",
     "retrievals",
     "retrievals_by_user",
+    "retrievals_by_classification",
     "storage_bytes",
     "storage_growth_per_month",
     "storage_projection",
@@ -519,7 +532,8 @@ class TestCommand:
         assert data["missing"]["proof_object"] == 2 and set(data["missing"]) == set(REQUIRED_FACTS)
         assert all(set(g) == GROUP_KEYS for g in data["groups"])
         assert {g["key"]: g["received"] for g in data["groups"]} == {"dock1": 5, "dock2": 2}
-        assert data["retrievals"] == {"played": 1, "viewed": 1}
+        assert data["retrievals"] == {"access-requested": 1, "downloaded": 1, "played": 1, "viewed": 1}
+        assert data["retrievals_by_classification"] == {"none": 2, "trade-secret": 2}
         session.expire_all()
         assert session.exec(select(CustodyEvent).where(CustodyEvent.action == "report-viewed")).one().actor
 
@@ -575,6 +589,7 @@ class TestCommand:
         assert page.count('class="bin"') == 6  # 0 to 5 working days late
         assert "Noto Sans CJK SC" in page and "执法音视频记录统计与监督报告" in page
         assert "缺少案件编号 Missing case number" in page and "missing.case_number" not in page
+        assert "<td>商业秘密 Trade secret</td>" in page  # retrievals by class, named in both languages
 
     def test_pdf_is_a4_with_the_unit_period_and_chinese_headings(
         self, session: Session, tmp_path: Any, monkeypatch: pytest.MonkeyPatch

@@ -141,6 +141,18 @@ class TestThePage:
         assert "Statistics and supervision report" in en and "On-time rate" in en and "Missing case number" in en
         assert "missing.case_number" not in zh + en
 
+    def test_retrievals_by_class_in_the_reader_s_words(self, world: World) -> None:
+        """The supervision table: retrievals per class of what was retrieved, the classes named in
+        the reader's language; the secret case counted under its class, never named."""
+        zh = world.browser("aud").get("/reports", params=PERIOD).text
+        table = zh[zh.index('class="log retrievals-by-class"') :]
+        table = table[: table.index("</table>")]
+        cells = re.findall(r"<td>([^<]*)</td><td class=\"number\">(\d+)</td>", table)
+        assert cells == [("无", "2"), ("商业秘密", "2")]
+        assert "SC-3" not in table
+        en = world.browser("aud", lang="en").get("/reports", params=PERIOD).text
+        assert "Trade secret" in en[en.index('class="log retrievals-by-class"') :]
+
     def test_a_day_that_is_not_one_is_refused_on_the_page(self, world: World) -> None:
         """A 422 page saying what is wrong, with the form kept; nothing recorded."""
         page = world.browser("aud").get("/reports", params={"from": "2025-13-01"})

@@ -35,7 +35,15 @@ from sqlalchemy import ColumnElement, and_, case, literal, not_, null
 from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, func, select
 
-from pipeline.catalog.access import RETRIEVALS, require_role, visible_items, visible_packages, withheld_items
+from pipeline.catalog.access import (
+    RETRIEVALS,
+    case_class,
+    effective_class,
+    require_role,
+    visible_items,
+    visible_packages,
+    withheld_items,
+)
 from pipeline.catalog.models import (
     REQUIRED_FACTS,
     Case,
@@ -279,6 +287,7 @@ class Report:
     queues: tuple[QueueSize, ...]
     packages: PackageFigures
     worst_late: tuple[LateRecord, ...] = ()
+    retrievals_by_classification: dict[str, int] | None = None
     produced_at: datetime = field(default_factory=utcnow)
 
     @property
@@ -313,6 +322,9 @@ class Report:
             "months": [m.as_json() for m in self.months],
             "retrievals": None if self.retrievals is None else dict(self.retrievals),
             "retrievals_by_user": None if self.retrievals_by_user is None else dict(self.retrievals_by_user),
+            "retrievals_by_classification": (
+                None if self.retrievals_by_classification is None else dict(self.retrievals_by_classification)
+            ),
             "storage_bytes": self.storage_bytes,
             "storage_growth_per_month": self.storage_growth,
             "storage_projection": {
@@ -494,6 +506,7 @@ def build_report(session: Session, *, viewer: Viewer, period: Period, by: Groupi
             .order_by(b.kind)
         ).all()
     )
+
     def with_issue(codes: Sequence[str]) -> int:
         return _total(
             session.exec(
@@ -510,9 +523,7 @@ def build_report(session: Session, *, viewer: Viewer, period: Period, by: Groupi
             select(func.count())
             .select_from(base)
             .where(
-                b.id.in_(
-                    select(col(Derivative.item_id)).where(col(Derivative.status) == DerivativeStatus.FAILED.value)
-                )
+                b.id.in_(select(col(Derivative.item_id)).where(col(Derivative.status) == DerivativeStatus.FAILED.value))
             )
         ).one()
     )
@@ -554,7 +565,7 @@ def build_report(session: Session, *, viewer: Viewer, period: Period, by: Groupi
         storage += added
         month_figures.append(MonthFigures(name, n, ok, lt, added, storage))
 
-    retrieved, by_user = _retrievals(session, viewer, period)
+    retrieved, by_user, by_class = _retrievals(session, viewer, period)
     return Report(
         period=period,
         by=grouping,
@@ -576,6 +587,7 @@ def build_report(session: Session, *, viewer: Viewer, period: Period, by: Groupi
         storage_bytes=storage,
         retrievals=retrieved,
         retrievals_by_user=by_user,
+        retrievals_by_classification=by_class,
         queues=review_queues(session, viewer=viewer),
         packages=_packages(session, viewer, period, dialect),
     )
@@ -599,11 +611,12 @@ def _storage_before(session: Session, viewer: Viewer, period: Period) -> int:
 
 def _retrievals(
     session: Session, viewer: Viewer, period: Period
-) -> tuple[dict[str, int] | None, dict[str, int] | None]:
-    """Retrieval events in the period, per action and per user; (None, None) unless the viewer may
-    read the retrieval history (admins and auditors)."""
+) -> tuple[dict[str, int] | None, dict[str, int] | None, dict[str, int] | None]:
+    """Retrieval events in the period, per action, per user and per class of what was retrieved
+    (:func:`_retrievals_by_class`); (None, None, None) unless the viewer may read the retrieval history
+    (admins and auditors)."""
     if not viewer.has(Role.ADMIN, Role.AUDITOR):
-        return None, None
+        return None, None, None
     conditions: list[ColumnElement[bool]] = [col(CustodyEvent.action).in_(RETRIEVAL_ACTIONS)]
     if period.since is not None:
         conditions.append(col(CustodyEvent.at) >= period.since)
@@ -618,7 +631,39 @@ def _retrievals(
     return (
         {str(a): int(n) for a, n in sorted(per_action)},
         {str(u): int(n) for u, n in sorted(per_user)},
+        _retrievals_by_class(session, conditions),
     )
+
+
+RETRIEVED_OTHER = "other"  # a retrieval of no record, case or package (a report, the log)
+
+
+def _retrievals_by_class(session: Session, conditions: Sequence[ColumnElement[bool]]) -> dict[str, int]:
+    """The retrievals selected by ``conditions`` per class of what they retrieved: a record's class
+    as it applies (its own or its case's, the stricter), a case's, a package's case's; ``other``
+    for the rest. Counts only: no record or case is named."""
+    target = col(CustodyEvent.target)
+    item_class = (
+        select(effective_class())
+        .where(col(Item.id) == func.substr(target, len("item:") + 1))
+        .limit(1)
+        .scalar_subquery()
+    )
+    package_case = (
+        select(col(Package.case_number))
+        .where(col(Package.id) == func.substr(target, len("package:") + 1))
+        .limit(1)
+        .scalar_subquery()
+    )
+    retrieved = case(
+        (target.startswith("item:"), item_class),
+        (target.startswith("case:"), case_class(func.substr(target, len("case:") + 1))),
+        (target.startswith("package:"), case_class(package_case)),
+        else_=null(),
+    )
+    label = func.coalesce(retrieved, literal(RETRIEVED_OTHER)).label("retrieved")
+    rows = session.execute(sql_select(label, func.count()).where(*conditions).group_by(label)).all()
+    return {str(cls): int(n) for cls, n in sorted(rows)}
 
 
 def _packages(session: Session, viewer: Viewer, period: Period, dialect: str) -> PackageFigures:

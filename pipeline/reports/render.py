@@ -63,6 +63,13 @@ HEADINGS: dict[str, tuple[str, str]] = {
     "action": ("操作", "Action"),
     "user": ("用户", "User"),
     "count": ("次数", "Count"),
+    "classification": ("密级", "Class"),
+    "class_none": ("无", "None"),
+    "class_unclassified": ("未定密级", "Unclassified"),
+    "class_privacy": ("个人隐私", "Personal privacy"),
+    "class_trade-secret": ("商业秘密", "Trade secret"),
+    "class_state-secret": ("国家秘密", "State secret"),
+    "class_other": ("报告、日志等", "Reports, the log and the like"),
     "queues": ("待处理队列", "Review queues"),
     "queue": ("队列", "Queue"),
     "size": ("数量", "Size"),
@@ -209,6 +216,9 @@ def as_table(report: Report, zone: tzinfo) -> str:
     if report.retrievals is not None:
         lines += ["", bilingual("retrievals") + ":"]
         lines += [f"  {action}: {n}" for action, n in report.retrievals.items()] or ["  -"]
+        if report.retrievals_by_classification is not None:
+            lines += ["", bilingual("classification") + ":"]
+            lines += [f"  {c}: {n}" for c, n in report.retrievals_by_classification.items()] or ["  -"]
     lines += ["", bilingual("queues") + ":"]
     lines += [f"  {q.name}: {q.size}" for q in report.queues]
     return "\n".join(lines)
