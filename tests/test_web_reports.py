@@ -140,6 +140,7 @@ class TestThePage:
         assert "执法音视频记录统计与监督报告" in zh and "按时率" in zh and "缺少案件编号" in zh
         assert "Statistics and supervision report" in en and "On-time rate" in en and "Missing case number" in en
         assert "missing.case_number" not in zh + en
+        assert "校验通过的光盘映像" in zh and "Disc images verified" in en and "discs_verified" not in zh + en
 
     def test_retrievals_by_class_in_the_reader_s_words(self, world: World) -> None:
         """The supervision table: retrievals per class of what was retrieved, the classes named in
