@@ -26,7 +26,10 @@ Choices that matter for evidence:
   (H.264 4:2:0 needs them); smaller video keeps its size. The limits are compared with the picture
   as shown, after ffmpeg has applied the rotation the file asks for.
 - **Rotation.** ffmpeg applies the display rotation of video and, since 5.1, the EXIF orientation
-  of JPEG stills (it exports it as a display matrix), so stills come out upright without Pillow.
+  of JPEG stills (it exports it as a display matrix), so the stills it is given (those Pillow does
+  not read: :mod:`pipeline.transcode.still` makes the others) come out upright too.
+- **Pictures of a stream copy cost no decoding of their own.** Its poster and contact sheet are
+  further outputs of the run that decodes the copy to verify it (:func:`picture_outputs`).
 - **The preservation master keeps every video and audio stream**, in the original's order;
   subtitle and data streams (camera telemetry, time codes) stay in the original, which is kept
   anyway. It is lossless: FFV1 version 3 (``-level 3``), every frame a key frame
@@ -167,6 +170,39 @@ def build_command(
     compiled: list[str] = node.compile(cmd=ffmpeg_path)
     # Global options first, where ffmpeg documents them; -y because dest is the caller's to replace.
     return [ffmpeg_path, *GLOBAL_ARGS, "-y", *compiled[1:]]
+
+
+def picture_outputs(
+    pictures: Sequence[tuple[Profile, Path]], media: MediaInfo, source: Path, *, font: Path | None = None
+) -> list[str]:
+    """ffmpeg arguments (the filter graph and the outputs, to follow ``-i`` ``source``) that make each
+    poster and contact sheet of ``pictures`` (profile, destination) from one decoding of ``source``'s
+    first video stream, to be run together with other outputs of the same input: the decoding that
+    verifies an access copy makes its pictures as well (:func:`pipeline.transcode.verify.decode_and_hash`).
+
+    A poster is the first frame at or after its :func:`poster_time` counted from the first frame
+    (which is what a seek to it shows); a contact sheet is made as :func:`build_command` makes it.
+    ``media`` is the probe of the clip the pictures show. Raises :class:`TranscodeError` when a
+    profile is not a poster or a contact sheet, or the clip has no video.
+    """
+    name = _input_name(source)
+    src = ffmpeg.input(name)
+    outputs = []
+    for profile, dest in pictures:
+        _first(media, "video", profile)
+        if profile.kind == "poster":
+            at = poster_time(profile, media)
+            first = f"lt(selected_n,1)*gte(t-start_t,{at:.6f})" if at else "lt(selected_n,1)"
+            picture = _poster_scaled(profile, src["v:0"].filter("select", first))
+        elif profile.kind == "contact-sheet":
+            picture = _sheet(profile, media, src["v:0"], font)
+        else:
+            raise TranscodeError(profile.name, None, reason=f"a {profile.kind} is not made from a decoding pass")
+        outputs.append(_jpeg(picture, _output_name(dest), profile))
+    compiled: list[str] = ffmpeg.merge_outputs(*outputs).compile(cmd=FFMPEG)
+    if compiled[1:3] != ["-i", name]:  # ffmpeg-python puts the one input first
+        raise TranscodeError(None, None, reason=f"unexpected picture command: {compiled[:3]}")
+    return compiled[3:]
 
 
 def contact_sheet_layout(profile: Profile, media: MediaInfo) -> ContactSheetLayout:
@@ -316,18 +352,23 @@ def _poster(profile: Profile, media: MediaInfo, source: str, dest: str, font: Pa
     _first(media, "video", profile)
     at = poster_time(profile, media)
     src = ffmpeg.input(source, ss=at) if at else ffmpeg.input(source)
+    return _jpeg(_poster_scaled(profile, src["v:0"]), dest, profile)
+
+
+def _poster_scaled(profile: Profile, picture: Any) -> Any:
     side = int(profile["max_dimension"])
-    picture = src["v:0"].filter(
-        "scale", w=f"min({side},iw)", h=f"min({side},ih)", force_original_aspect_ratio="decrease"
-    )
-    return _jpeg(picture, dest, profile)
+    return picture.filter("scale", w=f"min({side},iw)", h=f"min({side},ih)", force_original_aspect_ratio="decrease")
 
 
 def _contact_sheet(profile: Profile, media: MediaInfo, source: str, dest: str, font: Path | None) -> Any:
+    return _jpeg(_sheet(profile, media, ffmpeg.input(source)["v:0"], font), dest, profile)
+
+
+def _sheet(profile: Profile, media: MediaInfo, video: Any, font: Path | None) -> Any:
     layout = contact_sheet_layout(profile, media)
     # One input decoded once: the select filter keeps each cell's frame as it passes, and the tile
     # filter lays them out, ending the run at the last cell (nb_frames) rather than the clip's end.
-    sheet = ffmpeg.input(source)["v:0"].filter("select", layout.select_expression())
+    sheet = video.filter("select", layout.select_expression())
     sheet = sheet.filter("scale", profile["cell_width"], -2).filter("setsar", "1")
     if font is not None:
         for cell, label in enumerate(layout.labels()):
@@ -345,10 +386,9 @@ def _contact_sheet(profile: Profile, media: MediaInfo, source: str, dest: str, f
                 y="h-th-6",
                 enable=f"eq(n,{cell})",  # the cell-th frame kept by select
             )
-    sheet = sheet.filter(
+    return sheet.filter(
         "tile", f"{layout.columns}x{layout.rows}", padding=SHEET_PADDING, color="black", nb_frames=len(layout.frames)
     )
-    return _jpeg(sheet, dest, profile)
 
 
 def _waveform(profile: Profile, media: MediaInfo, source: str, dest: str, font: Path | None) -> Any:

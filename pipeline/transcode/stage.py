@@ -34,6 +34,7 @@ from pipeline.stage.issues import DERIVE_FAILED, STAGE_ERROR
 from pipeline.stage.status import open_stage_error, record_stage_error, set_stage
 from pipeline.storage.local import LocalStore
 from pipeline.transcode.commands import FFMPEG
+from pipeline.transcode.derive import Derivative as MadeDerivative
 from pipeline.transcode.derive import make_derivative
 from pipeline.transcode.errors import TranscodeError
 from pipeline.transcode.profiles import Profile, TranscodeConfig
@@ -111,7 +112,19 @@ def _derive_item(ctx: DeriveContext, item_id: str, only: Sequence[str], force: b
     if profiles and (missing := [tool for tool in (FFMPEG, _PROBE.ffprobe) if shutil.which(tool) is None]):
         raise ToolUnavailableError(f"{' and '.join(missing)} not installed; no derivative can be made")
     media = _PROBE.extract(source, ExtractionContext(original_name=name, media_kind=kind)).media if profiles else None
-    item_results = [_derive_one(ctx, item_id, profile, source, media, force) for profile in profiles]
+    premade: dict[str, MadeDerivative] = {}  # pictures made along with a stream copy, by profile name
+    try:
+        item_results = [
+            _derive_one(
+                ctx, item_id, profile, source, media, force, _along(ctx, item_id, profile, profiles, force), premade
+            )
+            for profile in profiles
+        ]
+    finally:
+        for unused in premade.values():
+            if unused.path is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    unused.path.unlink()
     failed = [r for r in item_results if r.status == DerivativeStatus.FAILED]
     defects = [r for r in failed if (r.error or "").startswith(STAGE_ERROR)]
     with session_scope(ctx.engine) as session:
@@ -130,8 +143,29 @@ def _derive_item(ctx: DeriveContext, item_id: str, only: Sequence[str], force: b
     return item_results
 
 
+def _along(
+    ctx: DeriveContext, item_id: str, profile: Profile, profiles: Sequence[Profile], force: bool
+) -> list[Profile]:
+    """The poster and contact-sheet profiles to make along with a video access copy (from the frames
+    its verification decodes, when it is a stream copy): those still to be made."""
+    if profile.kind != "video-access":
+        return []
+    wanted = [p for p in profiles if p.kind in ("poster", "contact-sheet")]
+    if force or not wanted:
+        return wanted
+    with session_scope(ctx.engine) as session:
+        return [p for p in wanted if _verified_row(session, item_id, p) is None]
+
+
 def _derive_one(
-    ctx: DeriveContext, item_id: str, profile: Profile, source: Path, media: MediaInfo | None, force: bool
+    ctx: DeriveContext,
+    item_id: str,
+    profile: Profile,
+    source: Path,
+    media: MediaInfo | None,
+    force: bool,
+    along: Sequence[Profile] = (),
+    premade: dict[str, MadeDerivative] | None = None,
 ) -> DeriveResult:
     with session_scope(ctx.engine) as session:
         session.get(Item, item_id, with_for_update=True)  # one derivative row per profile, however many workers
@@ -165,7 +199,16 @@ def _derive_one(
     try:
         if media is None:
             raise TranscodeError(profile.name, None, reason="the original could not be probed")
-        made = make_derivative(profile, media, source, dest, timeout=ctx.timeout, on_progress=progress)
+        made = premade.pop(profile.name, None) if premade is not None else None
+        if made is not None and made.path is not None:
+            dest = made.path  # made along with the access copy; removed below once stored
+        else:
+            pictures = [(p, ctx.store.tmp_dir / f"{ULID()}.{p.extension}") for p in along]
+            made = make_derivative(
+                profile, media, source, dest, timeout=ctx.timeout, on_progress=progress, pictures=pictures
+            )
+            if premade is not None:
+                premade.update((picture.profile.partition("@")[0], picture) for picture in made.pictures)
         if made.path is None:
             error = f"verification failed: {made.verification.reason}"
         else:

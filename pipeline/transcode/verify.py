@@ -12,14 +12,18 @@
   line from ffmpeg; audio and video copies have as many audio tracks as the original, video when
   the original had video, and a duration within the profile's tolerance (the larger of
   ``duration_tolerance`` seconds and ``duration_tolerance_percent`` of the original's duration);
-  pictures are single pictures no larger than the profile allows; a contact sheet has the columns
-  and rows its layout (:func:`~pipeline.transcode.commands.contact_sheet_layout`) gives the
-  original, whole cells of the profile's width side by side. Each derivative is decoded once, in
-  full (skipping frames would hide damage in the ones skipped).
+  pictures are decoded in full in-process (Pillow) and must be no larger than the profile allows;
+  a contact sheet has the columns and rows its layout
+  (:func:`~pipeline.transcode.commands.contact_sheet_layout`) gives the original, whole cells of
+  the profile's width side by side. Each derivative is decoded once, in full (skipping frames
+  would hide damage in the ones skipped).
 - **Remuxed access copies** are checked the same way, and in the same decoding run their video and
   audio packets are hashed as they are read: each stream must hash like the original's packets
   (read, not decoded), which shows the copy holds exactly the pictures and sound the original does.
   Where the original stores its packets differently from MP4 (MPEG-TS) they are not compared.
+  The same decoding run makes the copy's poster and contact sheet when asked to (the copy's
+  frames are the original's, its packets being the same): one decoding per clip, not three. A
+  run that reports an error is repeated without them, so a picture cannot fail the copy.
 
 A failed check is a :class:`Verification` with ``ok=False`` and a ``reason`` a custodian can read,
 never an exception: a damaged original must not stop the others.
@@ -27,6 +31,7 @@ never an exception: a damaged original must not stop the others.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,13 +66,17 @@ def verify_derivative(
     timeout: float,
     ffmpeg_path: str = FFMPEG,
     same_packets: bool = False,
+    pictures: Sequence[str] = (),
 ) -> Verification:
     """Check ``derivative``, made from ``source`` (probed as ``media``) with ``profile``;
-    ``same_packets`` when it is a stream copy whose packets must be the original's."""
+    ``same_packets`` when it is a stream copy whose packets must be the original's. ``pictures``
+    (see :func:`verify_copy`) are made in the decoding that checks it."""
     if profile.kind == PRESERVATION:
         return verify_lossless(source, derivative, timeout=timeout, ffmpeg_path=ffmpeg_path)
     packets_of = source if same_packets else None
-    return verify_copy(profile, media, derivative, timeout=timeout, ffmpeg_path=ffmpeg_path, packets_of=packets_of)
+    return verify_copy(
+        profile, media, derivative, timeout=timeout, ffmpeg_path=ffmpeg_path, packets_of=packets_of, pictures=pictures
+    )
 
 
 def verify_lossless(source: Path, master: Path, *, timeout: float, ffmpeg_path: str = FFMPEG) -> Verification:
@@ -121,25 +130,37 @@ def verify_copy(
     timeout: float,
     ffmpeg_path: str = FFMPEG,
     packets_of: Path | None = None,
+    pictures: Sequence[str] = (),
 ) -> Verification:
     """Decode ``derivative`` and compare what it holds with what the original holds; with
-    ``packets_of`` (the original of a stream copy), also compare their packets."""
+    ``packets_of`` (the original of a stream copy), also compare their packets, read in the same run.
+
+    ``pictures`` are ffmpeg outputs of the derivative's video (the filter graph and outputs of
+    :func:`~pipeline.transcode.commands.picture_outputs`) made in the same decoding run, so that a
+    stream copy's poster and contact sheet cost no decoding of their own. When that run reports an
+    error, the derivative is decoded once more on its own, so that only its own errors count.
+    """
+    if profile.kind in _PICTURES:
+        return verify_picture(profile, media, derivative)
     problems: list[str] = []
     details: dict[str, Any] = {}
     try:
         if packets_of is None:
             errors = decode_errors(derivative, timeout=timeout, ffmpeg_path=ffmpeg_path)
         else:
-            errors, copied = decode_and_hash(derivative, timeout=timeout, ffmpeg_path=ffmpeg_path)
-            original = packet_hashes(packets_of, timeout=timeout, ffmpeg_path=ffmpeg_path)
+            errors, copied, original = decode_and_compare(
+                derivative, packets_of, timeout=timeout, ffmpeg_path=ffmpeg_path, pictures=pictures
+            )
+            if errors:  # the pictures' outputs or the original's reading may be what failed: the copy alone
+                errors, copied = decode_and_hash(derivative, timeout=timeout, ffmpeg_path=ffmpeg_path)
+                original = packet_hashes(packets_of, timeout=timeout, ffmpeg_path=ffmpeg_path)
             problems.extend(_packet_problems(original, copied, details))
     except ToolError as exc:
         return Verification(False, DECODE_CHECK, details, f"the derivative could not be decoded: {exc}")
     if errors:
         details["decode_errors"] = errors
         problems.append(f"it does not decode cleanly: {'; '.join(errors)}")
-    still = profile.kind in _PICTURES
-    context = ExtractionContext(original_name=derivative.name, media_kind="image" if still else "video")
+    context = ExtractionContext(original_name=derivative.name, media_kind="video")
     probed = FfprobeExtractor(check_integrity=False).extract(derivative, context).media
     if probed is None:
         problems.append("ffprobe cannot read it")
@@ -147,13 +168,32 @@ def verify_copy(
     videos, audios = probed.of_kind("video"), probed.of_kind("audio")
     if videos and videos[0].width and videos[0].height:
         details["size"] = [videos[0].width, videos[0].height]
-    if still:
-        problems.extend(_picture_problems(profile, probed))
-        if profile.kind == "contact-sheet" and not problems:
-            problems.extend(_sheet_problems(profile, media, probed, details))
-    else:
-        problems.extend(_timed_problems(profile, media, probed, details))
+    problems.extend(_timed_problems(profile, media, probed, details))
     details["audio_tracks"] = [len(media.of_kind("audio")), len(audios)]
+    return Verification(not problems, DECODE_CHECK, details, "; ".join(problems) or None)
+
+
+def verify_picture(profile: Profile, media: MediaInfo, picture: Path) -> Verification:
+    """Decode the whole picture (an access image, a poster, a contact sheet or a waveform) with Pillow
+    and check its size: no larger than the profile allows, and a contact sheet as many cells wide
+    and high as its layout says. A picture that does not decode, or decodes with an error, fails."""
+    from PIL import Image
+
+    details: dict[str, Any] = {}
+    try:
+        with Image.open(picture) as opened:
+            size = opened.size
+            opened.load()  # every block decoded; a truncated or corrupt picture raises
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        reason = f"it does not decode cleanly: {exc}"
+        details["decode_errors"] = [str(exc)]
+        return Verification(False, DECODE_CHECK, details, reason)
+    width, height = size
+    details["size"] = [width, height]
+    problems = _picture_problems(profile, width, height)
+    if profile.kind == "contact-sheet" and not problems:
+        problems.extend(_sheet_problems(profile, media, width, height, details))
+    details["audio_tracks"] = [len(media.of_kind("audio")), 0]
     return Verification(not problems, DECODE_CHECK, details, "; ".join(problems) or None)
 
 
@@ -163,19 +203,27 @@ def decode_errors(path: Path, *, timeout: float, ffmpeg_path: str = FFMPEG) -> l
 
 
 def decode_and_hash(
-    path: Path, *, timeout: float, ffmpeg_path: str = FFMPEG, hash_packets: bool = True
+    path: Path,
+    *,
+    timeout: float,
+    ffmpeg_path: str = FFMPEG,
+    hash_packets: bool = True,
+    pictures: Sequence[str] = (),
 ) -> tuple[list[str], list[tuple[str, str]]]:
     """The error lines ffmpeg writes while decoding every stream of ``path``, and (``hash_packets``)
     the SHA-256 of its first video stream's and every audio stream's packets as
-    :func:`packet_hashes` gives them, taken in the same run as the packets are read for decoding."""
+    :func:`packet_hashes` gives them, taken in the same run as the packets are read for decoding.
+    ``pictures`` are further outputs made from the same decoded frames (see :func:`verify_copy`)."""
     args = [
         ffmpeg_path,
         "-hide_banner",
         "-nostdin",
         "-v",
         "error",
+        "-y",
         "-i",
         f"file:{path}",
+        *pictures,
         "-map",
         "0",
         "-f",
@@ -187,6 +235,42 @@ def decode_and_hash(
     if run.returncode != 0 and not errors:
         errors = [f"ffmpeg stopped with status {run.returncode}"]
     return errors, _hash_lines(run.stdout) if hash_packets else []
+
+
+def decode_and_compare(
+    path: Path, original: Path, *, timeout: float, ffmpeg_path: str = FFMPEG, pictures: Sequence[str] = ()
+) -> tuple[list[str], list[tuple[str, str]], list[tuple[str, str]]]:
+    """:func:`decode_and_hash` of the stream copy ``path`` and :func:`packet_hashes` of its
+    ``original`` in one ffmpeg run (the original is read, not decoded): the error lines of the run,
+    the copy's packet hashes and the original's."""
+    hashes = path.with_name(f".{path.name}.original-packets")
+    args = [
+        ffmpeg_path,
+        "-hide_banner",
+        "-nostdin",
+        "-v",
+        "error",
+        "-y",
+        "-i",
+        f"file:{path}",
+        "-i",
+        f"file:{original}",
+    ]
+    args += [*pictures, "-map", "0", "-f", "null", "-", *_PACKET_HASH]
+    args += ["-map", "1:v:0", "-map", "1:a?", "-c", "copy", "-f", "streamhash", "-hash", "sha256", f"file:{hashes}"]
+    try:
+        run = run_tool(args, timeout)
+        errors = run.error_lines()
+        if run.returncode != 0 and not errors:
+            errors = [f"ffmpeg stopped with status {run.returncode}"]
+        try:
+            read = hashes.read_bytes()
+        except FileNotFoundError:
+            read = b""
+            errors = errors or ["ffmpeg wrote no packet hashes of the original"]
+    finally:
+        hashes.unlink(missing_ok=True)
+    return errors, _hash_lines(run.stdout), _hash_lines(read)
 
 
 def packet_hashes(path: Path, *, timeout: float, ffmpeg_path: str = FFMPEG) -> list[tuple[str, str]]:
@@ -232,18 +316,16 @@ def _packet_problems(
     return []
 
 
-def _picture_problems(profile: Profile, probed: MediaInfo) -> list[str]:
-    videos = probed.of_kind("video")
-    if not videos or not videos[0].width or not videos[0].height:
+def _picture_problems(profile: Profile, width: int, height: int) -> list[str]:
+    if not width or not height:
         return ["it holds no picture"]
     limit = profile.params.get("max_dimension")
-    width, height = videos[0].width, videos[0].height
     if limit is not None and max(width, height) > int(limit):
         return [f"it is {width}x{height}, larger than the profile's {limit} pixels"]
     return []
 
 
-def _sheet_problems(profile: Profile, media: MediaInfo, probed: MediaInfo, details: dict[str, Any]) -> list[str]:
+def _sheet_problems(profile: Profile, media: MediaInfo, width: int, height: int, details: dict[str, Any]) -> list[str]:
     """A contact sheet is as many cells wide and high as its layout says: every cell the profile's
     width, with the tile filter's padding between them."""
     try:
@@ -252,7 +334,6 @@ def _sheet_problems(profile: Profile, media: MediaInfo, probed: MediaInfo, detai
         return [f"its layout cannot be worked out: {exc.reason}"]
     details["grid"] = [layout.columns, layout.rows]
     details["cells"] = list(layout.labels())
-    width, height = probed.of_kind("video")[0].width or 0, probed.of_kind("video")[0].height or 0
     wanted = layout.columns * int(profile["cell_width"]) + SHEET_PADDING * (layout.columns - 1)
     rows_height = height - SHEET_PADDING * (layout.rows - 1)
     if width != wanted:
