@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import Session
 
 from pipeline.catalog import queries
-from pipeline.catalog.models import Dock, Item
+from pipeline.catalog.models import Case, Dock, Item, ItemIssue
 from pipeline.catalog.people import Role
 from pipeline.catalog.queries import items
 from pipeline.catalog.viewer import Viewer
@@ -125,3 +125,66 @@ class TestBoundedReads:
                 queries.overdue_page(session, viewer=CUSTODIAN, after="01NOTALATERECORD000000000A")
             with pytest.raises(InvalidValueError):
                 queries.overdue_page(session, viewer=CUSTODIAN, limit=0)
+
+
+class TestQueues:
+    def test_the_unclassified_queue_is_what_no_class_applies_to(self, ctx) -> None:
+        """An item is in the unclassified queue, counted and paged alike, when its own class is
+        unclassified and its case (if it names one) is of no other class: no case, a case not in
+        the catalog, or an unclassified case; an item of an open or privacy case is not, nor one
+        classed itself. Each item's class as it applies, read one by one, agrees."""
+        cases = {"OPEN": "none", "PRIV": "privacy", "UNCL": "unclassified"}
+        rows: list[dict[str, object]] = []
+        for own in ("unclassified", "none"):
+            for case in (None, "OPEN", "PRIV", "UNCL", "GONE"):
+                rows.append({"classification": own, "case_number": case})
+        with Session(ctx.engine) as session:
+            for number, classification in cases.items():
+                session.add(Case(number=number, classification=classification))
+            ids = catalogue(session, rows)
+            expected = [
+                ident
+                for ident, row in zip(ids, rows, strict=True)
+                if row["classification"] == "unclassified" and row["case_number"] in (None, "UNCL", "GONE")
+            ]
+            queue = queries.ItemFilter(classification="unclassified")
+            page = queries.page_items(session, viewer=CUSTODIAN, filters=queue)
+            assert [i.id for i in page.items] == expected and page.count == 3
+            assert queries.count_items(session, viewer=CUSTODIAN, filters=queue) == 3
+            every = queries.list_items(session, viewer=CUSTODIAN)
+            assert [i.id for i in every if i.classification == "unclassified"] == expected
+
+    def test_a_page_of_a_large_selection_is_the_same_items(self, ctx, monkeypatch) -> None:
+        """When issues or a text select more items than a count reads (where SQLite reads the
+        listing's order and tests each item instead of looking them up first), the pages walk the
+        same items, in the same order, as the whole listing with those filters."""
+        monkeypatch.setattr(items, "COUNT_LIMIT", 3)
+        rows: list[dict[str, object]] = [
+            {"name": f"{'bridge' if n % 3 else 'canal'}-{n:02d}.wav", "collector": f"officer-{n % 2}"}
+            for n in range(14)
+        ]
+        with Session(ctx.engine) as session:
+            ids = catalogue(session, rows)
+            for n, ident in enumerate(ids):
+                if n % 4 != 1:
+                    session.add(
+                        ItemIssue(item_id=ident, code="damaged-media" if n % 2 else "truncated-stream", message="")
+                    )
+            session.commit()
+            for filters in (
+                queries.ItemFilter(issues=("damaged-media", "truncated-stream")),
+                queries.ItemFilter(issue="damaged-media"),
+                queries.ItemFilter(text="BRIDGE"),
+                queries.ItemFilter(text="bridge", issues=("truncated-stream",), officer="officer-0"),
+            ):
+                whole = [i.id for i in queries.list_items(session, viewer=CUSTODIAN, filters=filters)]
+                walked: list[str] = []
+                cursor = None
+                while True:
+                    page = queries.page_items(session, viewer=CUSTODIAN, filters=filters, cursor=cursor, limit=2)
+                    walked += [i.id for i in page.items]
+                    assert (page.count, page.count_exact) == (min(len(whole), 3), len(whole) <= 3)
+                    if page.next is None:
+                        break
+                    cursor = page.next
+                assert walked == whole and len(whole) >= 2

@@ -99,6 +99,10 @@ class Item(SQLModel, table=True):
         Index("ix_item_collector_captured", "collector", "captured_at"),
         Index("ix_item_unclassified", "created_at", "id", **_where("classification = 'unclassified'")),
         Index("ix_item_case_class", "case_number", "classification"),
+        # The unclassified queue's count (migration 0010).
+        Index(
+            "ix_item_unclassified_case", "case_number", "classification", **_where("classification = 'unclassified'")
+        ),
         *(
             Index(f"ix_item_missing_{fact}", "created_at", "id", **_where(f"{fact} IS NULL"))
             for fact in ("case_number", "captured_at", "captured_place", "collector", "proof_object")
@@ -365,3 +369,4 @@ class Upload(SQLModel, table=True):
 
 # The tables of the people who use the catalog live beside these; importing the models declares all.
 from pipeline.catalog import people as people  # noqa: E402
+from pipeline.catalog import replicas as replicas  # noqa: E402

@@ -14,7 +14,6 @@ from sqlalchemy import and_, any_, bindparam, literal, literal_column, table, tu
 from sqlmodel import Session, col, func, or_, select
 
 from pipeline.catalog.access import (
-    case_class,
     effective_class,
     visible_cases,
     visible_items,
@@ -286,11 +285,19 @@ def _dialect(session: Session) -> str:
     return session.get_bind().dialect.name
 
 
-def _filtered(query: Any, viewer: Viewer, filters: ItemFilter, session: Session) -> Any:
+def _filtered(query: Any, viewer: Viewer, filters: ItemFilter, session: Session, *, common: bool = False) -> Any:
     """``query`` (of :class:`Item`) narrowed by ``filters``, as :func:`list_items` reads them, on
     the session's database (the free-text search uses its index; a short text's window is read
-    first)."""
+    first).
+
+    ``common`` says the filters select many items (more than :data:`COUNT_LIMIT`): a page of them
+    in listing order is then found soonest by reading that order's index and testing each item,
+    so on SQLite the issues and the text are tested row by row there, not looked up first (which
+    reads every item they select, to sort them all for one page). The same items are selected."""
     dialect = _dialect(session)
+    by_row = common and dialect == "sqlite"
+    # "+item.id" is the same value, but no index may answer for it: SQLite keeps to the order's.
+    member = literal_column("+item.id") if by_row else col(Item.id)
     if filters.reads_facts:
         query = query.where(~withheld_items(viewer))
     for column, value in (
@@ -310,23 +317,25 @@ def _filtered(query: Any, viewer: Viewer, filters: ItemFilter, session: Session)
     if filters.missing:
         query = query.where(col(getattr(Item, filters.missing)).is_(None))
     if filters.issue:
-        query = query.where(col(Item.id).in_(select(ItemIssue.item_id).where(ItemIssue.code == filters.issue)))
+        query = query.where(member.in_(select(ItemIssue.item_id).where(ItemIssue.code == filters.issue)))
     if filters.issues:
-        query = query.where(col(Item.id).in_(select(ItemIssue.item_id).where(col(ItemIssue.code).in_(filters.issues))))
+        query = query.where(member.in_(select(ItemIssue.item_id).where(col(ItemIssue.code).in_(filters.issues))))
     if filters.captured_from is not None:
         query = query.where(col(Item.captured_at) >= filters.captured_from)
     if filters.captured_to is not None:
         query = query.where(col(Item.captured_at) < filters.captured_to)
     if filters.classification == Classification.UNCLASSIFIED:
-        # The least strict class applies only when the item's own and its case's are both it.
+        # The least strict class applies only when the item's own and its case's are both it: it
+        # names no case, or none of another class (those few cases read once, not one per item).
+        classified = select(col(Case.number)).where(col(Case.classification) != Classification.UNCLASSIFIED.value)
         query = query.where(
             col(Item.classification) == Classification.UNCLASSIFIED.value,
-            case_class(col(Item.case_number)) == Classification.UNCLASSIFIED.value,
+            or_(col(Item.case_number).is_(None), col(Item.case_number).not_in(classified)),
         )
     elif filters.classification:
         query = query.where(effective_class() == filters.classification)
     if filters.text:
-        query = query.where(_text_found(filters.text, viewer, dialect))
+        query = query.where(_text_found(filters.text, viewer, dialect, by_row=by_row))
         if filters.short_text:
             # Where the newest items the other filters select begin, read backwards along
             # (created_at, id) first: then a range of that index, which both databases start from.
@@ -340,7 +349,7 @@ def _filtered(query: Any, viewer: Viewer, filters: ItemFilter, session: Session)
     return query
 
 
-def _text_found(text: str, viewer: Viewer, dialect: str) -> Any:
+def _text_found(text: str, viewer: Viewer, dialect: str, *, by_row: bool = False) -> Any:
     """The condition on :class:`Item` for ``text`` found, whatever its case, in the original name,
     case number, place, collector or proof object, or in the target of its case (one the viewer may
     know of, not withheld).
@@ -350,7 +359,8 @@ def _text_found(text: str, viewer: Viewer, dialect: str) -> Any:
     in the pg_trgm index over the five columns joined (:data:`SEARCH_DOCUMENT`, migration 0009)
     when the extension was there for the migration. Either way the rows are matched by the same
     conditions, column by column, so what is found does not depend on the index. Shorter texts,
-    which no trigram index can find, are bounded by :func:`_filtered` instead.
+    which no trigram index can find, are bounded by :func:`_filtered` instead. With ``by_row``
+    (a common text on SQLite, see :func:`_filtered`) the rows are matched without the index.
     """
     pattern = "%" + like_escaped(text) + "%"
     found = or_(
@@ -372,7 +382,7 @@ def _text_found(text: str, viewer: Viewer, dialect: str) -> Any:
         document = literal_column(SEARCH_DOCUMENT).ilike(pattern, escape="\\")
         return or_(and_(document, found), in_cases)
     matched = or_(found, col(Item.case_number).in_(cases))
-    if dialect == "sqlite" and len(text) >= TRIGRAM:
+    if dialect == "sqlite" and len(text) >= TRIGRAM and not by_row:
         # The items the trigram index finds, and those of the cases found, are the only ones read.
         phrase = '"' + text.replace('"', '""') + '"'
         indexed: Any = (
@@ -484,7 +494,8 @@ def page_items(
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidValueError(f"limit {limit} is not between 1 and {MAX_PAGE}")
     filters = filters or ItemFilter()
-    query = _filtered(visible(viewer), viewer, filters, session)
+    count = count_items(session, viewer=viewer, filters=filters, at_most=COUNT_LIMIT)
+    query = _filtered(visible(viewer), viewer, filters, session, common=count > COUNT_LIMIT)
     created, ident = col(Item.created_at), col(Item.id)
     backward = cursor is not None and cursor.backward
     if cursor is not None:
@@ -508,7 +519,6 @@ def page_items(
     else:
         following = Cursor.after(last) if last and more else None
         preceding = Cursor.before(first) if first and cursor is not None else None
-    count = count_items(session, viewer=viewer, filters=filters, at_most=COUNT_LIMIT)
     return ItemPage(
         tuple(found),
         min(count, COUNT_LIMIT),
