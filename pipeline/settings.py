@@ -1,7 +1,9 @@
 """One settings object for the CLI, the workers, the watcher and the web alike.
 
 Defaults live in ``config/settings.toml`` (data, not code); ``EVIDENCE_*`` environment variables
-override them. ``EVIDENCE_CONFIG`` names another defaults file.
+override them. ``EVIDENCE_CONFIG`` names another defaults file. ``EVIDENCE_ENV_FILE`` names a file
+of ``EVIDENCE_*=value`` lines (the ``.env`` that ``docker-compose.yml`` hands its services), read
+between the two: the environment wins over it, it wins over the defaults.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    DotEnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -128,7 +131,13 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml = TomlConfigSettingsSource(settings_cls, toml_file=_defaults_file())
-        return (init_settings, env_settings, toml)
+        env_file = os.environ.get("EVIDENCE_ENV_FILE")
+        if not env_file:
+            return (init_settings, env_settings, toml)
+        if not os.path.isfile(env_file):
+            raise InvalidValueError(f"EVIDENCE_ENV_FILE {env_file!r} is not a file")
+        dotenv = DotEnvSettingsSource(settings_cls, env_file=env_file, env_prefix="EVIDENCE_")
+        return (init_settings, env_settings, dotenv, toml)
 
     @field_validator("extra_digests")
     @classmethod
