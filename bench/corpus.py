@@ -22,8 +22,12 @@ catalog, embedded queue, no workers running):
 
 Ratios: reference / no-derive (target >= 2: taking a file in, probing included, is faster than
 merely starting ffprobe on it) and ingest / no-derive (target <= 3: access copies at most triple the
-time). Every run's JSON lines are checked: one line per file; every intact file stored, its size as
-on disk, no damage reported, an EXIF-dated photo's capture time known, its access copies verified
+time). Each side's CPU seconds (user and system, of the command and every process it started) are
+reported too, with their ratio ingest / no-derive: on a machine others load, they show what the
+work costs far more steadily than the wall time does.
+
+Every run's JSON lines are checked: one line per file; every intact file stored, its size as on
+disk, no damage reported, an EXIF-dated photo's capture time known, its access copies verified
 (ingest) or none made (no-derive); the cut MP4 stored with ``damaged-media``; the empty file failed
 with no item; the command's exit status 1 (a file failed). Anything else fails the benchmark.
 
@@ -44,6 +48,7 @@ import json
 import os
 import platform
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -209,21 +214,32 @@ def fresh_copy(corpus: Corpus, dest: Path) -> Path:
 
 
 # ------------------------------------------------------------------------------------------ measurements
-def time_reference(folder: Path) -> tuple[float, int]:
-    """The ffprobe loop: (seconds, files it could not read)."""
+def children_cpu() -> float:
+    """CPU seconds (user and system) of every finished child of this process and their children:
+    what a run costs the machine, which other users' load changes far less than its wall time."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def time_reference(folder: Path) -> tuple[float, float, int]:
+    """The ffprobe loop: (seconds, CPU seconds, files it could not read)."""
+    cpu = children_cpu()
     seconds, out = timed_run(["sh", "-c", REFERENCE_LOOP, "sh", str(folder)])
-    return seconds, int(out.strip())
+    return seconds, children_cpu() - cpu, int(out.strip())
 
 
-def time_ingest(cfg: Config, folder: Path, home: Path, *, derive: bool) -> tuple[float, list[dict[str, Any]]]:
-    """``evidence ingest FOLDER [--no-derive] --json`` on a fresh data directory: (seconds, its lines).
-    Its exit status must be 1: the empty file fails."""
+def time_ingest(cfg: Config, folder: Path, home: Path, *, derive: bool) -> tuple[float, float, list[dict[str, Any]]]:
+    """``evidence ingest FOLDER [--no-derive] --json`` on a fresh data directory: (seconds, CPU
+    seconds of it and every process it started, its lines). Its exit status must be 1: the empty
+    file fails."""
     remove(home)
     cmd = [cfg.evidence, "ingest", str(folder), *([] if derive else ["--no-derive"]), "--json"]
+    cpu = children_cpu()
     start = time.perf_counter()
     # The working directory is the scratch folder: the embedded queue writes files relative to it.
     proc = subprocess.run(cmd, cwd=cfg.work, env=evidence_env(home), stdin=subprocess.DEVNULL, capture_output=True)
     seconds = time.perf_counter() - start
+    cpu = children_cpu() - cpu
     stdout, stderr = proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
     if proc.returncode != 1:
         raise BenchError(f"`{' '.join(cmd)}` exited {proc.returncode}, expected 1 (the empty file):\n{tail(stderr)}")
@@ -231,7 +247,7 @@ def time_ingest(cfg: Config, folder: Path, home: Path, *, derive: bool) -> tuple
         records = [json.loads(line) for line in stdout.splitlines() if line.strip()]
     except json.JSONDecodeError as exc:
         raise BenchError(f"`{' '.join(cmd)}` printed a line that is not JSON ({exc}):\n{tail(stdout)}") from exc
-    return seconds, records
+    return seconds, cpu, records
 
 
 def problems_of(kind: str, size: int, record: dict[str, Any], *, derive: bool) -> list[str]:
@@ -337,24 +353,27 @@ def measure(cfg: Config, results: Results) -> None:
     }
     print_section("corpus (fixed seeds)", rows_corpus(results["corpus"]))
     times: dict[str, list[float]] = {side: [] for side in SIDES}
+    cpus: dict[str, list[float]] = {side: [] for side in SIDES}
     unreadable: list[int] = []
     checked: dict[str, Results] = {}
 
     def reference(run: int) -> None:
-        seconds, failed = time_reference(fresh_copy(corpus, cfg.work / "copy"))
+        seconds, cpu, failed = time_reference(fresh_copy(corpus, cfg.work / "copy"))
         times["reference"].append(seconds)
+        cpus["reference"].append(cpu)
         unreadable.append(failed)
 
     def ingest(run: int, *, derive: bool) -> None:
         side = "ingest" if derive else "no_derive"
         home = cfg.work / f"home-{side}-{run}"
         try:
-            seconds, records = time_ingest(cfg, fresh_copy(corpus, cfg.work / "copy"), home, derive=derive)
+            seconds, cpu, records = time_ingest(cfg, fresh_copy(corpus, cfg.work / "copy"), home, derive=derive)
         finally:
             if not cfg.keep:  # what a run leaves must not slow the next
                 remove(home)
         checked[side] = check_lines(corpus, records, derive=derive)
         times[side].append(seconds)
+        cpus[side].append(cpu)
 
     sides: list[Callable[[int], None]] = [
         reference,
@@ -371,6 +390,8 @@ def measure(cfg: Config, results: Results) -> None:
             "seconds": medians[side],
             "runs": times[side],
             "files_per_s": corpus.files / medians[side],
+            "cpu_seconds": statistics.median(cpus[side]),
+            "cpu_runs": cpus[side],
         }
     results["reference"]["unreadable_files"] = unreadable
     for side in ("no_derive", "ingest"):
@@ -384,6 +405,8 @@ def measure(cfg: Config, results: Results) -> None:
         "ingest_over_no_derive": over_no_derive,
         "derive_target": DERIVE_TARGET,
         "derive_ok": over_no_derive <= DERIVE_TARGET,
+        # CPU seconds: what the access copies cost, much less swayed by the machine's other load
+        "cpu_ingest_over_no_derive": results["ingest"]["cpu_seconds"] / max(results["no_derive"]["cpu_seconds"], 1e-9),
     }
     print_section(f"ingest of the corpus vs one ffprobe per file (median of {cfg.runs})", rows_timing(results))
 
@@ -404,7 +427,10 @@ def rows_timing(results: Results) -> Rows:
     ref, bare, full, ratio = results["reference"], results["no_derive"], results["ingest"], results["ratio"]
 
     def line(data: Results) -> str:
-        return f"{data['seconds']:8.3f} s  {data['files_per_s']:7.1f} files/s  ({runs_text(data['runs'])})"
+        return (
+            f"{data['seconds']:8.3f} s  {data['files_per_s']:7.1f} files/s  ({runs_text(data['runs'])})"
+            f"  cpu {data['cpu_seconds']:.1f} s"
+        )
 
     return [
         ("ffprobe per file (reference)", line(ref) + f"  unreadable {ref['unreadable_files'][0]}"),
@@ -420,6 +446,7 @@ def rows_timing(results: Results) -> Rows:
             f"{ratio['ingest_over_no_derive']:8.3f}    target <= {DERIVE_TARGET}  "
             f"{verdict(ratio['derive_ok'], 'ABOVE TARGET')}",
         ),
+        ("cpu ratio ingest / no-derive", f"{ratio['cpu_ingest_over_no_derive']:8.3f}    (not a target; load-proof)"),
         ("statuses (no-derive, ingest)", f"{json.dumps(bare['statuses'])}, {json.dumps(full['statuses'])}"),
         ("cut MP4 (no-derive)", f"{bare['truncated']['status']}, issues {bare['truncated']['issues']}"),
         ("cut MP4 access copies", json.dumps(full["truncated"]["derivatives"])),
@@ -427,6 +454,7 @@ def rows_timing(results: Results) -> Rows:
         ("access copies (all files)", json.dumps(full["derivatives"])),
         ("`evidence --version` (start-up)", f"{results['context']['evidence_version_startup_s']:8.3f} s"),
         ("load average at start", "  ".join(f"{n:.2f}" for n in results["context"]["load_average_at_start"])),
+        ("load average now", "  ".join(f"{n:.2f}" for n in os.getloadavg())),
     ]
 
 
