@@ -26,6 +26,7 @@ from pipeline.stage import TOOL, StageContext
 from pipeline.storage import LocalStore, ObjectStore
 
 if TYPE_CHECKING:
+    from pipeline.archive.stage import ArchiveContext
     from pipeline.package.stage import PackageContext
     from pipeline.probe.stage import ProbeContext
     from pipeline.transcode.stage import DeriveContext
@@ -111,7 +112,25 @@ def existing_catalog(settings: Settings) -> Engine | None:
 
 
 def open_store(settings: Settings) -> ObjectStore:
+    """The store intake writes originals to: the local store (``EVIDENCE_STORE`` ``local``, the
+    default, and ``local+s3``, whose S3 copy the archive stage makes), or the S3 bucket (``s3``)."""
+    if settings.store == "s3":
+        from pipeline.storage.s3 import S3Store
+
+        return S3Store.from_settings(settings)
     return LocalStore(settings.store_dir, chunk_size=settings.copy_chunk_size)
+
+
+def store_for(settings: Settings) -> dict[str, ObjectStore]:
+    """Every store ``EVIDENCE_STORE`` keeps originals in, by name (``local``, ``s3``), the one
+    intake writes to first. S3 is connected to only when it is asked for."""
+    first = open_store(settings)
+    stores: dict[str, ObjectStore] = {first.name: first}
+    if settings.store == "local+s3":
+        from pipeline.storage.s3 import S3Store
+
+        stores["s3"] = S3Store.from_settings(settings)
+    return stores
 
 
 StoreT = TypeVar("StoreT", bound=ObjectStore)
@@ -159,7 +178,11 @@ def process_name(role: str) -> str:
 def _local_store(settings: Settings) -> LocalStore:
     """The store as files on disk: the probe and derive stages hand ffmpeg a path."""
     store = open_store(settings)
-    assert isinstance(store, LocalStore), "the probe and derive stages read the local store's files"
+    if not isinstance(store, LocalStore):
+        raise PipelineError(
+            f"EVIDENCE_STORE={settings.store}: the probe, derive and package stages read originals as local "
+            "files, which this store does not keep; use local+s3"
+        )
     return store
 
 
@@ -207,6 +230,20 @@ def package_context(settings: Settings, *, actor: str | None = None) -> PackageC
         margin=settings.package_margin,
         access_extensions={name: profile.extension for name, profile in config.profiles.items()},
     )
+
+
+def archive_context(settings: Settings, *, actor: str | None = None) -> ArchiveContext:
+    """The archive stage's context: originals read from the local store and replicated to S3, which
+    only ``EVIDENCE_STORE=local+s3`` asks for."""
+    from pipeline.archive.stage import ArchiveContext
+
+    stores = store_for(settings)
+    if settings.store != "local+s3":
+        raise PipelineError(
+            f"EVIDENCE_STORE={settings.store}: originals are kept in one store only, so there is nothing to "
+            "archive (local+s3 replicates the local store's originals to S3)"
+        )
+    return ArchiveContext(**_shared(settings, _local_store(settings), actor), replica=stores["s3"])
 
 
 def cores() -> int:
