@@ -1,6 +1,6 @@
 """One item's whole record, as a person looking at it sees it: fields, facts with their sources,
-deadline, issues, arrivals, stages, derivatives, discs and custody history. Looking is a retrieval,
-so :func:`item_detail` records it in the custody log."""
+deadline, issues, arrivals, stages, derivatives, stored copies (replicas), discs and custody history.
+Looking is a retrieval, so :func:`item_detail` records it in the custody log."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from pipeline.catalog.models import (
     REQUIRED_FACTS,
     Case,
     Derivative,
+    FixityOutcome,
     Item,
     ItemFact,
     ItemIssue,
@@ -27,6 +28,7 @@ from pipeline.catalog.models import (
 )
 from pipeline.catalog.people import Role
 from pipeline.catalog.queries.items import ItemSummary, locate_item
+from pipeline.catalog.replicas import Replica, ReplicaStatus
 from pipeline.catalog.types import iso
 from pipeline.catalog.viewer import Viewer
 from pipeline.custody import CustodyLog, events_for
@@ -97,6 +99,20 @@ class IssueView:
 
     def as_json(self) -> dict[str, object]:
         return {"code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True)
+class ReplicaView:
+    """One stored copy of the original: its store (``local``, ``s3``), key, when it was last
+    verified and what that found (``ok``, ``bad``, ``missing``)."""
+
+    store: str
+    key: str
+    verified_at: datetime
+    status: str
+
+    def as_json(self) -> dict[str, object]:
+        return {"store": self.store, "key": self.key, "verified_at": iso(self.verified_at), "status": self.status}
 
 
 @dataclass(frozen=True)
@@ -191,6 +207,7 @@ class ItemDetail:
     derivatives: tuple[DerivativeView, ...]
     packages: tuple[DiscPlacement, ...]
     store_key: str
+    replicas: tuple[ReplicaView, ...]
     events: tuple[EventView, ...]
 
     def as_json(self) -> dict[str, Any]:
@@ -214,6 +231,7 @@ class ItemDetail:
             "derivatives": [d.as_json() for d in self.derivatives],
             "packages": [p.as_json() for p in self.packages],
             "store_key": self.store_key,
+            "replicas": [r.as_json() for r in self.replicas],
             "events": [e.as_json() for e in self.events],
         }
 
@@ -279,6 +297,7 @@ def item_detail(
         derivatives=_derivatives(session, found.id),
         packages=_placements(session, found.id),
         store_key=store.key(found.sha256),
+        replicas=_replicas(session, found, store),
         events=tuple(
             EventView(seq=e.seq or 0, at=e.at, actor=e.actor, action=e.action, details=json.loads(e.details))
             for e in history
@@ -337,3 +356,27 @@ def _placements(session: Session, item_id: str) -> tuple[DiscPlacement, ...]:
         .order_by(col(PackageFile.id))
     )
     return tuple(DiscPlacement(f.package_id, f.disc_index, f.disc_path, p.status) for f, p in session.exec(query))
+
+
+# What a fixity check found (``Item.fixity_status``) as the state of the copy it checked.
+_FIXITY_REPLICA: dict[str, ReplicaStatus] = {
+    FixityOutcome.OK: ReplicaStatus.OK,
+    FixityOutcome.MISMATCH: ReplicaStatus.BAD,
+    FixityOutcome.MISSING: ReplicaStatus.MISSING,
+}
+
+
+def _replicas(session: Session, item: Item, store: ObjectStore) -> tuple[ReplicaView, ...]:
+    """The item's stored copies: the one intake made in ``store`` (as the item row records its
+    verification: intake's read-back, then each fixity check) unless a row records that store's
+    copy, and every copy recorded in ``Replica``."""
+    rows = session.exec(select(Replica).where(Replica.item_id == item.id).order_by(col(Replica.id))).all()
+    views = [ReplicaView(r.store, r.key, r.verified_at, r.status) for r in rows]
+    if all(r.store != store.name for r in rows):
+        found = _FIXITY_REPLICA.get(item.fixity_status or "")
+        if item.fixity_checked_at is not None and found is not None:
+            at, status = item.fixity_checked_at, found
+        else:  # never checked (or the check itself failed): as intake verified it
+            at, status = item.created_at, ReplicaStatus.OK
+        views.insert(0, ReplicaView(store.name, store.key(item.sha256), at, status))
+    return tuple(views)
