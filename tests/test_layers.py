@@ -26,6 +26,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "pipeline.transcode",
             "pipeline.package",
             "pipeline.fixity",
+            "pipeline.archive",
             "pipeline.reports",
         ),
     ),
@@ -41,6 +42,7 @@ STAGES = (
     "pipeline.transcode",
     "pipeline.package",
     "pipeline.fixity",
+    "pipeline.archive",
     "pipeline.reports",
 )
 

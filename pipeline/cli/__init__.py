@@ -82,6 +82,12 @@ COMMANDS: dict[str, Lazy] = {
         "fixity",
         "Re-hash every stored object (or the given items) and name each that no longer matches.",
     ),
+    "archive": Lazy(
+        "archive",
+        "archive_command",
+        "Copy originals to the S3 store (EVIDENCE_STORE=local+s3), each read back and compared there, and "
+        "record each copy.",
+    ),
     # disc packages
     "package": Lazy(
         "packages",

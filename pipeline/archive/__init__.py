@@ -1,0 +1,5 @@
+"""The archive stage: replicate originals from the local store to the S3 store (``EVIDENCE_STORE=local+s3``)."""
+
+from pipeline.archive.stage import STAGE, ArchiveContext, ArchiveResult, archive, items_to_archive
+
+__all__ = ["STAGE", "ArchiveContext", "ArchiveResult", "archive", "items_to_archive"]
