@@ -5,23 +5,31 @@ Checks run on demand (``evidence fixity``) and on a schedule: the reconciler que
 time, the items whose last check (or intake) is older than the interval. An altered or missing
 object opens an issue on the item (``fixity-mismatch``, ``fixity-missing``) that stays until a check
 finds the object whole again.
+
+Given the other stores originals are replicated to (``replicas``, by name: ``EVIDENCE_STORE=local+s3``
+gives ``s3``), a check also reads the item's copy in each of them and records what it found on the
+item's ``Replica`` row; a copy that is altered or gone is sent again from the item's store when that
+copy is whole (the replica store verifies it by reading it back), with a ``replica-repaired`` custody
+event naming what was found. Never silently: a copy that cannot be repaired stays ``bad`` or
+``missing`` on its row and in the check's result.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from datetime import timedelta
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, delete, func, update
 from sqlmodel import Session, col, select
 
 from pipeline.catalog.db import session_scope
 from pipeline.catalog.models import FixityCheck, FixityOutcome, Item, ItemIssue, StageRun, StageStatus
+from pipeline.catalog.replicas import Replica, ReplicaStatus
 from pipeline.catalog.types import utcnow
 from pipeline.custody import CustodyLog
-from pipeline.errors import describe
+from pipeline.errors import PipelineError, describe
 from pipeline.stage import StageContext
 from pipeline.stage.issues import FIXITY_MISMATCH, FIXITY_MISSING, STAGE_ERROR
 from pipeline.stage.status import clear_stage_error, in_turn, open_stage_error
@@ -34,6 +42,41 @@ ISSUES = {FixityOutcome.MISMATCH: FIXITY_MISMATCH, FixityOutcome.MISSING: FIXITY
 
 logger = logging.getLogger(__name__)
 
+# What a check found, as the state of a replica.
+REPLICA_STATUS = {
+    FixityOutcome.OK: ReplicaStatus.OK,
+    FixityOutcome.MISMATCH: ReplicaStatus.BAD,
+    FixityOutcome.MISSING: ReplicaStatus.MISSING,
+}
+
+
+@dataclass(frozen=True)
+class ReplicaCheck:
+    """One replica of an item checked: its store and key, what the check found (``ok``, ``bad``,
+    ``missing``, or ``error`` when it could not be checked), and whether it was repaired."""
+
+    store: str
+    key: str
+    found: str
+    size: int | None = None
+    repaired: bool = False
+    error: str | None = None
+
+    @property
+    def status(self) -> str:
+        """The replica's state now: ``ok`` once repaired."""
+        return ReplicaStatus.OK if self.repaired else self.found
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "store": self.store,
+            "key": self.key,
+            "status": self.status,
+            "found": self.found,
+            "repaired": self.repaired,
+            "error": self.error,
+        }
+
 
 @dataclass(frozen=True)
 class FixityResult:
@@ -44,10 +87,11 @@ class FixityResult:
     found: str | None = None
     size: int | None = None
     error: str | None = None
+    replicas: tuple[ReplicaCheck, ...] = field(default=())
 
     @property
     def ok(self) -> bool:
-        return self.outcome == FixityOutcome.OK
+        return self.outcome == FixityOutcome.OK and all(r.status == ReplicaStatus.OK for r in self.replicas)
 
     def as_json(self) -> dict[str, object]:
         data: dict[str, object] = {
@@ -60,6 +104,8 @@ class FixityResult:
         }
         if self.error:
             data["error"] = self.error
+        if self.replicas:
+            data["replicas"] = [r.as_json() for r in self.replicas]
         return data
 
 
@@ -95,10 +141,35 @@ def _check_one(store: ObjectStore, item_id: str, sha256: str, size: int) -> Fixi
         return FixityResult(item_id, sha256, sha256, FixityOutcome.ERROR, error=f"{STAGE_ERROR}: {describe(exc)}")
 
 
+def check_replica(
+    primary: ObjectStore, name: str, store: ObjectStore, item_id: str, sha256: str, size: int, whole: bool
+) -> ReplicaCheck:
+    """Check the item's copy in the replica ``store``; an altered or missing one is sent again from
+    ``primary`` when the copy there is ``whole`` (just checked)."""
+    found = _check_one(store, item_id, sha256, size)
+    status = REPLICA_STATUS.get(found.outcome)
+    if status is None:
+        return ReplicaCheck(name, found.key, FixityOutcome.ERROR, error=found.error)
+    if status == ReplicaStatus.OK or not whole:
+        return ReplicaCheck(name, found.key, status, found.size, error=found.error)
+    try:
+        with primary.open(sha256) as source:
+            stored = store.put(source.fileno(), expect_sha256=sha256)
+    except (PipelineError, OSError) as exc:
+        error = f"{found.error}; not repaired: {describe(exc)}"
+        return ReplicaCheck(name, found.key, status, found.size, error=error)
+    return ReplicaCheck(name, stored.key, status, found.size, repaired=True, error=found.error)
+
+
 def run_fixity(
-    ctx: StageContext[ObjectStore], *, items: Sequence[str] = (), batch: int = 100
+    ctx: StageContext[ObjectStore],
+    *,
+    items: Sequence[str] = (),
+    batch: int = 100,
+    replicas: Mapping[str, ObjectStore] | None = None,
 ) -> Iterator[FixityResult]:
-    """Check every item (or the given ones), yielding results as they are recorded."""
+    """Check every item (or the given ones) in the store and in each of ``replicas``, yielding
+    results as they are recorded."""
     last_id = ""
     while True:
         with session_scope(ctx.engine) as session:
@@ -109,6 +180,29 @@ def run_fixity(
         if not rows:
             return
         results = [_check_one(ctx.store, item_id, sha256, size) for item_id, sha256, size in rows]
+        if replicas:
+            # The copies the catalog says each item has (a copy not yet made is the archive stage's).
+            with session_scope(ctx.engine) as session:
+                held = {
+                    (item_id, name)
+                    for item_id, name in session.exec(
+                        select(Replica.item_id, Replica.store).where(
+                            col(Replica.item_id).in_([row[0] for row in rows]), col(Replica.store).in_(list(replicas))
+                        )
+                    ).all()
+                }
+            sizes = {item_id: size for item_id, _sha256, size in rows}
+            results = [
+                replace(
+                    r,
+                    replicas=tuple(
+                        check_replica(ctx.store, name, store, r.item, r.sha256, sizes[r.item], r.outcome == "ok")
+                        for name, store in replicas.items()
+                        if (r.item, name) in held
+                    ),
+                )
+                for r in results
+            ]
         with session_scope(ctx.engine) as session, CustodyLog(session, ctx.actor) as log:
             now = utcnow()
             for result in results:
@@ -139,6 +233,8 @@ def run_fixity(
                     },
                     tool=ctx.tool,
                 )
+                for check in result.replicas:
+                    _record_replica(session, log, ctx, result, check, now)
             session.execute(
                 update(StageRun)
                 .where(col(StageRun.stage) == STAGE, col(StageRun.item_id).in_([r.item for r in results]))
@@ -147,10 +243,44 @@ def run_fixity(
                 )
             )
         for result in results:
-            if not result.ok:
+            if result.outcome != FixityOutcome.OK:
                 logger.error("fixity %s: item %s, %s: %s", result.outcome, result.item, result.key, result.error)
+            for check in result.replicas:
+                if check.found != ReplicaStatus.OK:
+                    logger.error("fixity: item %s, %s copy %s %s%s: %s", result.item, check.store, check.key,
+                                 check.found, " (repaired)" if check.repaired else "", check.error)  # fmt: skip
         yield from results
         last_id = rows[-1][0]
+
+
+def _record_replica(
+    session: Session,
+    log: CustodyLog,
+    ctx: StageContext[ObjectStore],
+    result: FixityResult,
+    check: ReplicaCheck,
+    now: datetime,
+) -> None:
+    """A replica's check on its row, as a custody event, and its repair as one more."""
+    details: dict[str, object] = {"outcome": check.found, "expected": result.sha256, "store": check.store}
+    log.record("fixity-checked", f"item:{result.item}", {**details, "key": check.key}, tool=ctx.tool)
+    if check.found == FixityOutcome.ERROR:
+        return  # nothing is known of the copy: its row stays as it was
+    row = session.exec(select(Replica).where(Replica.item_id == result.item, Replica.store == check.store)).first()
+    row = row or Replica(item_id=result.item, store=check.store, key=check.key, size=0)
+    row.key, row.verified_at, row.status = check.key, now, check.status
+    row.size = check.size if check.found == ReplicaStatus.OK and check.size is not None else row.size
+    if check.repaired:
+        item = session.get(Item, result.item)
+        row.size = item.size if item is not None else row.size
+        log.record(
+            "replica-repaired",
+            f"item:{result.item}",
+            {"store": check.store, "key": check.key, "sha256": result.sha256, "found": check.found,
+             "error": check.error, "from": ctx.store.name},
+            tool=ctx.tool,
+        )  # fmt: skip
+    session.add(row)
 
 
 def _record_issue(session: Session, result: FixityResult) -> None:
