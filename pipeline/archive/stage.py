@@ -72,10 +72,18 @@ def items_to_archive(session: Session, store: str = "s3", *, limit: int | None =
 
 
 def archive(ctx: ArchiveContext, item_ids: Sequence[str]) -> list[ArchiveResult]:
-    """Replicate each item's original; one item's failure never stops the others."""
+    """Replicate each item's original; one item's content or defect never stops the others. After
+    a system fault (the S3 store away, once its retries are spent) the items still to do are not
+    tried in this call (each would wait through the same retries): they stay pending, with the
+    reason, for the next run."""
     results = []
     name = ctx.replica.name
+    fault: str | None = None
     for item_id in dict.fromkeys(item_ids):
+        if fault is not None:
+            _postpone(ctx, item_id, fault)
+            results.append(ArchiveResult(item_id, "failed", name, error=f"not tried: {fault}", system=True))
+            continue
         try:
             results.append(_archive_one(ctx, item_id))
         except TransientError:
@@ -85,6 +93,7 @@ def archive(ctx: ArchiveContext, item_ids: Sequence[str]) -> list[ArchiveResult]
             logger.warning("archive of item %s to %s postponed: %s", item_id, name, error)
             _postpone(ctx, item_id, error)
             results.append(ArchiveResult(item_id, "failed", name, error=error, system=True))
+            fault = error
         except DigestMismatch as exc:
             error = (
                 f"the local copy does not match the item's SHA-256 ({describe(exc)}); run `evidence fixity {item_id}`"
