@@ -107,7 +107,7 @@ class TestBoundedReads:
             rows.append({**late, "collector": officer, "captured_at": captured, "dock_id": f"dock{1 + n % 2}"})
         rows.append({"late": False, "collector": "officer-1"})
         with Session(ctx.engine) as session:
-            catalogue(session, rows)
+            on_time = catalogue(session, rows)[-1]
             whole = [
                 (g.officer, g.dock, i.id) for g in queries.overdue_groups(session, viewer=CUSTODIAN) for i in g.items
             ]
@@ -123,6 +123,8 @@ class TestBoundedReads:
             assert walked == whole
             with pytest.raises(InvalidValueError, match="not a late record"):
                 queries.overdue_page(session, viewer=CUSTODIAN, after="01NOTALATERECORD000000000A")
+            with pytest.raises(InvalidValueError, match="not a late record"):
+                queries.overdue_page(session, viewer=CUSTODIAN, after=on_time)
             with pytest.raises(InvalidValueError):
                 queries.overdue_page(session, viewer=CUSTODIAN, limit=0)
 

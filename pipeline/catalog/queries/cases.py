@@ -228,6 +228,11 @@ def overdue_page(
     return _overdue(session, viewer, limit, after)
 
 
+def _late_conditions(viewer: Viewer) -> tuple[ColumnElement[bool], ...]:
+    """The conditions on :class:`Item` for the late records the viewer may see and not withheld."""
+    return (visible_items(viewer), col(Item.late).is_(True), ~withheld_items(viewer))
+
+
 def _late(viewer: Viewer) -> Any:
     """``select(Item, …)`` of the late records the viewer may see and not withheld."""
     return visible(viewer).where(col(Item.late).is_(True), ~withheld_items(viewer))
@@ -238,9 +243,9 @@ def _overdue(session: Session, viewer: Viewer, limit: int | None, after: str | N
     keys = (col(Item.collector), col(Item.dock_id), col(Item.captured_at), col(Item.id))
     query = _late(viewer)
     if after is not None:
-        place = session.exec(
-            select(*keys).where(col(Item.id) == after, col(Item.id).in_(_late(viewer).with_only_columns(col(Item.id))))
-        ).first()
+        # The record's own row tested by the report's conditions (not its ID looked for among every
+        # late record's, which SQLite reads all of first).
+        place = session.exec(select(*keys).where(col(Item.id) == after, *_late_conditions(viewer))).first()
         if place is None:
             raise InvalidValueError(f"{after[:40]!r} is not a late record: ask for the first page again")
         query = query.where(_past(list(zip(keys, tuple(place), strict=True)), nulls_first=nulls_first))
