@@ -52,6 +52,9 @@ class Dispatcher:
     def fixity(self, item_ids: Sequence[str]) -> None:
         self.send("evidence.fixity", item_ids)
 
+    def archive(self, item_ids: Sequence[str]) -> None:
+        self.send("evidence.archive", item_ids)
+
     def reconcile(self) -> None:
         """One reconciler pass on a maintenance worker."""
         queue = queue_name(self.settings, ROUTES["evidence.reconcile"])

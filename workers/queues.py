@@ -14,7 +14,8 @@ from pathlib import Path
 from pipeline.settings import Settings
 from workers import queue_folder, queue_redis  # noqa: F401  (each names the transport of its URLs)
 
-# One queue per stage; "maintenance" carries the reconciler and the scheduled fixity checks.
+# One queue per stage; "maintenance" carries the reconciler, the scheduled fixity checks and the
+# archive stage (copies of originals to S3).
 STAGES = ("intake", "probe", "derive", "package", "maintenance")
 # Names an earlier release used, still accepted by `evidence worker --queues`.
 OLD_NAMES: Mapping[str, str] = {"transcode": "derive"}
@@ -26,6 +27,7 @@ ROUTES: Mapping[str, str] = {
     "evidence.package": "package",
     "evidence.reconcile": "maintenance",
     "evidence.fixity": "maintenance",
+    "evidence.archive": "maintenance",
 }
 
 

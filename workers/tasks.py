@@ -17,6 +17,7 @@ from celery import Celery, Task
 from celery.signals import worker_process_init, worker_ready
 from celery.utils.time import get_exponential_backoff_interval
 
+from pipeline.archive.stage import ArchiveContext, archive_pending, due_archive, queue_archive
 from pipeline.catalog.db import dispose_engines
 from pipeline.catalog.models import SightingStatus
 from pipeline.errors import NotFoundError, SystemFault, TransientError
@@ -25,7 +26,14 @@ from pipeline.ingest.intake import IntakeContext, intake
 from pipeline.ingest.reconcile import reconcile_all
 from pipeline.package.stage import PackageContext, build_package
 from pipeline.probe.stage import ProbeContext, probe
-from pipeline.runtime import derive_context, intake_context, package_context, probe_context, process_name
+from pipeline.runtime import (
+    archive_context,
+    derive_context,
+    intake_context,
+    package_context,
+    probe_context,
+    process_name,
+)
 from pipeline.settings import Settings
 from pipeline.stage.status import in_turn, mark_failed
 from pipeline.transcode.stage import DeriveContext, derive
@@ -58,9 +66,18 @@ class WorkerState:
     def package(self) -> PackageContext:
         return package_context(self.settings, actor=process_name("worker"))
 
+    @cached_property
+    def archive(self) -> ArchiveContext:
+        return archive_context(self.settings, actor=process_name("worker"))
+
+    @property
+    def archiving(self) -> bool:
+        """Whether the settings keep a second copy of each original (``EVIDENCE_STORE=local+s3``)."""
+        return self.settings.store == "local+s3"
+
     def forget(self) -> None:
         """Drop the contexts: a forked pool process builds its own (with its own connections)."""
-        for name in ("intake", "probe", "derive", "package"):
+        for name in ("intake", "probe", "derive", "package", "archive"):
             self.__dict__.pop(name, None)
 
 
@@ -151,10 +168,39 @@ def derive_task(self: Task, item_ids: list[str]) -> dict[str, Any]:
     except TransientError as exc:
         _retry_or_give_up(self, "derive", item_ids, exc)
         return {"statuses": []}
+    if state.archiving:  # then the original's copy in S3, on the maintenance queue
+        _queue_archive(state, [result.item for result in results])
     retry, fault = _systemic(results)
     if fault is not None:
         _retry_or_give_up(self, "derive", retry, fault)
     return {"statuses": [f"{result.profile}:{result.status}" for result in results]}
+
+
+def _queue_archive(state: WorkerState, item_ids: Sequence[str]) -> None:
+    """Mark the items' archive stage pending and queue it; with the catalog away the reconciler
+    finds them later (it queues every item without a verified S3 copy)."""
+    ids = list(dict.fromkeys(item_ids))
+    if not ids:
+        return
+    try:
+        queue_archive(state.intake.engine, ids)
+    except TransientError as exc:
+        logger.warning("could not queue archive for %d item(s) (%s); the reconciler will", len(ids), exc)
+        return
+    _enqueue_next(state.queue.archive, "archive", ids)
+
+
+def archive_task(self: Task, item_ids: list[str]) -> dict[str, Any]:
+    state = _state(self)
+    try:
+        results = archive_pending(state.archive, item_ids)
+    except TransientError as exc:
+        _retry_or_give_up(self, "archive", item_ids, exc)
+        return {"statuses": []}
+    retry, fault = _systemic(results)
+    if fault is not None:
+        _retry_or_give_up(self, "archive", retry, fault)
+    return {"statuses": [result.status for result in results]}
 
 
 def package_task(self: Task, package_ids: list[str]) -> dict[str, Any]:
@@ -186,10 +232,20 @@ def reconcile_task(self: Task) -> dict[str, int]:
     state = _state(self)
     try:
         report = reconcile_all(state.intake, state.settings, state.queue)
+        archiving = (
+            due_archive(state.intake.engine, "s3", stale_after=state.settings.stale_after) if state.archiving else []
+        )
     except TransientError as exc:  # the next scheduled pass tries again
         logger.warning("reconcile pass skipped: %s", exc)
         return {"requeued": 0, "partials_removed": 0}
-    return {"requeued": report.requeued, "partials_removed": report.partials_removed}
+    for start in range(0, len(archiving), ARCHIVE_BATCH):
+        _enqueue_next(state.queue.archive, "archive", archiving[start : start + ARCHIVE_BATCH])
+    requeued = report.requeued + len(archiving)
+    return {"requeued": requeued, "partials_removed": report.partials_removed}
+
+
+# Items per archive message the reconciler sends.
+ARCHIVE_BATCH = 16
 
 
 TASKS: dict[str, Callable[..., dict[str, Any]]] = {
@@ -198,6 +254,7 @@ TASKS: dict[str, Callable[..., dict[str, Any]]] = {
     "evidence.derive": derive_task,
     "evidence.package": package_task,
     "evidence.fixity": fixity_task,
+    "evidence.archive": archive_task,
     "evidence.reconcile": reconcile_task,
 }
 

@@ -17,8 +17,11 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
+from sqlalchemy import Engine
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from pipeline.catalog.db import session_scope
 from pipeline.catalog.models import Item, StageRun, StageStatus
@@ -27,7 +30,7 @@ from pipeline.catalog.types import utcnow
 from pipeline.custody import CustodyLog
 from pipeline.errors import DigestMismatch, SystemFault, TransientError, describe
 from pipeline.stage import StageContext, issues, stored_original
-from pipeline.stage.status import record_stage_error, set_stage
+from pipeline.stage.status import record_stage_error, set_stage, stage_pending
 from pipeline.storage.base import ObjectStore, StoredObject
 from pipeline.storage.local import LocalStore
 
@@ -56,19 +59,59 @@ class ArchiveResult:
         return {"item": self.item, "status": self.status, "store": self.store, "key": self.key, "error": self.error}
 
 
-def items_to_archive(session: Session, store: str = "s3", *, limit: int | None = None) -> list[str]:
+def items_to_archive(
+    session: Session, store: str = "s3", *, limit: int | None = None, exclude: SelectOfScalar[str] | None = None
+) -> list[str]:
     """Items without a verified copy in ``store`` whose archive stage has not failed (a failed one
-    waits for a person to retry it by ID), oldest first."""
+    waits for a person to retry it by ID), nor among ``exclude``, oldest first."""
     verified = select(Replica.item_id).where(Replica.store == store, Replica.status == ReplicaStatus.OK)
     failed = select(StageRun.item_id).where(StageRun.stage == STAGE, StageRun.status == StageStatus.FAILED)
-    query = (
-        select(Item.id)
-        .where(col(Item.id).not_in(verified), col(Item.id).not_in(failed))
-        .order_by(col(Item.created_at), col(Item.id))
-    )
+    query = select(Item.id).where(col(Item.id).not_in(verified), col(Item.id).not_in(failed))
+    if exclude is not None:
+        query = query.where(col(Item.id).not_in(exclude))
+    query = query.order_by(col(Item.created_at), col(Item.id))
     if limit:
         query = query.limit(limit)
     return list(session.exec(query).all())
+
+
+def queue_archive(engine: Engine, item_ids: Sequence[str]) -> None:
+    """Mark these items' archive stage pending (queued now), as a worker's task for them expects."""
+    if not item_ids:
+        return
+    with session_scope(engine) as session:
+        runs = {
+            run.item_id: run
+            for run in session.exec(
+                select(StageRun).where(StageRun.stage == STAGE, col(StageRun.item_id).in_(list(item_ids)))
+            ).all()
+        }
+        now = utcnow()
+        for item_id in dict.fromkeys(item_ids):
+            run = runs.get(item_id) or StageRun(item_id=item_id, stage=STAGE, status=StageStatus.PENDING)
+            if run.status != StageStatus.FAILED:
+                run.status, run.updated_at = StageStatus.PENDING, now
+                session.add(run)
+
+
+def due_archive(engine: Engine, store: str = "s3", *, stale_after: float, limit: int = 500) -> list[str]:
+    """The items the reconciler queues for archiving: without a verified copy in ``store``, their
+    archive stage not failed nor queued within ``stale_after`` seconds; marked queued."""
+    with session_scope(engine) as session:
+        recent = select(StageRun.item_id).where(
+            StageRun.stage == STAGE,
+            StageRun.status == StageStatus.PENDING,
+            col(StageRun.updated_at) > utcnow() - timedelta(seconds=stale_after),
+        )
+        ids = items_to_archive(session, store, limit=limit, exclude=recent)
+    queue_archive(engine, ids)
+    return ids
+
+
+def archive_pending(ctx: ArchiveContext, item_ids: Sequence[str]) -> list[ArchiveResult]:
+    """A queued batch: the items whose archive stage is still pending (a repeated message finds
+    the others done or failed, and skips them)."""
+    return archive(ctx, [item_id for item_id in dict.fromkeys(item_ids) if stage_pending(ctx.engine, STAGE, item_id)])
 
 
 def archive(ctx: ArchiveContext, item_ids: Sequence[str]) -> list[ArchiveResult]:
