@@ -331,8 +331,12 @@ def schedule_fixity(engine: Engine, *, every: timedelta, limit: int) -> list[str
     return due
 
 
-def check_scheduled(ctx: StageContext[ObjectStore], *, item_ids: Sequence[str]) -> list[FixityResult]:
+def check_scheduled(
+    ctx: StageContext[ObjectStore], *, item_ids: Sequence[str], replicas: Mapping[str, ObjectStore] | None = None
+) -> list[FixityResult]:
     """A queued batch of checks, one item at a time; after each, the items still waiting are marked
     as in hand, so the reconciler does not queue them again while a long batch runs. An item whose
-    check is no longer pending (a repeated message) is skipped."""
-    return in_turn(ctx.engine, STAGE, item_ids, lambda item_id: list(run_fixity(ctx, items=[item_id])))
+    check is no longer pending (a repeated message) is skipped. ``replicas``: as :func:`run_fixity`'s."""
+    return in_turn(
+        ctx.engine, STAGE, item_ids, lambda item_id: list(run_fixity(ctx, items=[item_id], replicas=replicas))
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from sqlmodel import Session, select
 from pipeline.catalog.db import dispose_engines
 from pipeline.catalog.models import CustodyEvent, Item
 from pipeline.catalog.replicas import Replica
-from pipeline.fixity import FixityResult, run_fixity
+from pipeline.fixity import FixityResult, check_scheduled, run_fixity, schedule_fixity
 from pipeline.runtime import open_catalog, stage_context, store_for
 from pipeline.settings import load_settings
 from pipeline.storage.s3 import S3Store
@@ -125,3 +126,19 @@ def test_a_damaged_local_copy_repairs_nothing_and_is_named(
     assert replica_row(item).status == "missing"
     with Session(open_catalog(load_settings())) as session:
         assert session.get(Item, item).fixity_status == "mismatch"  # type: ignore[union-attr]
+
+
+def test_a_scheduled_check_reads_the_replicas_too(
+    unlocked: dict[str, str], cli: Cli, dock: Path, media: MediaMaker
+) -> None:
+    """The worker's checks (queued by the reconciler) take the replicas as `evidence fixity` does."""
+    item, sha256 = archived(cli, dock, media)
+    store = s3()
+    store.client.delete_object(Bucket=store.bucket, Key=store.key(sha256))
+    settings = load_settings()
+    ctx = stage_context(settings)
+    assert schedule_fixity(ctx.engine, every=timedelta(0), limit=10) == [item]
+    [result] = check_scheduled(ctx, item_ids=[item], replicas={"s3": store})
+    assert [(r.found, r.repaired) for r in result.replicas] == [("missing", True)]
+    assert store.exists(sha256)
+    dispose_engines()

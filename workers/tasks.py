@@ -219,9 +219,12 @@ def package_task(self: Task, package_ids: list[str]) -> dict[str, Any]:
 
 
 def fixity_task(self: Task, item_ids: list[str]) -> dict[str, Any]:
-    ctx = _state(self).intake
+    state = _state(self)
+    ctx = state.intake
+    # With a second copy of each original kept in S3, that copy is checked (and repaired) too.
+    replicas = {state.archive.replica.name: state.archive.replica} if state.archiving else None
     try:
-        results = check_scheduled(ctx, item_ids=item_ids)
+        results = check_scheduled(ctx, item_ids=item_ids, replicas=replicas)
     except TransientError as exc:
         _retry_or_give_up(self, None, item_ids, exc)  # the checks stay pending; the reconciler queues them
         return {"statuses": []}
