@@ -200,3 +200,13 @@ def test_a_catalog_of_the_previous_revision_gets_an_empty_replica_table(tmp_path
         assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0011"
     engine.dispose()
     dispose_engines()
+
+
+def test_item_shows_its_replicas_to_people(s3_env: dict[str, str], cli: Cli, dock: Path, media: MediaMaker) -> None:
+    [taken] = ingest(cli, dock, media)
+    item, sha256 = str(taken["item"]), str(taken["sha256"])
+    assert cli("archive", item).exit_code == 0
+    shown = cli("item", item).output
+    replicas = shown.split("\nreplicas:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert [line.split()[:2] for line in replicas] == [["local", "ok"], ["s3", "ok"]]
+    assert all(line.endswith(f"sha256/{sha256[:2]}/{sha256}") for line in replicas)

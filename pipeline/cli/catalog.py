@@ -157,6 +157,9 @@ def _show_item(data: dict[str, Any], settings: Settings) -> None:
     click.echo("\nissues:" if data["issues"] else "\nissues: none")
     for issue in data["issues"]:
         click.echo(f"  {issue['code']:<22} {issue['message']}")
+    click.echo("\nreplicas:")
+    for r in data["replicas"]:
+        click.echo(f"  {r['store']:<6} {r['status']:<8} verified {r['verified_at']}  {r['key']}")
     click.echo("\nsightings:")
     for s in data["sightings"]:
         click.echo(f"  {s['received_at']}  {s['dock']:<12} {s['status']:<9} {s['disposition']:<11} {s['path']}")
