@@ -10,13 +10,20 @@ Given the other stores originals are replicated to (``replicas``, by name: ``EVI
 gives ``s3``), a check also reads the item's copy in each of them and records what it found on the
 item's ``Replica`` row; a copy that is altered or gone is sent again from the item's store when that
 copy is whole (the replica store verifies it by reading it back), with a ``replica-repaired`` custody
-event naming what was found. Never silently: a copy that cannot be repaired stays ``bad`` or
-``missing`` on its row and in the check's result.
+event naming what was found. The other way round, an altered or missing copy in the local store is
+restored from a replica found whole (fetched, hashed, then filed), also a ``replica-repaired`` event;
+the check itself is recorded as found (``FixityCheck``, ``fixity-checked``), the item's state as it is
+after the repair. Never silently: a copy that cannot be repaired stays ``bad`` or ``missing`` on its
+row, in the check's result and, for the local copy, as the item's open issue.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -29,11 +36,13 @@ from pipeline.catalog.models import FixityCheck, FixityOutcome, Item, ItemIssue,
 from pipeline.catalog.replicas import Replica, ReplicaStatus
 from pipeline.catalog.types import utcnow
 from pipeline.custody import CustodyLog
-from pipeline.errors import PipelineError, describe
+from pipeline.errors import PipelineError, StoreError, describe
 from pipeline.stage import StageContext
 from pipeline.stage.issues import FIXITY_MISMATCH, FIXITY_MISSING, STAGE_ERROR
 from pipeline.stage.status import clear_stage_error, in_turn, open_stage_error
 from pipeline.storage.base import ObjectStore
+from pipeline.storage.local import LocalStore
+from pipeline.storage.transfer import hash_descriptor
 
 STAGE = "fixity"
 
@@ -88,10 +97,16 @@ class FixityResult:
     size: int | None = None
     error: str | None = None
     replicas: tuple[ReplicaCheck, ...] = field(default=())
+    restored_from: str | None = None  # the replica the store's copy was restored from
+
+    @property
+    def whole(self) -> bool:
+        """Whether the store's copy is whole now: found so, or restored."""
+        return self.outcome == FixityOutcome.OK or self.restored_from is not None
 
     @property
     def ok(self) -> bool:
-        return self.outcome == FixityOutcome.OK and all(r.status == ReplicaStatus.OK for r in self.replicas)
+        return self.whole and all(r.status == ReplicaStatus.OK for r in self.replicas)
 
     def as_json(self) -> dict[str, object]:
         data: dict[str, object] = {
@@ -106,6 +121,8 @@ class FixityResult:
             data["error"] = self.error
         if self.replicas:
             data["replicas"] = [r.as_json() for r in self.replicas]
+        if self.restored_from:
+            data["restored_from"] = self.restored_from
         return data
 
 
@@ -161,6 +178,37 @@ def check_replica(
     return ReplicaCheck(name, stored.key, status, found.size, repaired=True, error=found.error)
 
 
+def restore_from_replica(
+    local: LocalStore, replicas: Mapping[str, ObjectStore], result: FixityResult, size: int
+) -> FixityResult:
+    """Restore the local store's altered or missing copy from the first replica found whole: the
+    replica's bytes are fetched into the store's ``tmp/`` and hashed, and only when they are the
+    item's is the damaged copy removed and the fetched one filed (verified again as it is)."""
+    if result.outcome not in (FixityOutcome.MISMATCH, FixityOutcome.MISSING):
+        return result
+    for check in result.replicas:
+        if check.found != ReplicaStatus.OK:
+            continue
+        try:
+            with tempfile.TemporaryFile(dir=local.tmp_dir) as fetched:
+                with replicas[check.store].open(result.sha256) as source:
+                    shutil.copyfileobj(source, fetched, local.chunk_size)
+                fetched.flush()
+                fd = fetched.fileno()
+                os.lseek(fd, 0, os.SEEK_SET)
+                found = hash_descriptor(fd, chunk_size=local.chunk_size)
+                if found.digests["sha256"] != result.sha256 or found.size != size:
+                    raise StoreError(f"the copy fetched from {check.store} is not the original")
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(local.path(result.sha256))
+                os.lseek(fd, 0, os.SEEK_SET)
+                local.put(fd, expect_sha256=result.sha256)
+        except (PipelineError, OSError) as exc:
+            return replace(result, error=f"{result.error}; not restored from {check.store}: {describe(exc)}")
+        return replace(result, restored_from=check.store)
+    return result
+
+
 def run_fixity(
     ctx: StageContext[ObjectStore],
     *,
@@ -203,6 +251,9 @@ def run_fixity(
                 )
                 for r in results
             ]
+            if isinstance(ctx.store, LocalStore):
+                local = ctx.store
+                results = [restore_from_replica(local, replicas, r, sizes[r.item]) for r in results]
         with session_scope(ctx.engine) as session, CustodyLog(session, ctx.actor) as log:
             now = utcnow()
             for result in results:
@@ -212,15 +263,17 @@ def run_fixity(
                         checked_at=now,
                         outcome=result.outcome,
                         found_sha256=result.found,
-                        error=result.error,
+                        error=f"{result.error}; restored from {result.restored_from}"
+                        if result.restored_from
+                        else result.error,
                     )
                 )
                 item = session.get(Item, result.item)
                 if item is not None:
-                    item.fixity_status = result.outcome
+                    item.fixity_status = FixityOutcome.OK if result.restored_from else result.outcome
                     item.fixity_checked_at = now
                     session.add(item)
-                _record_issue(session, result)
+                _record_issue(session, replace(result, outcome=FixityOutcome.OK) if result.restored_from else result)
                 log.record(
                     "fixity-checked",
                     f"item:{result.item}",
@@ -235,6 +288,15 @@ def run_fixity(
                 )
                 for check in result.replicas:
                     _record_replica(session, log, ctx, result, check, now)
+                if result.restored_from:
+                    log.record(
+                        "replica-repaired",
+                        f"item:{result.item}",
+                        {"store": ctx.store.name, "key": result.key, "sha256": result.sha256,
+                         "found": REPLICA_STATUS[result.outcome], "error": result.error,
+                         "from": result.restored_from},
+                        tool=ctx.tool,
+                    )  # fmt: skip
             session.execute(
                 update(StageRun)
                 .where(col(StageRun.stage) == STAGE, col(StageRun.item_id).in_([r.item for r in results]))

@@ -4,6 +4,7 @@ copy that is itself damaged repairs nothing."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from datetime import timedelta
@@ -13,7 +14,7 @@ import pytest
 from sqlmodel import Session, select
 
 from pipeline.catalog.db import dispose_engines
-from pipeline.catalog.models import CustodyEvent, Item
+from pipeline.catalog.models import CustodyEvent, FixityCheck, Item
 from pipeline.catalog.replicas import Replica
 from pipeline.fixity import FixityResult, check_scheduled, run_fixity, schedule_fixity
 from pipeline.runtime import open_catalog, stage_context, store_for
@@ -142,3 +143,32 @@ def test_a_scheduled_check_reads_the_replicas_too(
     assert [(r.found, r.repaired) for r in result.replicas] == [("missing", True)]
     assert store.exists(sha256)
     dispose_engines()
+
+
+@pytest.mark.usefixtures("s3_env")
+def test_a_damaged_local_copy_is_restored_from_a_whole_replica(cli: Cli, dock: Path, media: MediaMaker) -> None:
+    item, sha256 = archived(cli, dock, media)
+    local = load_settings().store_dir / "sha256" / sha256[:2] / sha256
+    original = local.read_bytes()
+    flip_byte(local, 300)
+    result = check(item)
+    assert (result.outcome, result.restored_from, result.ok) == ("mismatch", "s3", True)
+    assert local.read_bytes() == original
+    [event] = events(item, "replica-repaired")
+    assert (event["store"], event["found"], event["from"]) == ("local", "bad", "s3")
+    assert [e["outcome"] for e in events(item, "fixity-checked")] == ["mismatch", "ok"]  # as found
+    with Session(open_catalog(load_settings())) as session:
+        assert session.get(Item, item).fixity_status == "ok"  # type: ignore[union-attr]
+        [checked] = session.exec(select(FixityCheck).where(FixityCheck.item_id == item)).all()
+        assert checked.outcome == "mismatch" and "restored from s3" in str(checked.error)
+    assert cli("items", "--issue", "fixity-mismatch", "--json").records == []
+
+
+@pytest.mark.usefixtures("s3_env")
+def test_a_missing_local_copy_is_restored_too(cli: Cli, dock: Path, media: MediaMaker) -> None:
+    item, sha256 = archived(cli, dock, media)
+    local = load_settings().store_dir / "sha256" / sha256[:2] / sha256
+    local.unlink()
+    result = check(item)
+    assert (result.outcome, result.restored_from) == ("missing", "s3")
+    assert local.is_file() and hashlib.sha256(local.read_bytes()).hexdigest() == sha256
