@@ -66,6 +66,7 @@ class TestApp:
             "evidence.package": f"{settings.queue_prefix}.package",
             "evidence.reconcile": f"{settings.queue_prefix}.maintenance",
             "evidence.fixity": f"{settings.queue_prefix}.maintenance",
+            "evidence.archive": f"{settings.queue_prefix}.maintenance",
         }
         assert set(routes) <= set(app.tasks)
 
@@ -120,6 +121,41 @@ class TestIdleServe:
         service.process.send_signal(signal.SIGTERM)
         service.process.wait(timeout=90)
         wait_for(lambda: not _group(group), 30, "the workers to stop with serve")
+
+    def test_a_worker_that_dies_is_started_again_and_work_goes_on(  # type: ignore[no-untyped-def]
+        self, start, settings, media, ctx
+    ) -> None:
+        """Every worker `serve` forked killed at once (as the out-of-memory killer might): `serve`
+        says so in its log, starts each again, and a file the dock writes afterwards is taken in
+        and probed; the new workers stop with `serve` too."""
+        service = start("serve", extra_env={"EVIDENCE_QUIET_PERIOD": "0.5"})
+        wait_for(lambda: "serving" in service.output(), 60, "serve to start")
+        group = service.process.pid
+        forked = [pid for pid in _group(group) if pid != group]
+        assert len(forked) == 3
+        for pid in forked:
+            os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: len(_workers_started_again(group)) == 3, 60, "the workers to be started again")
+        log = (settings.logs_dir / "serve.log").read_text()
+        assert "the worker on intake stopped (exit status -9); starting it again" in log
+        media.variant("clip.mp4", settings.inbox_dir / "dock1" / "clip.mp4", 2)
+        wait_for(lambda: count(ctx, Item) == 1, 120, "the clip to be catalogued")
+        service.process.send_signal(signal.SIGTERM)
+        service.process.wait(timeout=90)
+        wait_for(lambda: not _group(group), 30, "the workers to stop with serve")
+
+
+def _workers_started_again(pgid: int) -> list[int]:
+    """The processes of the group that run `evidence worker` (a restarted worker, not a fork)."""
+    found = []
+    for pid in _group(pgid):
+        try:
+            words = (Path("/proc") / str(pid) / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"worker" in words and b"--idle" in words:
+            found.append(pid)
+    return found
 
 
 def _group(pgid: int) -> list[int]:

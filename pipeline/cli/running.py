@@ -15,6 +15,8 @@ import logging.handlers
 import os
 import signal
 import stat
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -64,7 +66,15 @@ def _log_to_file(settings: Settings, name: str, level: str, *, console: bool) ->
 @click.option("--loglevel", default="INFO", show_default=True)
 @click.option("--verbose", is_flag=True, help="Log to the console too, not only to the log file.")
 @click.option("--quiet", is_flag=True, hidden=True, help="Say nothing on start (serve has said it).")
-def worker(concurrency: int | None, queues: str, beat: bool, loglevel: str, verbose: bool, quiet: bool) -> None:
+@click.option(
+    "--idle",
+    type=click.IntRange(min=0),
+    hidden=True,
+    help="Let the pool shrink to this many processes when there is no work (as serve's workers do).",
+)
+def worker(
+    concurrency: int | None, queues: str, beat: bool, loglevel: str, verbose: bool, quiet: bool, idle: int | None
+) -> None:
     """Run a Celery worker on the given stage queues."""
     from workers.queues import UnknownStageError, parse_stages
 
@@ -75,7 +85,7 @@ def worker(concurrency: int | None, queues: str, beat: bool, loglevel: str, verb
     settings = read_settings()
     settings.ensure_dirs()
     open_catalog(settings).dispose()
-    _run_worker(settings, stages, concurrency, beat=beat, loglevel=loglevel, verbose=verbose, quiet=quiet)
+    _run_worker(settings, stages, concurrency, beat=beat, loglevel=loglevel, verbose=verbose, quiet=quiet, idle=idle)
 
 
 def _run_worker(
@@ -242,7 +252,9 @@ def serve(concurrency: int | None, verbose: bool) -> None:
         (("probe",), settings.probe_concurrency or cores()),
         (("derive", "package", "maintenance"), settings.transcode_concurrency or cores()),
     ]
-    workers = [_fork_worker(settings, stages, processes, verbose=verbose) for stages, processes in groups]
+    workers: list[_Forked | _Spawned] = [
+        _fork_worker(settings, stages, processes, verbose=verbose) for stages, processes in groups
+    ]
     _log_to_file(settings, "serve", os.environ.get("EVIDENCE_LOG_LEVEL", "WARNING"), console=verbose)
     announce_first_admin(settings)
     stop = threading.Event()
@@ -253,15 +265,77 @@ def serve(concurrency: int | None, verbose: bool) -> None:
     click.echo("\n".join(_greeting(settings, settings.logs_dir, url)), err=True)
     if url:
         click.echo(f"web: {url}", err=True)
+    keeper = threading.Thread(
+        target=_keep_workers, args=(groups, workers, stop, verbose), name="worker-keeper", daemon=True
+    )
+    keeper.start()
     try:
         _run_watcher(settings, stop, with_reconciler=True)
     finally:
+        stop.set()
+        keeper.join()
         if server:
             server.stop()
         for process in workers:
             process.terminate()
         for process in workers:
             process.wait(timeout=60)
+
+
+KEEP_INTERVAL = 2.0  # seconds between two looks at serve's workers
+RESTART_PAUSE = 10.0  # at least this long between two starts of one group's worker
+
+
+def _keep_workers(
+    groups: Sequence[tuple[tuple[str, ...], int]],
+    workers: list[_Forked | _Spawned],
+    stop: threading.Event,
+    verbose: bool,
+) -> None:
+    """Start again a worker of ``serve`` that stopped while ``serve`` runs (killed, out of memory,
+    crashed), so that no queue is left without one: as a program of its own, since ``serve`` now has
+    threads and a fork would copy their locks. The catalog drives what it left unfinished back into
+    the queues (the reconciler), so nothing it held is lost."""
+    log = logging.getLogger("evidence.serve")
+    started = [time.monotonic()] * len(workers)
+    while not stop.wait(KEEP_INTERVAL):
+        for index, process in enumerate(workers):
+            code = process.poll()
+            if code is None or time.monotonic() - started[index] < RESTART_PAUSE:
+                continue
+            if stop.is_set():  # serve is stopping: its workers stop with it
+                return
+            stages, processes = groups[index]
+            log.error("the worker on %s stopped (exit status %s); starting it again", ", ".join(stages), code)
+            command = [
+                *(sys.executable, "-m", "pipeline", "worker", "--queues", ",".join(stages)),
+                *("--concurrency", str(processes), "--idle", "0", "--loglevel", "WARNING", "--quiet"),
+            ]
+            if verbose:
+                command.append("--verbose")
+            workers[index] = _Spawned(subprocess.Popen(command, stdin=subprocess.DEVNULL))
+            started[index] = time.monotonic()
+
+
+class _Spawned:
+    """A worker ``serve`` started again as a program: stopped as a forked one is."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self.process = process
+
+    def poll(self) -> int | None:
+        return self.process.poll()
+
+    def terminate(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+
+    def wait(self, timeout: float) -> None:
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 class _Forked:
