@@ -172,3 +172,22 @@ def test_a_missing_local_copy_is_restored_too(cli: Cli, dock: Path, media: Media
     result = check(item)
     assert (result.outcome, result.restored_from) == ("missing", "s3")
     assert local.is_file() and hashlib.sha256(local.read_bytes()).hexdigest() == sha256
+
+
+def test_the_fixity_command_checks_and_repairs_the_s3_copy(
+    unlocked: dict[str, str], cli: Cli, dock: Path, media: MediaMaker
+) -> None:
+    """`evidence fixity ITEM --json` with EVIDENCE_STORE=local+s3: the S3 copy is read too, and one
+    found missing is sent again from the local copy and said so."""
+    item, sha256 = archived(cli, dock, media)
+    store = s3()
+    store.client.delete_object(Bucket=store.bucket, Key=store.key(sha256))
+    result = cli("fixity", item, "--json")
+    [record] = result.records
+    assert record["status"] == "ok"
+    assert [(r["store"], r["found"], r["repaired"], r["status"]) for r in record["replicas"]] == [
+        ("s3", "missing", True, "ok")
+    ]
+    assert store.digest(sha256)[0] == sha256
+    again = cli("fixity", item, "--json").records[0]
+    assert [(r["found"], r["repaired"]) for r in again["replicas"]] == [("ok", False)]

@@ -15,7 +15,7 @@ from pipeline.catalog.models import DerivativeStatus, StageStatus
 from pipeline.catalog.viewer import Viewer
 from pipeline.cli.inputs import BATCH, acting_viewer, find_items, read_settings
 from pipeline.cli.output import Report, jobs_option, json_option, progress
-from pipeline.runtime import Spread, command_jobs, derive_context, probe_context, stage_context
+from pipeline.runtime import Spread, command_jobs, derive_context, probe_context, stage_context, store_for
 
 if TYPE_CHECKING:
     from pipeline.probe.stage import ProbeContext, ProbeResult
@@ -145,11 +145,13 @@ def _derive(ctx: DeriveContext, task: tuple[str, tuple[str, ...], bool]) -> list
 @click.argument("ids", nargs=-1)
 @json_option()
 def fixity(ids: Sequence[str], as_json: bool) -> None:
-    """Re-hash every stored object (or the given items) and name each that no longer matches."""
+    """Re-hash every stored object (or the given items) and name each that no longer matches; with
+    EVIDENCE_STORE=local+s3 the S3 copies too, a bad copy repaired from a good one."""
     from pipeline.fixity import run_fixity
 
     settings = read_settings()
     ctx = stage_context(settings)
+    replicas = {name: store for name, store in store_for(settings).items() if name != ctx.store.name}
     outcomes: Counter[str] = Counter()
     with Report(as_json) as report:
         viewer = acting_viewer(settings)
@@ -159,7 +161,7 @@ def fixity(ids: Sequence[str], as_json: bool) -> None:
         for ident, reason in unknown:
             report.emit({"item": ident, "status": "unknown", "error": reason}, f"UNKNOWN: {reason}", failed=True)
         with progress(total, as_json, "checking") as bar:
-            checks = run_fixity(ctx, items=items) if total else []
+            checks = run_fixity(ctx, items=items, replicas=replicas) if total else []
             for result in checks:
                 outcomes[result.outcome] += 1
                 bar.update(1)
