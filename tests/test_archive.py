@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alembic import command
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlmodel import Session, select
 
-from pipeline.catalog.db import _alembic_config, dispose_engines, migrate
+from pipeline.catalog.db import dispose_engines, migrate
 from pipeline.catalog.models import CustodyEvent, StageRun
 from pipeline.catalog.replicas import Replica
 from pipeline.runtime import open_catalog
@@ -23,6 +22,7 @@ from pipeline.settings import load_settings
 from pipeline.storage.s3 import S3Store
 from tests.conftest import CliResult, MediaMaker, flip_byte
 from tests.s3server import SeaweedServer, free_ports
+from tests.test_migrations import catalog_at
 
 Cli = Callable[..., CliResult]
 
@@ -181,18 +181,7 @@ def test_archive_needs_a_second_store(env: dict[str, str], cli: Cli, dock: Path,
 
 def test_a_catalog_of_the_previous_revision_gets_an_empty_replica_table(tmp_path: Path) -> None:
     """Nothing is back-filled: the copy intake made is implied by the item row (see replicas.py)."""
-    engine = create_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
-    with engine.begin() as connection:
-        command.upgrade(_alembic_config(connection), "0010")
-        connection.execute(text("INSERT INTO dock (id, created_at) VALUES ('dock1', '2025-01-01 00:00:00')"))
-        connection.execute(
-            text(
-                "INSERT INTO item (id, sha256, size, digests, original_name, original_name_raw, media_kind,"
-                " dock_id, status, created_at) VALUES ('01J0000000000000000000000A', :sha, 5, '{}', 'a.mp4',"
-                " x'612e6d7034', 'video', 'dock1', 'stored', '2025-01-01 00:00:00')"
-            ),
-            {"sha": "a" * 64},
-        )
+    engine = catalog_at(tmp_path / "old.sqlite3", "0010")
     migrate(engine)
     with engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM replica")).scalar() == 0

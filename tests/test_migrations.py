@@ -3,32 +3,39 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlmodel import SQLModel
 
 import pipeline.catalog.models  # noqa: F401  (declares the tables)
 from pipeline.catalog.db import MIGRATIONS, _alembic_config, _declared_head, migrate, modelled
 
 
+def catalog_at(path: Path, revision: str) -> Engine:
+    """A SQLite catalog migrated only up to ``revision``, holding one dock and one item."""
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as connection:
+        command.upgrade(_alembic_config(connection), revision)
+        connection.execute(text("INSERT INTO dock (id, created_at) VALUES ('dock1', '2025-01-01 00:00:00')"))
+        connection.execute(
+            text(
+                "INSERT INTO item (id, sha256, size, digests, original_name, original_name_raw, media_kind,"
+                " dock_id, status, created_at) VALUES ('01J0000000000000000000000A', :sha, 5, '{}', 'a.mp4',"
+                " x'612e6d7034', 'video', 'dock1', 'stored', '2025-01-01 00:00:00')"
+            ),
+            {"sha": "a" * 64},
+        )
+    return engine
+
+
 class TestMigrations:
     def test_upgrade_from_first_revision_keeps_items(self, tmp_path) -> None:
-        engine = create_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
-        with engine.begin() as connection:
-            command.upgrade(_alembic_config(connection), "0001")
-            connection.execute(text("INSERT INTO dock (id, created_at) VALUES ('dock1', '2025-01-01 00:00:00')"))
-            connection.execute(
-                text(
-                    "INSERT INTO item (id, sha256, size, digests, original_name, original_name_raw, media_kind,"
-                    " dock_id, status, created_at) VALUES ('01J0000000000000000000000A', :sha, 5, '{}', 'a.mp4',"
-                    " x'612e6d7034', 'video', 'dock1', 'stored', '2025-01-01 00:00:00')"
-                ),
-                {"sha": "a" * 64},
-            )
+        engine = catalog_at(tmp_path / "old.sqlite3", "0001")
         migrate(engine)
         with engine.connect() as connection:
             row = connection.execute(
