@@ -12,7 +12,8 @@ processes counts 1/n in each, so the sum is what the group costs the machine), s
 - **busy**: from dropping the corpus of ``bench/corpus.py`` (its default 117 files unless sized down
   with ``--clips/--jpegs/--wavs``) into ``inbox/dock1/`` until every file that can be is catalogued
   and the pools have shrunk again: the peak and the median, and the most processes seen at once;
-- **idle after**: the same as idle, once the work is done (what the work left behind).
+- **idle after**: the same as idle, once every file is catalogued and the group's processes have
+  stayed the same for a while (what the work left behind, pool processes that did not go included).
 
 The reference, measured in the same run: ``python -c 'import time; time.sleep(…)'``, one bare
 interpreter, so the figures can be read against what any Python process costs on the machine.
@@ -201,29 +202,29 @@ def measure(args: argparse.Namespace, work: Path) -> Results:
             os.link(path, inbox / path.name)
         next_count = time.monotonic()
         catalogued = 0
-        quiet_since: float | None = None
+        last_count, steady_since = -1, time.monotonic()
         while True:
             if time.monotonic() - started > WORK_TIMEOUT:
                 raise BenchError(f"only {catalogued} of {expected} files catalogued in {WORK_TIMEOUT:.0f} s")
             pss, count = sample(serve.pgid)
             busy.append(pss)
             most = max(most, count)
+            if count != last_count:
+                last_count, steady_since = count, time.monotonic()
             if time.monotonic() >= next_count:
                 catalogued = serve.items()
                 next_count = time.monotonic() + 5
-            if catalogued >= expected and count <= results["idle_processes"]:
-                quiet_since = quiet_since or time.monotonic()
-                if time.monotonic() - quiet_since >= QUIET_SECONDS:
-                    break
-            else:
-                quiet_since = None
+            # Done: every file catalogued and the processes unchanged for a while (the pools back to
+            # idle, or as far as they shrink).
+            if catalogued >= expected and time.monotonic() - steady_since >= QUIET_SECONDS:
+                break
             time.sleep(args.interval)
         results["work_seconds"] = time.monotonic() - started
         results["busy_peak_mib"] = max(busy)
         results["busy_median_mib"] = statistics.median(busy)
         results["busy_processes_max"] = most
         results["catalogued"] = catalogued
-        results["idle_after_mib"], _ = idle_pss(serve, args.idle_seconds, args.interval)
+        results["idle_after_mib"], results["idle_after_processes"] = idle_pss(serve, args.idle_seconds, args.interval)
         results["context"] = {"load_average": os.getloadavg(), "cores": os.cpu_count()}
     except BenchError as exc:
         raise BenchError(f"{exc}\n{tail(serve.output())}") from exc
@@ -247,7 +248,10 @@ def rows(results: Results) -> Rows:
             f"peak {results['busy_peak_mib']:.1f} MiB, median {results['busy_median_mib']:.1f} MiB,"
             f" up to {results['busy_processes_max']} processes",
         ),
-        ("idle after the work", f"{results['idle_after_mib']:.1f} MiB"),
+        (
+            "idle after the work",
+            f"{results['idle_after_mib']:.1f} MiB in {results['idle_after_processes']} processes",
+        ),
         ("load average at the end", " ".join(f"{v:.2f}" for v in results["context"]["load_average"])),
     ]
 
