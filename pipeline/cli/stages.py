@@ -145,8 +145,9 @@ def _derive(ctx: DeriveContext, task: tuple[str, tuple[str, ...], bool]) -> list
 @click.argument("ids", nargs=-1)
 @json_option()
 def fixity(ids: Sequence[str], as_json: bool) -> None:
-    """Re-hash every stored object (or the given items) and name each that no longer matches; with
-    EVIDENCE_STORE=local+s3 the S3 copies too, a bad copy repaired from a good one."""
+    """Re-hash every stored object (or the given items) and name each that no longer matches.
+
+    With EVIDENCE_STORE=local+s3 the S3 copies too, a bad copy repaired from a good one."""
     from pipeline.fixity import run_fixity
 
     settings = read_settings()
