@@ -276,10 +276,28 @@ def serve(concurrency: int | None, verbose: bool) -> None:
         keeper.join()
         if server:
             server.stop()
-        for process in workers:
-            process.terminate()
-        for process in workers:
-            process.wait(timeout=60)
+        _stop_workers(workers)
+
+
+SHUTDOWN_WAIT = 40.0  # seconds serve's workers have, together, to finish what they run and stop
+
+
+def _stop_workers(workers: Sequence[_Forked | _Spawned], wait: float = SHUTDOWN_WAIT) -> None:
+    """Ask every worker to stop (a warm shutdown: running tasks finish), then kill those still there
+    when ``wait`` has passed, with their pool processes. Celery's prefork pool can hang in its own
+    shutdown after its autoscaler has let processes go; what a killed worker held is queued again
+    from the catalog."""
+    for process in workers:
+        process.terminate()
+    deadline = time.monotonic() + wait
+    for process in workers:
+        if not process.wait(timeout=max(0.0, deadline - time.monotonic())):
+            logging.getLogger("evidence.serve").warning(
+                "a worker (pid %s) did not stop within %.0f s and was killed; its unfinished work is queued "
+                "again from the catalog",
+                process.pid,
+                wait,
+            )
 
 
 KEEP_INTERVAL = 2.0  # seconds between two looks at serve's workers
@@ -330,12 +348,19 @@ class _Spawned:
         if self.process.poll() is None:
             self.process.terminate()
 
-    def wait(self, timeout: float) -> None:
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds; then kill it and its children. True if it stopped itself."""
         try:
             self.process.wait(timeout=timeout)
+            return True
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            _kill_tree(self.process.pid)
             self.process.wait()
+            return False
 
 
 class _Forked:
@@ -359,15 +384,39 @@ class _Forked:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGTERM)
 
-    def wait(self, timeout: float) -> None:
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds; then kill it and its children. True if it stopped itself."""
         deadline = time.monotonic() + timeout
         while self.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
-        if self.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGKILL)
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(self.pid, 0)
+        if self.poll() is not None:
+            return True
+        _kill_tree(self.pid)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+        return False
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL a process and every process descended from it (a worker and its pool, and their
+    helpers), children first found, so none is left behind as an orphan."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as stat_file:
+                    parent = int(stat_file.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    for member in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(member, signal.SIGKILL)
 
 
 # What a worker imports as it starts, imported by ``serve`` before it forks the workers, so that they
