@@ -38,7 +38,7 @@ from typing import Any
 
 from pipeline.metadata.facts import ExtractionContext, MediaInfo
 from pipeline.metadata.ffprobe import FfprobeExtractor
-from pipeline.stage.tools import ToolError, run_tool
+from pipeline.stage.tools import ToolError, ToolRun, run_tool
 from pipeline.transcode.commands import FFMPEG, SHEET_PADDING, contact_sheet_layout
 from pipeline.transcode.errors import TranscodeError
 from pipeline.transcode.profiles import PRESERVATION, Profile
@@ -202,6 +202,22 @@ def decode_errors(path: Path, *, timeout: float, ffmpeg_path: str = FFMPEG) -> l
     return decode_and_hash(path, timeout=timeout, ffmpeg_path=ffmpeg_path, hash_packets=False)[0]
 
 
+def _decoding(ffmpeg_path: str, *inputs: Path) -> list[str]:
+    """The start of an ffmpeg command that reads ``inputs`` and reports only errors."""
+    args = [ffmpeg_path, "-hide_banner", "-nostdin", "-v", "error", "-y"]
+    for path in inputs:
+        args += ["-i", f"file:{path}"]
+    return args
+
+
+def _run_errors(run: ToolRun) -> list[str]:
+    """The error lines of an ffmpeg run, or its exit status when it stopped without saying why."""
+    errors = run.error_lines()
+    if run.returncode != 0 and not errors:
+        errors = [f"ffmpeg stopped with status {run.returncode}"]
+    return errors
+
+
 def decode_and_hash(
     path: Path,
     *,
@@ -214,27 +230,9 @@ def decode_and_hash(
     the SHA-256 of its first video stream's and every audio stream's packets as
     :func:`packet_hashes` gives them, taken in the same run as the packets are read for decoding.
     ``pictures`` are further outputs made from the same decoded frames (see :func:`verify_copy`)."""
-    args = [
-        ffmpeg_path,
-        "-hide_banner",
-        "-nostdin",
-        "-v",
-        "error",
-        "-y",
-        "-i",
-        f"file:{path}",
-        *pictures,
-        "-map",
-        "0",
-        "-f",
-        "null",
-        "-",
-    ]
+    args = [*_decoding(ffmpeg_path, path), *pictures, "-map", "0", "-f", "null", "-"]
     run = run_tool([*args, *_PACKET_HASH] if hash_packets else args, timeout)
-    errors = run.error_lines()
-    if run.returncode != 0 and not errors:
-        errors = [f"ffmpeg stopped with status {run.returncode}"]
-    return errors, _hash_lines(run.stdout) if hash_packets else []
+    return _run_errors(run), _hash_lines(run.stdout) if hash_packets else []
 
 
 def decode_and_compare(
@@ -244,25 +242,12 @@ def decode_and_compare(
     ``original`` in one ffmpeg run (the original is read, not decoded): the error lines of the run,
     the copy's packet hashes and the original's."""
     hashes = path.with_name(f".{path.name}.original-packets")
-    args = [
-        ffmpeg_path,
-        "-hide_banner",
-        "-nostdin",
-        "-v",
-        "error",
-        "-y",
-        "-i",
-        f"file:{path}",
-        "-i",
-        f"file:{original}",
-    ]
+    args = _decoding(ffmpeg_path, path, original)
     args += [*pictures, "-map", "0", "-f", "null", "-", *_PACKET_HASH]
     args += ["-map", "1:v:0", "-map", "1:a?", "-c", "copy", "-f", "streamhash", "-hash", "sha256", f"file:{hashes}"]
     try:
         run = run_tool(args, timeout)
-        errors = run.error_lines()
-        if run.returncode != 0 and not errors:
-            errors = [f"ffmpeg stopped with status {run.returncode}"]
+        errors = _run_errors(run)
         try:
             read = hashes.read_bytes()
         except FileNotFoundError:
