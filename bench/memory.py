@@ -40,6 +40,8 @@ from pathlib import Path
 from corpus import EMPTY, Config, build_corpus
 from report import BenchError, Results, Rows, evidence_env, find_evidence, print_section, run_bench, tail
 
+from pipeline.runtime import processes
+
 TARGET_IDLE_MIB = 150.0
 START_TIMEOUT = 90.0
 WORK_TIMEOUT = 1800.0
@@ -60,18 +62,7 @@ def pss_kib(pid: int) -> int:
 
 def group_members(pgid: int) -> list[int]:
     """The live processes of a process group (zombies excluded)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            found.append(int(entry))
-    return found
+    return [p.pid for p in processes() if p.pgid == pgid and p.alive]
 
 
 def sample(pgid: int) -> tuple[float, int]:

@@ -246,6 +246,36 @@ def archive_context(settings: Settings, *, actor: str | None = None) -> ArchiveC
     return ArchiveContext(**_shared(settings, _local_store(settings), actor), replica=stores["s3"])
 
 
+@dataclass(frozen=True)
+class ProcessInfo:
+    """One process as ``/proc/PID/stat`` shows it."""
+
+    pid: int
+    ppid: int
+    pgid: int
+    state: str  # "Z": ended, not yet reaped
+
+    @property
+    def alive(self) -> bool:
+        return self.state != "Z"
+
+
+def processes() -> list[ProcessInfo]:
+    """Every process on the machine now (one that ends while it is read is left out)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as stat_file:
+                # The name, in parentheses, may hold anything: the fields follow its last ')'.
+                fields = stat_file.read().rsplit(")", 1)[1].split()
+            found.append(ProcessInfo(int(entry), int(fields[1]), int(fields[2]), fields[0]))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
 def cores() -> int:
     """The processor cores this process may run on."""
     try:

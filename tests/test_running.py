@@ -14,6 +14,7 @@ import pytest
 
 from pipeline.catalog.models import Item
 from pipeline.cli.running import _greeting, shown_url
+from pipeline.runtime import processes
 from pipeline.settings import Settings, load_settings
 from tests.conftest import EVIDENCE, wait_for
 from tests.test_watcher import count
@@ -160,17 +161,7 @@ def _workers_started_again(pgid: int) -> list[int]:
 
 def _group(pgid: int) -> list[int]:
     """The live processes of a process group (zombies excluded)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = (Path("/proc") / entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            found.append(int(entry))
-    return found
+    return [p.pid for p in processes() if p.pgid == pgid and p.alive]
 
 
 class TestGreeting:

@@ -27,7 +27,7 @@ import click
 
 from pipeline.cli.inputs import read_settings
 from pipeline.errors import TransientError
-from pipeline.runtime import cores, intake_context, open_catalog, open_to_others, process_name
+from pipeline.runtime import cores, intake_context, open_catalog, open_to_others, process_name, processes
 from pipeline.settings import FILE_MODE, Settings, private_dir
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -401,14 +401,8 @@ def _kill_tree(pid: int) -> None:
     """SIGKILL a process and every process descended from it (a worker and its pool, and their
     helpers), children first found, so none is left behind as an orphan."""
     children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as stat_file:
-                    parent = int(stat_file.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            children.setdefault(parent, []).append(int(entry))
+    for process in processes():
+        children.setdefault(process.ppid, []).append(process.pid)
     tree, todo = [], [pid]
     while todo:
         current = todo.pop()
