@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -199,12 +199,13 @@ def drop(media: MediaMaker, folder: Path, numbers: range) -> None:
         media.variant("voice.wav", folder / f"REC{n:03d}.wav", n + 1)
 
 
-def deliver(media: MediaMaker, dock: Path, numbers: range) -> None:
+def deliver(media: MediaMaker, dock: Path, numbers: range) -> list[Path]:
     """Recordings written beside the inbox, then moved into the dock as one folder: they all
-    arrive at once, so intake, probing and deriving work on full batches."""
+    arrive at once, so intake, probing and deriving work on full batches. Returns their paths."""
     folder = dock.parent.parent / f"upload{numbers.start}"
     drop(media, folder, numbers)
     folder.rename(dock / folder.name)
+    return sorted((dock / folder.name).iterdir())
 
 
 def counted(engine: Engine, statement: Any) -> int:
@@ -241,12 +242,12 @@ def summary(engine: Engine) -> str:
     return f"sightings {sorted(seen)}, stages {sorted(stages)}"
 
 
-def finished(engine: Engine, settings: Settings) -> bool:
-    """Every file gone from the dock and every item's stages done."""
+def finished(engine: Engine, settings: Settings, files: int = FILES, stages: Sequence[str] = STAGES) -> bool:
+    """Every file gone from the dock and every item's ``stages`` done."""
     if files_under(settings.inbox_dir):
         return False
     items = counted(engine, select(func.count()).select_from(Item))
-    return items == FILES and all(counted(engine, done(stage)) == FILES for stage in STAGES)
+    return items == files and all(counted(engine, done(stage)) == files for stage in stages)
 
 
 def assert_taken_in_once(engine: Engine, settings: Settings) -> None:

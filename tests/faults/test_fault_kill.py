@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine
-from sqlmodel import Session, func, select
+from sqlmodel import Session, select
 
 from pipeline.catalog.db import dispose_engines
 from pipeline.catalog.models import Item, ItemIssue, Sighting
@@ -25,7 +25,7 @@ from pipeline.stage.issues import STAGE_ERROR
 from pipeline.storage.local import LocalStore
 from tests.conftest import MediaMaker, Service, files_under, sha256_of, wait_for
 from tests.faults.conftest import fault_trials
-from tests.test_outage import counted, done, drop, outage_settings, summary
+from tests.test_outage import deliver, finished, outage_settings, summary
 
 pytestmark = pytest.mark.slow
 
@@ -45,21 +45,6 @@ def fault_settings(env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_pat
     outage_settings(env, monkeypatch, tmp_path)
     yield load_settings()
     dispose_engines()
-
-
-def deliver(media: MediaMaker, dock: Path, numbers: range) -> list[Path]:
-    """Recordings written beside the inbox and moved in as one folder (complete when they arrive)."""
-    folder = dock.parent.parent / f"upload{numbers.start}"
-    drop(media, folder, numbers)
-    folder.rename(dock / folder.name)
-    return sorted((dock / folder.name).iterdir())
-
-
-def finished(engine: Engine, settings: Settings, files: int) -> bool:
-    if files_under(settings.inbox_dir):
-        return False
-    items = counted(engine, select(func.count()).select_from(Item))
-    return items == files and all(counted(engine, done(stage)) == files for stage in STAGES)
 
 
 def outcome(engine: Engine, settings: Settings, digests: dict[str, str]) -> dict[str, int]:
@@ -121,7 +106,9 @@ def test_sigkill_of_watcher_and_workers_loses_and_duplicates_nothing(
     restarted = time.monotonic()
     files = trials * PER_TRIAL
     try:
-        wait_for(lambda: finished(engine, settings, files), RECOVERY_TIMEOUT, "every file taken in and probed", 0.5)
+        wait_for(
+            lambda: finished(engine, settings, files, STAGES), RECOVERY_TIMEOUT, "every file taken in and probed", 0.5
+        )
     except AssertionError as exc:
         logs = "\n".join(f"--- {s.log.name}:\n{s.output()[-2000:]}" for s in running.values())
         raise AssertionError(f"{exc} (seed {seed}, kills {dict(kills)}); {summary(engine)}\n{logs}") from None
